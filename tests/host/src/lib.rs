@@ -1,0 +1,100 @@
+//! A test host that runs this app's `spin.toml` under wasmtime the way Spin
+//! runs it, for CI machines where Spin itself cannot be installed.
+//!
+//! It models exactly what the app uses: public and private routes, service
+//! chaining to `*.spin.internal` in process, `allowed_outbound_hosts` (with
+//! templates), variables with Spin's providers and per-component mapping, the
+//! `spin-*` request headers, key-value and SQLite backed by real files, and a
+//! fresh instance per request from pre-instantiated components on a pooling
+//! allocator. Where it and Spin differ, Spin is right (SPIN-PARITY.md).
+//!
+//! It must never send traffic anywhere but loopback, and never print a
+//! variable's value.
+
+mod manifest;
+mod outbound;
+mod routes;
+mod runtime;
+mod server;
+mod spin_imports;
+mod variables;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use manifest::{ComponentDecl, Manifest, Route, VariableDecl};
+pub use outbound::AllowedHost;
+pub use runtime::{Denial, Fault, HostOptions, LogLine};
+pub use server::RunningServer;
+pub use variables::{parse_dotenv, validate_name, Provider};
+
+/// A loaded app: compiled components, resolved variables, open stores.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<runtime::AppInner>,
+}
+
+impl App {
+    /// Loads and compiles the app. Fails as `spin up` would: on a required
+    /// variable no provider resolves, a malformed manifest, or a component
+    /// importing something Spin does not provide.
+    pub fn load(manifest_path: &Path, options: HostOptions) -> anyhow::Result<Self> {
+        let manifest = Manifest::load(manifest_path)?;
+        Ok(Self { inner: runtime::AppInner::load(manifest, &options)? })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+
+    /// Outbound requests refused by `allowed_outbound_hosts` so far.
+    pub fn denials(&self) -> Vec<Denial> {
+        self.inner.denials()
+    }
+
+    /// Lines the components wrote to stdout and stderr so far.
+    pub fn logs(&self) -> Vec<LogLine> {
+        self.inner.logs()
+    }
+
+    /// Injects (or with `None`, clears) a fault into chained calls to a component.
+    pub fn set_fault(&self, component: &str, fault: Option<Fault>) -> anyhow::Result<()> {
+        self.inner.set_fault(component, fault)
+    }
+
+    /// Changes a variable as a provider update (say, a Key Vault secret
+    /// rotation) would.
+    pub fn set_variable(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        self.inner.variables.set(name, value)
+    }
+
+    /// Which provider resolved a variable.
+    pub fn variable_provider(&self, name: &str) -> Option<Provider> {
+        self.inner.variables.provider_of(name)
+    }
+
+    /// Whether a component's expanded `allowed_outbound_hosts` permit a URL.
+    pub fn outbound_allowed(&self, component: &str, url: &str) -> anyhow::Result<bool> {
+        self.inner.outbound_allowed(component, url)
+    }
+
+    /// Whether any of a component's allowed hosts is a wildcard.
+    pub fn has_wildcard_outbound(&self, component: &str) -> bool {
+        self.inner.has_wildcard_outbound(component)
+    }
+
+    /// The public routes and the component each goes to.
+    pub fn public_routes(&self) -> Vec<(String, String)> {
+        self.inner.router.public_routes()
+    }
+
+    /// Where the key-value and SQLite files live.
+    pub fn state_dir(&self) -> &Path {
+        &self.inner.state_dir
+    }
+
+    /// The SQLite file behind database `default`.
+    pub fn sqlite_path(&self) -> &Path {
+        &self.inner.sqlite.default_path
+    }
+}

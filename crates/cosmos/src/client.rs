@@ -1,0 +1,613 @@
+//! The client: builds and signs requests, maps statuses, retries.
+
+use std::time::Duration;
+
+use cosmos_auth::{http_date, sign, MasterKey, SignedRequest};
+use serde_json::Value;
+
+use crate::error::{ConfigError, CosmosError, InputError};
+use crate::model::{
+    encode_segment, ContainerRef, Document, DocumentId, ETag, PageRequest, PartitionKey, Query,
+    QueryPage, QueryScope,
+};
+use crate::retry::RetryPolicy;
+use crate::transport::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
+
+/// The REST API version every request asks for (`x-ms-version`).
+pub const API_VERSION: &str = "2018-12-31";
+
+/// Properties the store adds to every document; ignored when comparing content.
+const SYSTEM_PROPERTIES: [&str; 5] = ["_rid", "_self", "_etag", "_ts", "_attachments"];
+
+/// Longest Cosmos error message we pass on (they can be long; the rest is noise).
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// A Cosmos DB client for one account.
+///
+/// Retries: 429 waits the server's `x-ms-retry-after-ms`; 408, 500, 502, 503,
+/// 504, transport timeouts and connection failures back off exponentially;
+/// nothing else is retried (see [`RetryPolicy`]).
+///
+/// Writes and retries: a timeout or 5xx does not tell us whether the server
+/// executed the write. So when an attempt of a write *after such an ambiguous
+/// attempt* fails in the way our own earlier success would make it fail, the
+/// client reads the document back instead of guessing:
+/// - create + 409: success if the stored document has the content we sent
+///   (ignoring system properties), otherwise [`CosmosError::Conflict`];
+/// - replace with `If-Match` + 412: likewise, otherwise `PreconditionFailed`;
+/// - delete + 404: success (the document is gone either way).
+///
+/// A 409/412/404 with no ambiguous attempt before it (the first attempt, or
+/// only 429s before it: throttled requests are not executed) is returned as is.
+pub struct CosmosClient<T: Transport, C: Clock> {
+    base_url: String,
+    key: MasterKey,
+    transport: T,
+    clock: C,
+    policy: RetryPolicy,
+}
+
+impl<T: Transport, C: Clock> std::fmt::Debug for CosmosClient<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("CosmosClient")
+            .field("base_url", &self.base_url)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one operation sends, minus the per-attempt date and signature.
+struct Spec {
+    method: Method,
+    resource_type: &'static str,
+    /// Signed resource link: case kept, not encoded, no leading slash.
+    link: String,
+    /// URL path: percent-encoded, leading slash.
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// The end of a retry loop.
+struct Sent {
+    result: Result<HttpResponse, CosmosError>,
+    /// An earlier attempt may have been executed by the server.
+    maybe_executed: bool,
+}
+
+/// What to do after one attempt.
+enum Step {
+    Done(Result<HttpResponse, CosmosError>),
+    Retry {
+        error: CosmosError,
+        wait: Duration,
+        ambiguous: bool,
+    },
+}
+
+impl<T: Transport, C: Clock> CosmosClient<T, C> {
+    /// `endpoint` is the account URL, e.g. `https://acct.documents.azure.com:443/`
+    /// or `http://docstore.spin.internal`.
+    pub fn new(
+        endpoint: &str,
+        key: MasterKey,
+        transport: T,
+        clock: C,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            base_url: parse_endpoint(endpoint)?,
+            key,
+            transport,
+            clock,
+            policy: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The endpoint as requests use it: `scheme://host[:port]`, no trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// `GET /`: the database account (its readable and writable locations).
+    pub fn database_account(&self) -> Result<Value, CosmosError> {
+        let spec = Spec {
+            method: Method::Get,
+            resource_type: "",
+            link: String::new(),
+            path: "/".to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        let response = self.send(&spec, self.clock.now_millis()).result?;
+        parse_json(&response.body)
+    }
+
+    /// Creates `doc`, which must be an object with a valid string `id`.
+    pub fn create_document(
+        &self,
+        container: &ContainerRef,
+        pk: &PartitionKey,
+        doc: &Value,
+    ) -> Result<Document, CosmosError> {
+        let id = body_id(doc)?;
+        let spec = Spec {
+            method: Method::Post,
+            resource_type: "docs",
+            link: container.link(),
+            path: format!("{}/docs", container.path()),
+            headers: vec![partition_header(pk), json_content_type()],
+            body: doc.to_string().into_bytes(),
+        };
+        let started = self.clock.now_millis();
+        let sent = self.send(&spec, started);
+        match sent.result {
+            Ok(response) => parse_document(response),
+            // Our own earlier attempt may have created it: look before calling it a conflict.
+            Err(CosmosError::Conflict) if sent.maybe_executed => self
+                .read_back_if_same(container, pk, &id, doc, started)?
+                .ok_or(CosmosError::Conflict),
+            Err(error) => Err(error),
+        }
+    }
+
+    pub fn read_document(
+        &self,
+        container: &ContainerRef,
+        pk: &PartitionKey,
+        id: &DocumentId,
+    ) -> Result<Document, CosmosError> {
+        self.read_within(container, pk, id, self.clock.now_millis())
+    }
+
+    /// Replaces the document `id` with `doc` (whose `id` must be the same),
+    /// only if its etag is still `if_match` when given.
+    pub fn replace_document(
+        &self,
+        container: &ContainerRef,
+        pk: &PartitionKey,
+        id: &DocumentId,
+        doc: &Value,
+        if_match: Option<&ETag>,
+    ) -> Result<Document, CosmosError> {
+        if body_id(doc)? != *id {
+            return Err(InputError::DocumentIdMismatch.into());
+        }
+        let mut headers = vec![partition_header(pk), json_content_type()];
+        if let Some(etag) = if_match {
+            headers.push(("If-Match".to_string(), etag.as_str().to_string()));
+        }
+        let spec = Spec {
+            method: Method::Put,
+            headers,
+            body: doc.to_string().into_bytes(),
+            ..document_spec(container, id)
+        };
+        let started = self.clock.now_millis();
+        let sent = self.send(&spec, started);
+        match sent.result {
+            Ok(response) => parse_document(response),
+            // Our own earlier attempt may have changed the etag.
+            Err(CosmosError::PreconditionFailed) if sent.maybe_executed && if_match.is_some() => {
+                self.read_back_if_same(container, pk, id, doc, started)?
+                    .ok_or(CosmosError::PreconditionFailed)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    pub fn delete_document(
+        &self,
+        container: &ContainerRef,
+        pk: &PartitionKey,
+        id: &DocumentId,
+    ) -> Result<(), CosmosError> {
+        let spec = Spec {
+            method: Method::Delete,
+            headers: vec![partition_header(pk)],
+            ..document_spec(container, id)
+        };
+        let sent = self.send(&spec, self.clock.now_millis());
+        match sent.result {
+            Ok(_) => Ok(()),
+            // Our own earlier attempt may have deleted it; either way it is gone.
+            Err(CosmosError::NotFound) if sent.maybe_executed => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Runs one page of a parameterised query.
+    pub fn query_documents(
+        &self,
+        container: &ContainerRef,
+        query: &Query,
+        scope: QueryScope,
+        page: PageRequest,
+    ) -> Result<QueryPage, CosmosError> {
+        page.validate()?;
+        let mut headers = vec![
+            (
+                "Content-Type".to_string(),
+                "application/query+json".to_string(),
+            ),
+            ("x-ms-documentdb-isquery".to_string(), "True".to_string()),
+        ];
+        match &scope {
+            QueryScope::Partition(pk) => headers.push(partition_header(pk)),
+            QueryScope::CrossPartition => headers.push((
+                "x-ms-documentdb-query-enablecrosspartition".to_string(),
+                "True".to_string(),
+            )),
+        }
+        if let Some(count) = page.max_item_count {
+            headers.push(("x-ms-max-item-count".to_string(), count.to_string()));
+        }
+        if let Some(token) = page.continuation {
+            headers.push(("x-ms-continuation".to_string(), token));
+        }
+        let spec = Spec {
+            method: Method::Post,
+            resource_type: "docs",
+            link: container.link(),
+            path: format!("{}/docs", container.path()),
+            headers,
+            body: query.body().to_string().into_bytes(),
+        };
+        let response = self.send(&spec, self.clock.now_millis()).result?;
+        parse_query_page(response)
+    }
+
+    fn read_within(
+        &self,
+        container: &ContainerRef,
+        pk: &PartitionKey,
+        id: &DocumentId,
+        started: u64,
+    ) -> Result<Document, CosmosError> {
+        let spec = Spec {
+            method: Method::Get,
+            headers: vec![partition_header(pk)],
+            ..document_spec(container, id)
+        };
+        parse_document(self.send(&spec, started).result?)
+    }
+
+    /// Reads `id` back (within the same time budget) and returns it if its
+    /// content is `sent`; `None` if it differs or is gone. A failed read is
+    /// returned as is: the write's outcome is then unknown, not a conflict.
+    fn read_back_if_same(
+        &self,
+        container: &ContainerRef,
+        pk: &PartitionKey,
+        id: &DocumentId,
+        sent: &Value,
+        started: u64,
+    ) -> Result<Option<Document>, CosmosError> {
+        match self.read_within(container, pk, id, started) {
+            Ok(stored) if same_content(&stored.body, sent) => Ok(Some(stored)),
+            Ok(_) | Err(CosmosError::NotFound) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Sends `spec`, retrying per the policy; `started` is when the caller's
+    /// operation began (its budget clock).
+    fn send(&self, spec: &Spec, started: u64) -> Sent {
+        let max_attempts = self.policy.max_attempts.max(1);
+        let mut maybe_executed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.transport.send(self.build(spec));
+            let (error, wait, ambiguous) = match self.classify(attempt, outcome) {
+                Step::Done(result) => {
+                    return Sent {
+                        result,
+                        maybe_executed,
+                    }
+                }
+                Step::Retry {
+                    error,
+                    wait,
+                    ambiguous,
+                } => (error, wait, ambiguous),
+            };
+            maybe_executed |= ambiguous;
+            let elapsed = Duration::from_millis(self.clock.now_millis().saturating_sub(started));
+            if attempt >= max_attempts || elapsed + wait > self.policy.total_budget {
+                return Sent {
+                    result: Err(error),
+                    maybe_executed,
+                };
+            }
+            self.clock.sleep(wait);
+        }
+    }
+
+    /// One attempt's request, freshly dated and signed.
+    fn build(&self, spec: &Spec) -> HttpRequest {
+        let date = http_date(self.clock.now_unix_seconds());
+        let authorization = sign(
+            &self.key,
+            &SignedRequest {
+                verb: spec.method.as_str(),
+                resource_type: spec.resource_type,
+                resource_link: &spec.link,
+                date: &date,
+            },
+        );
+        let mut headers = vec![
+            ("authorization".to_string(), authorization),
+            ("x-ms-date".to_string(), date),
+            ("x-ms-version".to_string(), API_VERSION.to_string()),
+            ("Accept".to_string(), "application/json".to_string()),
+        ];
+        headers.extend(spec.headers.iter().cloned());
+        HttpRequest {
+            method: spec.method,
+            url: format!("{}{}", self.base_url, spec.path),
+            headers,
+            body: spec.body.clone(),
+        }
+    }
+
+    fn classify(&self, attempt: u32, outcome: Result<HttpResponse, TransportError>) -> Step {
+        let backoff = || self.policy.backoff(attempt, self.clock.jitter());
+        let transient = |reason: String| Step::Retry {
+            error: CosmosError::Unavailable { reason },
+            wait: backoff(),
+            ambiguous: true,
+        };
+        match outcome {
+            Ok(response) if (200..300).contains(&response.status) => Step::Done(Ok(response)),
+            Ok(response) if response.status == 429 => {
+                let hint = response
+                    .header("x-ms-retry-after-ms")
+                    .and_then(parse_retry_after);
+                let wait = hint.map_or_else(backoff, |d| self.policy.throttle_wait(d));
+                // Throttled requests are not executed, so this attempt is not ambiguous.
+                Step::Retry {
+                    error: CosmosError::Throttled {
+                        retry_after: hint.unwrap_or(wait),
+                    },
+                    wait,
+                    ambiguous: false,
+                }
+            }
+            Ok(response) if matches!(response.status, 408 | 500 | 502 | 503 | 504) => {
+                transient(format!("the store answered {}", response.status))
+            }
+            Ok(response) => Step::Done(Err(status_error(&response))),
+            Err(error @ (TransportError::Timeout | TransportError::Connect(_))) => {
+                transient(error.to_string())
+            }
+            Err(error) => Step::Done(Err(CosmosError::Unavailable {
+                reason: error.to_string(),
+            })),
+        }
+    }
+}
+
+/// `scheme://host[:port]` from an endpoint with an optional trailing slash.
+fn parse_endpoint(endpoint: &str) -> Result<String, ConfigError> {
+    let invalid = ConfigError::InvalidEndpoint;
+    let endpoint = endpoint.trim();
+    let (scheme, rest) = endpoint
+        .split_once("://")
+        .ok_or(invalid("it must start with http:// or https://"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(invalid("it must start with http:// or https://"));
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() {
+        return Err(invalid("it has no host"));
+    }
+    if authority.contains(['?', '#']) {
+        return Err(invalid("it must not have a query or fragment"));
+    }
+    if authority.contains('/') {
+        return Err(invalid("it must not have a path"));
+    }
+    if authority.contains('@') {
+        return Err(invalid("it must not contain credentials"));
+    }
+    if !authority.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            "it contains spaces, control or non-ASCII characters",
+        ));
+    }
+    // A port follows the last ':' unless that ':' is inside an IPv6 literal.
+    if let Some((host, port)) = authority
+        .rsplit_once(':')
+        .filter(|(_, port)| !port.contains(']'))
+    {
+        if host.is_empty() {
+            return Err(invalid("it has no host"));
+        }
+        if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+            return Err(invalid("its port is not a number from 1 to 65535"));
+        }
+    }
+    Ok(format!("{scheme}://{authority}"))
+}
+
+fn document_spec(container: &ContainerRef, id: &DocumentId) -> Spec {
+    Spec {
+        method: Method::Get,
+        resource_type: "docs",
+        link: format!("{}/docs/{}", container.link(), id.as_str()),
+        path: format!("{}/docs/{}", container.path(), encode_segment(id.as_str())),
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
+fn partition_header(pk: &PartitionKey) -> (String, String) {
+    (
+        "x-ms-documentdb-partitionkey".to_string(),
+        pk.header_value(),
+    )
+}
+
+fn json_content_type() -> (String, String) {
+    ("Content-Type".to_string(), "application/json".to_string())
+}
+
+fn body_id(doc: &Value) -> Result<DocumentId, InputError> {
+    let object = doc.as_object().ok_or(InputError::DocumentNotObject)?;
+    let id = object
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or(InputError::DocumentIdMissing)?;
+    DocumentId::new(id)
+}
+
+/// `x-ms-retry-after-ms`: milliseconds, usually an integer.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(ms) = value.parse::<u64>() {
+        return Some(Duration::from_millis(ms));
+    }
+    let ms = value
+        .parse::<f64>()
+        .ok()
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)?;
+    // `as` saturates: an absurd hint becomes a huge wait, which the cap bounds.
+    Some(Duration::from_millis(ms.ceil() as u64))
+}
+
+/// The error for a status that is neither success nor retried.
+fn status_error(response: &HttpResponse) -> CosmosError {
+    match response.status {
+        400 => CosmosError::BadRequest {
+            message: error_message(&response.body),
+        },
+        401 => CosmosError::Unauthorized,
+        403 => CosmosError::Forbidden,
+        404 => CosmosError::NotFound,
+        409 => CosmosError::Conflict,
+        412 => CosmosError::PreconditionFailed,
+        413 => CosmosError::TooLarge,
+        status @ 500..=599 => CosmosError::Unavailable {
+            reason: format!("the store answered {status}"),
+        },
+        status => CosmosError::Protocol(format!("unexpected status {status}")),
+    }
+}
+
+/// The `message` of a Cosmos error body `{"code":..,"message":..}`, made
+/// single-line and short.
+fn error_message(body: &[u8]) -> String {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string));
+    match message {
+        Some(text) if !text.trim().is_empty() => text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(MAX_MESSAGE_CHARS)
+            .collect::<String>()
+            .trim()
+            .to_string(),
+        _ => "no message".to_string(),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, CosmosError> {
+    // serde_json's error text can quote the body: keep it out.
+    serde_json::from_slice(body)
+        .map_err(|_| CosmosError::Protocol("the response body is not JSON".to_string()))
+}
+
+fn parse_document(response: HttpResponse) -> Result<Document, CosmosError> {
+    let body = parse_json(&response.body)?;
+    if !body.is_object() {
+        return Err(CosmosError::Protocol(
+            "the document is not a JSON object".to_string(),
+        ));
+    }
+    let tag = response
+        .header("etag")
+        .map(str::to_string)
+        .or_else(|| {
+            body.get("_etag")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .ok_or_else(|| CosmosError::Protocol("the response has no etag".to_string()))?;
+    let etag = ETag::new(tag)
+        .map_err(|_| CosmosError::Protocol("the response etag is malformed".to_string()))?;
+    Ok(Document { body, etag })
+}
+
+fn parse_query_page(response: HttpResponse) -> Result<QueryPage, CosmosError> {
+    let continuation = response
+        .header("x-ms-continuation")
+        .filter(|token| !token.is_empty())
+        .map(str::to_string);
+    let mut body = parse_json(&response.body)?;
+    let documents = match body.get_mut("Documents").map(Value::take) {
+        Some(Value::Array(documents)) => documents,
+        _ => {
+            return Err(CosmosError::Protocol(
+                "the query response has no Documents array".to_string(),
+            ))
+        }
+    };
+    Ok(QueryPage {
+        documents,
+        continuation,
+    })
+}
+
+/// Equal as documents: system properties ignored, numbers compared by value
+/// (the store may give back `1` for a `1.0` it was sent).
+fn same_content(stored: &Value, sent: &Value) -> bool {
+    match (stored, sent) {
+        (Value::Object(a), Value::Object(b)) => {
+            let user = |o: &serde_json::Map<String, Value>| {
+                o.iter()
+                    .filter(|(k, _)| !SYSTEM_PROPERTIES.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<serde_json::Map<String, Value>>()
+            };
+            json_equal(&Value::Object(user(a)), &Value::Object(user(b)))
+        }
+        _ => false,
+    }
+}
+
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y), _, _) => x == y,
+                (_, _, Some(x), Some(y)) => x == y,
+                _ => x.as_f64() == y.as_f64(),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -1,0 +1,39 @@
+//! A small, synchronous client for the Azure Cosmos DB for NoSQL REST API: the
+//! document operations the patient-records components use (create, read,
+//! replace, delete, parameterised query) plus the database-account read.
+//!
+//! The client owns no I/O. The caller injects a [`Transport`] (in a Spin
+//! component, outbound HTTP; in tests, a scripted fake) and a [`Clock`] (dates
+//! for signing, a monotonic clock for retry budgets, sleeping, jitter), so the
+//! whole protocol — signing, headers, status mapping, retries — runs and is
+//! tested natively.
+//!
+//! What this crate must never do:
+//! - put the master key, a signature or a document body into `Debug`,
+//!   `Display` or error text (errors name what went wrong, not the data);
+//! - build a query by string concatenation: [`Query`] carries parameters only;
+//! - retry non-idempotent work blindly: a create (or conditional replace, or
+//!   delete) whose earlier attempt may have been executed is resolved by
+//!   reading the document back, never by assuming (see [`CosmosClient`]);
+//! - retry a 4xx other than 429: the same request would fail the same way.
+
+mod client;
+mod error;
+mod model;
+mod retry;
+mod transport;
+
+#[cfg(test)]
+mod testing;
+
+pub use client::{CosmosClient, API_VERSION};
+pub use error::{ConfigError, CosmosError, InputError};
+pub use model::{
+    ContainerRef, Document, DocumentId, ETag, PageRequest, PartitionKey, Query, QueryPage,
+    QueryScope,
+};
+pub use retry::RetryPolicy;
+pub use transport::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
+
+/// Re-exported so callers need no direct dependency to build a key.
+pub use cosmos_auth::MasterKey;

@@ -1,0 +1,152 @@
+//! The injected I/O: one HTTP exchange and a clock. Components implement these
+//! over Spin's outbound HTTP; tests implement them with scripted fakes.
+
+use std::time::Duration;
+
+/// The HTTP methods the Cosmos document API needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    /// The method as it goes on the wire (and into the signature).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// One outgoing request. `headers` may carry the `authorization` token, so
+/// `Debug` shows header names only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// The first value of a header, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("header_names", &names)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// One response. `Debug` leaves the body out: it may hold patient data.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first value of a header, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+impl std::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
+/// Why no response arrived. The strings carry no secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// No answer in time; the server may or may not have executed the request.
+    Timeout,
+    /// The connection failed or broke.
+    Connect(String),
+    /// The runtime refused the outbound request (host not allowed).
+    Denied,
+    /// Anything else.
+    Other(String),
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportError::Timeout => f.write_str("the request timed out"),
+            TransportError::Connect(reason) => write!(f, "connection failed: {reason}"),
+            TransportError::Denied => {
+                f.write_str("the outbound request was denied (host not allowed)")
+            }
+            TransportError::Other(reason) => write!(f, "transport error: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// Sends one HTTP request and returns its response.
+pub trait Transport {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+}
+
+impl<T: Transport + ?Sized> Transport for &T {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        (**self).send(request)
+    }
+}
+
+/// Time as the client needs it.
+pub trait Clock {
+    /// Wall-clock Unix seconds, for `x-ms-date`.
+    fn now_unix_seconds(&self) -> i64;
+    /// A monotonic millisecond counter, for retry budgets.
+    fn now_millis(&self) -> u64;
+    /// Blocks for `d` (between retries).
+    fn sleep(&self, d: Duration);
+    /// A random number in `[0, 1)`, for backoff jitter.
+    fn jitter(&self) -> f64;
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now_unix_seconds(&self) -> i64 {
+        (**self).now_unix_seconds()
+    }
+    fn now_millis(&self) -> u64 {
+        (**self).now_millis()
+    }
+    fn sleep(&self, d: Duration) {
+        (**self).sleep(d)
+    }
+    fn jitter(&self) -> f64 {
+        (**self).jitter()
+    }
+}

@@ -1,0 +1,45 @@
+//! `spin-test-host`: serve the app's spin.toml on loopback, like `spin up`.
+//!
+//! Usage: spin-test-host [--manifest spin.toml] [--listen 127.0.0.1:3000] [--quiet]
+//! Variables come from the environment (`SPIN_VARIABLE_*`) and `.env`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use spin_test_host::{App, HostOptions};
+
+fn usage() -> ! {
+    eprintln!("usage: spin-test-host [--manifest spin.toml] [--listen 127.0.0.1:3000] [--quiet]");
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut manifest = PathBuf::from("spin.toml");
+    let mut listen: SocketAddr = "127.0.0.1:3000".parse()?;
+    let mut quiet = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--manifest" => manifest = args.next().unwrap_or_else(|| usage()).into(),
+            "--listen" => listen = args.next().unwrap_or_else(|| usage()).parse()?,
+            "--quiet" => quiet = true,
+            _ => usage(),
+        }
+    }
+    let options = HostOptions {
+        environment: std::env::vars().collect(),
+        echo_component_output: !quiet,
+        ..HostOptions::default()
+    };
+    let app = App::load(&manifest, options)?;
+    let server = app.serve(listen).await?;
+    println!("Storing default key-value data to {}", app.state_dir().join("sqlite_key_value.db").display());
+    println!("Serving {}", server.base_url());
+    println!("Available Routes:");
+    for (route, component) in app.public_routes() {
+        println!("  {component}: {}{}", server.base_url(), route.replace("/...", " (wildcard)"));
+    }
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

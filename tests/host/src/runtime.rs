@@ -1,0 +1,531 @@
+//! The engine, the per-request instances, and outbound HTTP (service
+//! chaining, `allowed_outbound_hosts`, fault injection).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView,
+};
+
+use crate::manifest::{ComponentDecl, Manifest};
+use crate::outbound::{AllowedHost, OutboundPolicy};
+use crate::routes::{chained_match, spin_headers, RouteMatch, Router};
+use crate::spin_imports::{KeyValueBackend, SpinImports, SqliteDatabases};
+use crate::variables::Variables;
+
+/// How the test host is set up. `environment` stands for the process
+/// environment (the `SPIN_VARIABLE_*` provider), so tests need not touch the
+/// real one.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    pub environment: HashMap<String, String>,
+    /// Where `.spin/`-style state goes; defaults to `<manifest dir>/.spin`.
+    pub state_dir: Option<PathBuf>,
+    /// Copy component stdout/stderr lines to this process's stderr.
+    pub echo_component_output: bool,
+    /// Use wasmtime's on-demand allocator instead of the pooling allocator.
+    pub on_demand_allocator: bool,
+}
+
+/// An outbound request a component was not allowed to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub component: String,
+    pub url: String,
+}
+
+/// A line a component wrote to stdout or stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub component: String,
+    pub stream: &'static str,
+    pub line: String,
+}
+
+/// A failure the test host injects into chained requests to a component.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// The component is down: callers get `connection-refused`.
+    Refuse,
+    /// Answer with this status (and headers) instead of running the
+    /// component, for the next `times` requests (all, if `None`).
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+        times: Option<u32>,
+    },
+    /// Wait this long before running the component.
+    Delay(Duration),
+}
+
+pub(crate) struct LoadedComponent {
+    pub decl: ComponentDecl,
+    pre: ProxyPre<InstanceState>,
+    outbound: OutboundPolicy,
+}
+
+pub(crate) struct AppInner {
+    pub manifest: Manifest,
+    pub variables: Variables,
+    pub router: Router,
+    pub key_value: KeyValueBackend,
+    pub sqlite: SqliteDatabases,
+    pub state_dir: PathBuf,
+    components: HashMap<String, Arc<LoadedComponent>>,
+    denials: Mutex<Vec<Denial>>,
+    logs: Mutex<Vec<LogLine>>,
+    faults: Mutex<HashMap<String, Fault>>,
+    echo: bool,
+}
+
+/// The `T` of every `Store<T>`: one per request per component, as in Spin.
+pub struct InstanceState {
+    pub(crate) app: Arc<AppInner>,
+    pub(crate) component: Arc<LoadedComponent>,
+    pub(crate) table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+struct OutboundHooks {
+    app: Arc<AppInner>,
+    component: Arc<LoadedComponent>,
+}
+
+type IoFuture = Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<
+        dyn std::future::Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>>
+            + Send,
+    > {
+        let app = self.app.clone();
+        let component = self.component.clone();
+        Box::new(async move {
+            let response = app.send_outbound(&component, request, options).await?;
+            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
+fn engine(on_demand: bool) -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    if !on_demand {
+        // As Spin does: a pool of preallocated instance slots makes per-request
+        // instantiation cheap.
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(1000)
+            .total_core_instances(4000)
+            .total_memories(1000)
+            .total_tables(2000)
+            .max_memories_per_component(8)
+            .max_tables_per_component(16)
+            .max_core_instances_per_component(32)
+            .max_memory_size(256 << 20);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        config.memory_reservation(1 << 30);
+    }
+    Ok(Engine::new(&config)?)
+}
+
+fn error_body(status: u16, text: &str) -> http::Response<WasiBody> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(
+            Full::new(Bytes::from(text.to_string()))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("static response")
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl AppInner {
+    pub(crate) fn load(manifest: Manifest, options: &HostOptions) -> Result<Arc<Self>> {
+        let variables = Variables::resolve(&manifest, &options.environment)?;
+        let state_dir = options
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| manifest.dir.join(".spin"));
+        std::fs::create_dir_all(&state_dir)
+            .with_context(|| format!("creating {}", state_dir.display()))?;
+        let engine = match engine(options.on_demand_allocator) {
+            Ok(engine) => engine,
+            Err(e) => {
+                eprintln!("spin-test-host: pooling allocator unavailable ({e}); using on-demand");
+                engine(true)?
+            }
+        };
+        let mut linker = Linker::<InstanceState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        SpinImports::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)?;
+
+        let mut components = HashMap::new();
+        for (id, decl) in &manifest.components {
+            let mut entries = Vec::new();
+            for entry in &decl.allowed_outbound_hosts {
+                // Templates resolve against the component's own variables,
+                // at startup, as Spin does.
+                let expanded = expand_component_template(&variables, decl, entry)
+                    .with_context(|| format!("component {id:?}: allowed_outbound_hosts"))?;
+                entries.push(
+                    AllowedHost::parse(&expanded)
+                        .with_context(|| format!("component {id:?}: allowed_outbound_hosts"))?,
+                );
+            }
+            let component = Component::from_file(&engine, &decl.source).map_err(anyhow::Error::from).with_context(|| {
+                format!(
+                    "loading component {id:?} from {} (build the components first: \
+                     cargo build --target wasm32-wasip2 --release)",
+                    decl.source.display()
+                )
+            })?;
+            let pre = ProxyPre::new(
+                linker
+                    .instantiate_pre(&component)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("component {id:?} imports something Spin does not provide"))?,
+            )?;
+            components.insert(
+                id.clone(),
+                Arc::new(LoadedComponent {
+                    decl: decl.clone(),
+                    pre,
+                    outbound: OutboundPolicy::new(entries),
+                }),
+            );
+        }
+        let key_value = KeyValueBackend::open(&state_dir.join("sqlite_key_value.db"))?;
+        let sqlite = SqliteDatabases { default_path: state_dir.join("sqlite_db.db") };
+        Ok(Arc::new(AppInner {
+            router: Router::new(&manifest),
+            manifest,
+            variables,
+            key_value,
+            sqlite,
+            state_dir,
+            components,
+            denials: Mutex::new(Vec::new()),
+            logs: Mutex::new(Vec::new()),
+            faults: Mutex::new(HashMap::new()),
+            echo: options.echo_component_output,
+        }))
+    }
+
+    pub(crate) fn denials(&self) -> Vec<Denial> {
+        self.denials.lock().unwrap().clone()
+    }
+
+    pub(crate) fn logs(&self) -> Vec<LogLine> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub(crate) fn set_fault(&self, component: &str, fault: Option<Fault>) -> Result<()> {
+        if !self.components.contains_key(component) {
+            return Err(anyhow!("no component {component:?}"));
+        }
+        let mut faults = self.faults.lock().unwrap();
+        match fault {
+            Some(f) => faults.insert(component.to_string(), f),
+            None => faults.remove(component),
+        };
+        Ok(())
+    }
+
+    pub(crate) fn outbound_allowed(&self, component: &str, url: &str) -> Result<bool> {
+        let c = self
+            .components
+            .get(component)
+            .ok_or_else(|| anyhow!("no component {component:?}"))?;
+        let uri: http::Uri = url.parse()?;
+        Ok(c.outbound.allows(
+            uri.scheme_str().unwrap_or("http"),
+            uri.host().unwrap_or(""),
+            uri.port_u16(),
+        ))
+    }
+
+    pub(crate) fn has_wildcard_outbound(&self, component: &str) -> bool {
+        self.components
+            .get(component)
+            .is_some_and(|c| c.outbound.has_wildcard())
+    }
+
+    /// Runs one request through a component and returns its response.
+    /// A component that fails before responding yields a 500, as in Spin.
+    pub(crate) async fn invoke(
+        self: &Arc<Self>,
+        component_id: &str,
+        request: http::Request<WasiBody>,
+    ) -> http::Response<WasiBody> {
+        match self.try_invoke(component_id, request).await {
+            Ok(response) => response,
+            Err(e) => {
+                self.log(component_id, "host", format!("request failed: {e:#}"));
+                error_body(500, "Internal Server Error")
+            }
+        }
+    }
+
+    async fn try_invoke(
+        self: &Arc<Self>,
+        component_id: &str,
+        request: http::Request<WasiBody>,
+    ) -> Result<http::Response<WasiBody>> {
+        let component = self
+            .components
+            .get(component_id)
+            .ok_or_else(|| anyhow!("no component {component_id:?}"))?
+            .clone();
+        let stdout = MemoryOutputPipe::new(1 << 20);
+        let stderr = MemoryOutputPipe::new(1 << 20);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .build();
+        let state = InstanceState {
+            app: self.clone(),
+            component: component.clone(),
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks { app: self.clone(), component: component.clone() },
+        };
+        let mut store = Store::new(component.pre.engine(), state);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = component.pre.clone();
+        let app = self.clone();
+        let id = component_id.to_string();
+        let task = tokio::task::spawn(async move {
+            let result = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            }
+            .await;
+            drop(store);
+            app.collect_output(&id, "stdout", &stdout);
+            app.collect_output(&id, "stderr", &stderr);
+            result
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(anyhow!("component answered with error code {code:?}")),
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(anyhow!("component never set a response")),
+                Ok(Err(e)) => Err(anyhow::Error::from(e).context("component trapped")),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    fn collect_output(&self, component: &str, stream: &'static str, pipe: &MemoryOutputPipe) {
+        let bytes = pipe.contents();
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            self.log(component, stream, line.to_string());
+        }
+    }
+
+    fn log(&self, component: &str, stream: &'static str, line: String) {
+        if self.echo {
+            eprintln!("[{component}] {line}");
+        }
+        self.logs.lock().unwrap().push(LogLine {
+            component: component.to_string(),
+            stream,
+            line,
+        });
+    }
+
+    /// Builds the request a component receives: the caller's headers less any
+    /// `spin-*` (a client must not forge them), plus Spin's own.
+    pub(crate) fn prepare<B>(
+        request: http::Request<B>,
+        full_url: &str,
+        route: &RouteMatch,
+        client_addr: &str,
+        keep_host: bool,
+    ) -> http::Request<B> {
+        let (mut parts, body) = request.into_parts();
+        let forged: Vec<_> = parts
+            .headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("spin-"))
+            .cloned()
+            .collect();
+        for name in forged {
+            parts.headers.remove(name);
+        }
+        if !keep_host {
+            parts.headers.remove(http::header::HOST);
+        }
+        for (name, value) in spin_headers(full_url, route, client_addr) {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                parts.headers.insert(name, value);
+            }
+        }
+        http::Request::from_parts(parts, body)
+    }
+
+    async fn send_outbound(
+        self: &Arc<Self>,
+        caller: &LoadedComponent,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<http::Response<WasiBody>, HttpError> {
+        let uri = request.uri().clone();
+        let scheme = uri.scheme_str().unwrap_or("http").to_string();
+        let host = uri.host().unwrap_or("").to_string();
+        if !caller.outbound.allows(&scheme, &host, uri.port_u16()) {
+            let url = format!("{scheme}://{}{}", uri.authority().map(|a| a.as_str()).unwrap_or(""), uri.path());
+            self.log(&caller.decl.id, "host", format!("outbound request to {url} denied by allowed_outbound_hosts"));
+            self.denials.lock().unwrap().push(Denial { component: caller.decl.id.clone(), url });
+            return Err(HttpError::HttpRequestDenied);
+        }
+        if let Some(target) = host.strip_suffix(".spin.internal") {
+            return self.send_chained(target, request, options).await;
+        }
+        if !is_loopback(&host) {
+            // The test host only ever talks to this machine; any other name is
+            // treated as unresolvable, which is what Spin reports for a name
+            // it cannot resolve.
+            return Err(HttpError::DnsError {
+                rcode: Some("address not available to the test host".into()),
+                info_code: None,
+            });
+        }
+        let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+        tokio::spawn(async move {
+            let _ = io.await;
+        });
+        Ok(response.map(|b| b.boxed_unsync()))
+    }
+
+    async fn send_chained(
+        self: &Arc<Self>,
+        target: &str,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<http::Response<WasiBody>, HttpError> {
+        if !self.components.contains_key(target) {
+            return Err(HttpError::DnsError {
+                rcode: Some(format!("no component {target:?} in this app")),
+                info_code: None,
+            });
+        }
+        let fault = {
+            let mut faults = self.faults.lock().unwrap();
+            let fault = faults.get(target).cloned();
+            if let Some(Fault::Respond { times: Some(n), .. }) = faults.get_mut(target) {
+                *n -= 1;
+                if *n == 0 {
+                    faults.remove(target);
+                }
+            }
+            fault
+        };
+        match fault {
+            Some(Fault::Refuse) => return Err(HttpError::ConnectionRefused),
+            Some(Fault::Respond { status, headers, body, .. }) => {
+                let mut response = error_body(status, &body);
+                for (k, v) in headers {
+                    if let (Ok(k), Ok(v)) = (
+                        http::HeaderName::from_bytes(k.as_bytes()),
+                        http::HeaderValue::from_str(&v),
+                    ) {
+                        response.headers_mut().insert(k, v);
+                    }
+                }
+                return Ok(response);
+            }
+            Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+            None => {}
+        }
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_else(|| "/".to_string());
+        let full_url = format!("http://localhost{path_and_query}");
+        let route = chained_match(target, request.uri().path());
+        let (mut parts, body) = request.into_parts();
+        parts.uri = full_url.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        let request = Self::prepare(http::Request::from_parts(parts, body), &full_url, &route, "0.0.0.0:0", false);
+        let call = self.invoke(target, request);
+        match options.and_then(|o| o.first_byte_timeout) {
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .map_err(|_| HttpError::ConnectionReadTimeout),
+            None => Ok(call.await),
+        }
+    }
+}
+
+fn expand_component_template(
+    variables: &Variables,
+    decl: &ComponentDecl,
+    entry: &str,
+) -> Result<String> {
+    // `{{ name }}` in a component's manifest entries refers to that
+    // component's variables, which in turn expand app variables.
+    let mut out = String::new();
+    let mut rest = entry;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| anyhow!("unterminated template {entry:?}"))?;
+        let name = after[..end].trim();
+        let value = crate::variables::component_get(variables, &decl.variables, name)
+            .map_err(|e| anyhow!("{entry:?}: {e:?} (map the variable in [component.{}.variables])", decl.id))?;
+        out.push_str(&value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}

@@ -73,6 +73,22 @@ impl App {
         self.inner.variables.provider_of(name)
     }
 
+    /// Sends a request straight to a component, private ones included, as
+    /// a chained request would arrive (`spin-client-addr` 0.0.0.0:0). Tests use
+    /// it to check one component in isolation; clients cannot do this.
+    pub async fn invoke_chained(
+        &self,
+        component: &str,
+        request: http::Request<bytes::Bytes>,
+    ) -> anyhow::Result<http::Response<bytes::Bytes>> {
+        use http_body_util::{BodyExt, Full};
+        let request = request.map(|b| Full::new(b).map_err(|never| match never {}).boxed_unsync());
+        let response = self.inner.invoke_chained(component, request).await?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.map_err(|e| anyhow::anyhow!("{e}"))?.to_bytes();
+        Ok(http::Response::from_parts(parts, bytes))
+    }
+
     /// Whether a component's expanded `allowed_outbound_hosts` permit a URL.
     pub fn outbound_allowed(&self, component: &str, url: &str) -> anyhow::Result<bool> {
         self.inner.outbound_allowed(component, url)

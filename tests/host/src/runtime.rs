@@ -38,6 +38,9 @@ pub struct HostOptions {
     pub echo_component_output: bool,
     /// Use wasmtime's on-demand allocator instead of the pooling allocator.
     pub on_demand_allocator: bool,
+    /// Run another `.wasm` in a component's place, keeping the manifest's
+    /// capabilities for it (for tests that probe a component's sandbox).
+    pub source_overrides: HashMap<String, PathBuf>,
 }
 
 /// An outbound request a component was not allowed to make.
@@ -213,11 +216,12 @@ impl AppInner {
                         .with_context(|| format!("component {id:?}: allowed_outbound_hosts"))?,
                 );
             }
-            let component = Component::from_file(&engine, &decl.source).map_err(anyhow::Error::from).with_context(|| {
+            let source = options.source_overrides.get(id).unwrap_or(&decl.source);
+            let component = Component::from_file(&engine, source).map_err(anyhow::Error::from).with_context(|| {
                 format!(
                     "loading component {id:?} from {} (build the components first: \
                      cargo build --target wasm32-wasip2 --release)",
-                    decl.source.display()
+                    source.display()
                 )
             })?;
             let pre = ProxyPre::new(
@@ -270,6 +274,29 @@ impl AppInner {
             None => faults.remove(component),
         };
         Ok(())
+    }
+
+    /// A request to a component as if chained from another component
+    /// (private components included): for tests of one component alone.
+    pub(crate) async fn invoke_chained(
+        self: &Arc<Self>,
+        component: &str,
+        request: http::Request<WasiBody>,
+    ) -> Result<http::Response<WasiBody>> {
+        if !self.components.contains_key(component) {
+            return Err(anyhow!("no component {component:?}"));
+        }
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_else(|| "/".to_string());
+        let full_url = format!("http://localhost{path_and_query}");
+        let route = chained_match(component, request.uri().path());
+        let (mut parts, body) = request.into_parts();
+        parts.uri = full_url.parse()?;
+        let request = Self::prepare(http::Request::from_parts(parts, body), &full_url, &route, "0.0.0.0:0", false);
+        Ok(self.invoke(component, request).await)
     }
 
     pub(crate) fn outbound_allowed(&self, component: &str, url: &str) -> Result<bool> {

@@ -1,0 +1,260 @@
+//! Point operations on documents: create (and upsert), read, replace, delete.
+
+use crate::config::ContainerDef;
+use crate::partition::{self, PartitionKey};
+use crate::reply::{raw_json_response, Failure};
+use crate::sqlstore::{self, text};
+use crate::{rid, Sql, SqlValue, StoreRequest, StoreResponse};
+use serde_json::{Map, Value};
+
+/// Properties the store owns; whatever a client sends for them is replaced.
+const SYSTEM_PROPERTIES: [&str; 5] = ["_rid", "_self", "_etag", "_attachments", "_ts"];
+
+/// A valid document id: a string of 1 to 255 characters without `/ \ ? #`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DocumentId(String);
+
+impl DocumentId {
+    pub(crate) fn parse(id: &str) -> Result<Self, Failure> {
+        if id.is_empty() {
+            return Err(Failure::BadRequest("the document id must not be empty".into()));
+        }
+        if id.chars().count() > 255 {
+            return Err(Failure::BadRequest("the document id is longer than 255 characters".into()));
+        }
+        if id.contains(['/', '\\', '?', '#']) {
+            return Err(Failure::BadRequest(
+                "the document id must not contain any of the characters / \\ ? #".into(),
+            ));
+        }
+        Ok(Self(id.to_string()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A request body that is a JSON object, with its id and partition key
+/// checked against the request.
+struct IncomingDocument {
+    id: DocumentId,
+    partition_key: PartitionKey,
+    properties: Map<String, Value>,
+}
+
+fn parse_document(container: &ContainerDef, request: &StoreRequest) -> Result<IncomingDocument, Failure> {
+    let value: Value = serde_json::from_slice(&request.body).map_err(|e| {
+        Failure::BadRequest(format!(
+            "the request body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let Value::Object(properties) = value else {
+        return Err(Failure::BadRequest("the document must be a JSON object".into()));
+    };
+    let id = match properties.get("id") {
+        Some(Value::String(id)) => DocumentId::parse(id)?,
+        Some(_) => return Err(Failure::BadRequest("the document id must be a string".into())),
+        None => {
+            return Err(Failure::BadRequest(
+                "The input content is invalid because the required properties - 'id; ' - are missing".into(),
+            ))
+        }
+    };
+    let from_header = partition::required_from_header(request)?;
+    let from_body = partition::from_document(&container.partition_key, &Value::Object(properties.clone()))?;
+    if from_header.canonical() != from_body.canonical() {
+        return Err(Failure::BadRequest(
+            "PartitionKey extracted from document doesn't match the one specified in the header".into(),
+        ));
+    }
+    Ok(IncomingDocument { id, partition_key: from_header, properties })
+}
+
+/// The stored row of a document, as far as a write needs it.
+struct Existing {
+    rid: String,
+    etag: String,
+}
+
+fn find(sql: &impl Sql, container: &ContainerDef, pk: &str, id: &str) -> Result<Option<Existing>, Failure> {
+    let rows = sql.execute(
+        "SELECT rid, etag FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
+        &[
+            container.database.as_str().into(),
+            container.container.as_str().into(),
+            pk.into(),
+            id.into(),
+        ],
+    )?;
+    match rows.first() {
+        None => Ok(None),
+        Some(row) => Ok(Some(Existing { rid: text(row.first())?, etag: text(row.get(1))? })),
+    }
+}
+
+/// Whether a presented `If-Match` / `If-None-Match` value names `etag`.
+fn etag_matches(presented: &str, etag: &str) -> bool {
+    let presented = presented.trim();
+    presented == "*" || presented.trim_matches('"') == etag.trim_matches('"')
+}
+
+fn check_if_match(request: &StoreRequest, existing: &Existing) -> Result<(), Failure> {
+    match request.header("if-match") {
+        Some(expected) if !etag_matches(expected, &existing.etag) => Err(Failure::stale_etag()),
+        _ => Ok(()),
+    }
+}
+
+/// The document as stored: the client's properties plus system properties.
+fn stored_body(container: &ContainerDef, mut properties: Map<String, Value>, rid: &str, etag: &str, ts: i64) -> String {
+    for name in SYSTEM_PROPERTIES {
+        properties.remove(name);
+    }
+    let db = container.database.as_str();
+    let coll = container.container.as_str();
+    properties.insert("_rid".into(), Value::String(rid.to_string()));
+    properties.insert("_self".into(), Value::String(rid::document_self(db, coll, rid)));
+    properties.insert("_etag".into(), Value::String(etag.to_string()));
+    properties.insert("_attachments".into(), Value::String("attachments/".into()));
+    properties.insert("_ts".into(), Value::from(ts));
+    Value::Object(properties).to_string()
+}
+
+fn document_response(status: u16, body: String, etag: String) -> StoreResponse {
+    let mut response = raw_json_response(status, body);
+    response.headers.push(("etag".into(), etag));
+    response
+}
+
+fn insert(sql: &impl Sql, container: &ContainerDef, doc: &IncomingDocument, rid: &str, etag: &str, body: &str, ts: i64) -> Result<(), Failure> {
+    sql.execute(
+        "INSERT INTO docstore_documents (db, coll, pk, id, rid, etag, ts, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            container.database.as_str().into(),
+            container.container.as_str().into(),
+            doc.partition_key.canonical().into(),
+            doc.id.as_str().into(),
+            rid.into(),
+            etag.into(),
+            SqlValue::Integer(ts),
+            body.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn update(sql: &impl Sql, container: &ContainerDef, doc: &IncomingDocument, etag: &str, body: &str, ts: i64) -> Result<(), Failure> {
+    sql.execute(
+        "UPDATE docstore_documents SET etag = ?, ts = ?, body = ? WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
+        &[
+            etag.into(),
+            SqlValue::Integer(ts),
+            body.into(),
+            container.database.as_str().into(),
+            container.container.as_str().into(),
+            doc.partition_key.canonical().into(),
+            doc.id.as_str().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// `POST .../docs`: create (409 if the id exists in the partition), or upsert
+/// with `x-ms-documentdb-is-upsert: True` (201 created, 200 replaced).
+pub(crate) fn create(sql: &impl Sql, container: &ContainerDef, request: &StoreRequest, now: i64) -> Result<StoreResponse, Failure> {
+    let doc = parse_document(container, request)?;
+    let upsert = request.header_is_true("x-ms-documentdb-is-upsert");
+    sqlstore::prepare(sql)?;
+    sqlstore::transaction(sql, || {
+        let etag = rid::new_etag();
+        match find(sql, container, &doc.partition_key.canonical(), doc.id.as_str())? {
+            Some(_) if !upsert => Err(Failure::conflict_document()),
+            Some(existing) => {
+                check_if_match(request, &existing)?;
+                let body = stored_body(container, doc.properties.clone(), &existing.rid, &etag, now);
+                update(sql, container, &doc, &etag, &body, now)?;
+                Ok(document_response(200, body, etag))
+            }
+            None if upsert && request.header("if-match").is_some() => Err(Failure::PreconditionFailed(
+                "One of the specified pre-condition is not met: If-Match was sent but the document does not exist."
+                    .into(),
+            )),
+            None => {
+                let new_rid = rid::new_document(container.database.as_str(), container.container.as_str());
+                let body = stored_body(container, doc.properties.clone(), &new_rid, &etag, now);
+                insert(sql, container, &doc, &new_rid, &etag, &body, now)?;
+                Ok(document_response(201, body, etag))
+            }
+        }
+    })
+}
+
+/// `PUT .../docs/{id}`: replace (404 if absent, 412 on a stale `If-Match`).
+pub(crate) fn replace(sql: &impl Sql, container: &ContainerDef, id: &str, request: &StoreRequest, now: i64) -> Result<StoreResponse, Failure> {
+    let url_id = DocumentId::parse(id)?;
+    let doc = parse_document(container, request)?;
+    if doc.id != url_id {
+        return Err(Failure::BadRequest(
+            "the id in the document does not match the id in the request path".into(),
+        ));
+    }
+    sqlstore::prepare(sql)?;
+    sqlstore::transaction(sql, || {
+        let existing = find(sql, container, &doc.partition_key.canonical(), doc.id.as_str())?
+            .ok_or_else(Failure::not_found_document)?;
+        check_if_match(request, &existing)?;
+        let etag = rid::new_etag();
+        let body = stored_body(container, doc.properties.clone(), &existing.rid, &etag, now);
+        update(sql, container, &doc, &etag, &body, now)?;
+        Ok(document_response(200, body, etag))
+    })
+}
+
+/// `GET .../docs/{id}`: 200, 404, or 304 when `If-None-Match` names the
+/// current etag.
+pub(crate) fn read(sql: &impl Sql, container: &ContainerDef, id: &str, request: &StoreRequest) -> Result<StoreResponse, Failure> {
+    let id = DocumentId::parse(id)?;
+    let pk = partition::required_from_header(request)?;
+    sqlstore::prepare(sql)?;
+    let rows = sql.execute(
+        "SELECT body, etag FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
+        &[
+            container.database.as_str().into(),
+            container.container.as_str().into(),
+            pk.canonical().into(),
+            id.as_str().into(),
+        ],
+    )?;
+    let row = rows.first().ok_or_else(Failure::not_found_document)?;
+    let (body, etag) = (text(row.first())?, text(row.get(1))?);
+    if request.header("if-none-match").is_some_and(|v| etag_matches(v, &etag)) {
+        let mut response = raw_json_response(304, String::new());
+        response.headers.push(("etag".into(), etag));
+        return Ok(response);
+    }
+    Ok(document_response(200, body, etag))
+}
+
+/// `DELETE .../docs/{id}`: 204, 404, or 412 on a stale `If-Match`.
+pub(crate) fn delete(sql: &impl Sql, container: &ContainerDef, id: &str, request: &StoreRequest) -> Result<StoreResponse, Failure> {
+    let id = DocumentId::parse(id)?;
+    let pk = partition::required_from_header(request)?.canonical();
+    sqlstore::prepare(sql)?;
+    sqlstore::transaction(sql, || {
+        let existing = find(sql, container, &pk, id.as_str())?.ok_or_else(Failure::not_found_document)?;
+        check_if_match(request, &existing)?;
+        sql.execute(
+            "DELETE FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
+            &[
+                container.database.as_str().into(),
+                container.container.as_str().into(),
+                pk.as_str().into(),
+                id.as_str().into(),
+            ],
+        )?;
+        Ok(raw_json_response(204, String::new()))
+    })
+}

@@ -1,0 +1,79 @@
+//! The SQLite side: connection setup, the schema and transactions.
+//!
+//! Every request gets a fresh connection with SQLite's defaults, so each one
+//! sets a busy timeout, makes sure the file is in WAL mode (a persistent
+//! property, set once) and that the table exists (cheap when it does).
+//! Every write, and every read-check-write, runs inside one
+//! `BEGIN IMMEDIATE ... COMMIT`, so concurrent requests serialize on the
+//! write lock instead of racing between the check and the write.
+
+use crate::reply::Failure;
+use crate::{Sql, SqlValue};
+
+/// How long a connection waits for a lock before failing with "database is
+/// locked" (answered 429 with `x-ms-retry-after-ms`).
+pub(crate) const BUSY_TIMEOUT_MS: u32 = 5000;
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS docstore_documents (\
+    db TEXT NOT NULL, \
+    coll TEXT NOT NULL, \
+    pk TEXT NOT NULL, \
+    id TEXT NOT NULL, \
+    rid TEXT NOT NULL, \
+    etag TEXT NOT NULL, \
+    ts INTEGER NOT NULL, \
+    body TEXT NOT NULL, \
+    PRIMARY KEY (db, coll, pk, id))";
+
+/// Prepares a fresh connection for one request.
+pub(crate) fn prepare(sql: &impl Sql) -> Result<(), Failure> {
+    sql.execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"), &[])?;
+    let mode = sql.execute("PRAGMA journal_mode", &[])?;
+    let is_wal = matches!(mode.first().and_then(|row| row.first()),
+        Some(SqlValue::Text(m)) if m.eq_ignore_ascii_case("wal"));
+    if !is_wal {
+        // Switching needs a moment of exclusive access; if another connection
+        // holds the file the switch is left to a later request. Failing to
+        // switch only costs concurrency, never correctness.
+        let _ = sql.execute("PRAGMA journal_mode = WAL", &[]);
+    }
+    sql.execute(SCHEMA, &[])?;
+    Ok(())
+}
+
+/// Runs `work` inside `BEGIN IMMEDIATE ... COMMIT`, rolling back on any error.
+pub(crate) fn transaction<T>(
+    sql: &impl Sql,
+    work: impl FnOnce() -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    sql.execute("BEGIN IMMEDIATE", &[])?;
+    let outcome = work().and_then(|value| {
+        sql.execute("COMMIT", &[]).map_err(Failure::from)?;
+        Ok(value)
+    });
+    if outcome.is_err() {
+        // Nothing more can be done if the rollback fails too: the connection
+        // is dropped at the end of the request, which rolls back.
+        let _ = sql.execute("ROLLBACK", &[]);
+    }
+    outcome
+}
+
+pub(crate) fn text(value: Option<&SqlValue>) -> Result<String, Failure> {
+    match value {
+        Some(SqlValue::Text(t)) => Ok(t.clone()),
+        _ => Err(Failure::Internal),
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(value: &str) -> Self {
+        SqlValue::Text(value.to_string())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(value: String) -> Self {
+        SqlValue::Text(value)
+    }
+}

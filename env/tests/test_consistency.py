@@ -1,0 +1,297 @@
+"""The deployment files agree with spin.toml and with each other.
+
+spin.toml (the lead's) is the source of truth for variables, containers and
+which components are private; runtime-config.toml, env/terraform and env/k8s
+must follow it. These tests read files only.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+import envlib
+
+TF = envlib.terraform()
+RESOURCES = TF["resource"]
+SPIN = envlib.spin_manifest()
+SPIN_VARIABLES = set(SPIN["variables"])
+
+# Variables the split deployment sets that spin.toml does not declare yet:
+# the changes env/README.md ("Split deployment") asks the lead for.
+PROPOSED_SPLIT_VARIABLES = {"patientapiurl", "auditapiurl"}
+
+KEY_VAULT_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+
+
+def spinapps(directory: Path) -> dict[str, dict]:
+    return {
+        doc["metadata"]["name"]: doc
+        for _, doc in envlib.k8s_documents(envlib.manifest_files(directory))
+        if doc.get("kind") == "SpinApp"
+    }
+
+
+def top_level_docs(directory: Path) -> list[dict]:
+    paths = sorted(p for p in directory.glob("*.yaml"))
+    return [doc for _, doc in envlib.k8s_documents(paths)]
+
+
+MAIN_DIR = envlib.K8S_DIR
+SPLIT_DIR = envlib.K8S_DIR / "split"
+MAIN_SPINAPPS = {
+    d["metadata"]["name"]: d for d in top_level_docs(MAIN_DIR) if d.get("kind") == "SpinApp"
+}
+SPLIT_SPINAPPS = spinapps(SPLIT_DIR)
+
+
+def plain_variables(apps: dict[str, dict]) -> set[str]:
+    return {v["name"] for app in apps.values() for v in app["spec"].get("variables", [])}
+
+
+def key_vault_secret_names() -> set[str]:
+    """Names of every Key Vault secret Terraform creates."""
+    names = set()
+    for label, body in RESOURCES.get("azurerm_key_vault_secret", {}).items():
+        if "for_each" in body:
+            assert body["for_each"] == "${local.spin_variables}", f"secret {label}: unexpected for_each"
+            assert body["name"] == "${each.key}", f"secret {label}: name must be each.key (the variable name)"
+            names |= set(envlib.hcl_literal_list(TF["locals"]["spin_variables"]))
+        else:
+            assert "${" not in body["name"], f"secret {label}: name must be a literal"
+            names.add(body["name"])
+    return names
+
+
+# --- variables -------------------------------------------------------------------
+
+
+def test_every_spin_variable_is_a_key_vault_secret_or_plain_config():
+    secrets = key_vault_secret_names()
+    plain = plain_variables(MAIN_SPINAPPS)
+    assert secrets | plain == SPIN_VARIABLES, (
+        f"missing: {sorted(SPIN_VARIABLES - secrets - plain)}, "
+        f"not in spin.toml: {sorted((secrets | plain) - SPIN_VARIABLES)}"
+    )
+
+
+def test_key_vault_secret_names_are_the_variable_names_exactly():
+    for name in key_vault_secret_names():
+        assert KEY_VAULT_SECRET_NAME.match(name), f"{name!r} is not a valid Key Vault secret name"
+        assert name in SPIN_VARIABLES, f"secret {name!r} is not a spin.toml variable"
+
+
+def test_terraform_gives_every_secret_a_value():
+    values = TF["locals"]["spin_variable_values"]
+    assert set(values) == set(envlib.hcl_literal_list(TF["locals"]["spin_variables"]))
+
+
+def test_callers_start_on_the_primary_host_keys():
+    values = TF["locals"]["spin_variable_values"]
+    for svc in ("patientapi", "auditapi"):
+        assert values[f"{svc}key"] == values[f"{svc}primarykey"]
+        assert values[f"{svc}primarykey"] != values[f"{svc}secondarykey"]
+
+
+def test_docstorecontainers_secret_is_built_from_the_terraform_containers():
+    assert TF["locals"]["spin_variable_values"]["docstorecontainers"] == "${local.docstore_containers}"
+    assert "local.cosmos_containers" in TF["locals"]["docstore_containers"]
+
+
+def test_split_deployment_sets_only_declared_or_proposed_variables():
+    extra = plain_variables(SPLIT_SPINAPPS) - SPIN_VARIABLES
+    assert extra <= PROPOSED_SPLIT_VARIABLES, f"undeclared variables: {sorted(extra - PROPOSED_SPLIT_VARIABLES)}"
+    readme = (envlib.ENV_DIR / "README.md").read_text(encoding="utf-8")
+    for name in extra:
+        assert f"{name} = {{" in readme, f"README must show the spin.toml change declaring {name}"
+
+
+# --- containers -------------------------------------------------------------------
+
+
+def test_cosmos_containers_equal_the_docstorecontainers_default():
+    expected = envlib.parse_docstore_containers(SPIN["variables"]["docstorecontainers"]["default"])
+    containers = TF["locals"]["cosmos_containers"]
+    actual = set()
+    for key, c in containers.items():
+        assert key == f"{c['database']}/{c['container']}", f"key {key!r} does not name its container"
+        actual.add((c["database"], c["container"], c["partition_key"]))
+    assert actual == expected
+
+
+def test_every_cosmos_container_terraform_creates_is_accounted_for():
+    containers = RESOURCES["azurerm_cosmosdb_sql_container"]
+    assert set(containers) == {"docstore", "spin_kv"}, "a container that is neither docstore nor the Spin key-value store"
+    docstore = containers["docstore"]
+    assert docstore["for_each"] == "${local.cosmos_containers}"
+    assert docstore["partition_key_paths"] == ["${each.value.partition_key}"]
+    assert RESOURCES["azurerm_cosmosdb_sql_database"]["docstore"]["for_each"] == "${local.cosmos_databases}"
+
+
+def test_spin_key_value_container_matches_runtime_config():
+    kv = envlib.runtime_config()["key_value_store"]["default"]
+    spin_kv = TF["locals"]["spin_kv"]
+    assert kv["type"] == "azure_cosmos"
+    assert (kv["database"], kv["container"]) == (spin_kv["database"], spin_kv["container"])
+    # Spin's azure_cosmos store keys items by id.
+    assert spin_kv["partition_key"] == "/id"
+    docstore_dbs = {c["database"] for c in TF["locals"]["cosmos_containers"].values()}
+    assert spin_kv["database"] not in docstore_dbs, "keep rate-limit counters out of the patient and audit databases"
+
+
+# --- runtime config ----------------------------------------------------------------
+
+AKV_KEYS = {"type", "vault_url", "client_id", "client_secret", "tenant_id", "authority_host"}
+
+
+def test_runtime_config_uses_key_vault_with_ambient_auth():
+    providers = envlib.runtime_config()["config_provider"]
+    akv = [p for p in providers if p["type"] == "azure_key_vault"]
+    assert len(akv) == 1
+    # Spin rejects unknown keys here (deny_unknown_fields).
+    assert set(akv[0]) <= AKV_KEYS
+    assert not {"client_id", "client_secret", "tenant_id"} & set(akv[0]), "ambient auth: no service principal"
+    assert akv[0].get("authority_host", "AzurePublicCloud") in {
+        "AzurePublicCloud", "AzureChina", "AzureGermany", "AzureGovernment"}
+
+
+def test_runtime_config_holds_no_key():
+    kv = envlib.runtime_config()["key_value_store"]["default"]
+    assert "key" not in kv, "the key-value store must use workload identity, not an account key"
+
+
+def test_runtime_config_placeholders_are_all_filled_by_terraform():
+    text = (envlib.REPO_ROOT / "runtime-config.toml").read_text(encoding="utf-8")
+    used = set(re.findall(r"\$\{([a-z_]+)\}", text))
+    template_call = TF["output"]["runtime_config_toml"]["value"]
+    assert "runtime-config.toml" in template_call
+    provided = set(re.findall(r"([a-z_]+)\s*=", template_call.split("{", 2)[-1]))
+    assert used and used == provided, f"placeholders {sorted(used)} vs templatefile vars {sorted(provided)}"
+
+
+# --- ingress and private components ---------------------------------------------------
+
+
+def ingress_services(directory: Path) -> set[str]:
+    services = set()
+    for doc in top_level_docs(directory):
+        if doc.get("kind") != "Ingress":
+            continue
+        for rule in doc["spec"].get("rules", []):
+            for path in rule["http"]["paths"]:
+                services.add(path["backend"]["service"]["name"])
+                assert not any(c in path.get("path", "") for c in envlib.private_components(SPIN)), \
+                    f"ingress path {path['path']} names a private component"
+        assert "defaultBackend" not in doc["spec"]
+    return services
+
+
+@pytest.mark.parametrize("directory,apps", [(MAIN_DIR, MAIN_SPINAPPS), (SPLIT_DIR, SPLIT_SPINAPPS)],
+                         ids=["single", "split"])
+def test_only_the_gateway_service_is_routed(directory, apps):
+    private = envlib.private_components(SPIN)
+    public = envlib.public_components(SPIN)
+    assert public == {"gateway"} and private, "spin.toml changed shape: revisit the ingress"
+    routed = ingress_services(directory)
+    assert routed, "no ingress"
+    for service in routed:
+        # spin-operator names the Service after the SpinApp.
+        assert service in apps, f"ingress routes to {service}, which is no SpinApp here"
+        components = set(apps[service]["spec"].get("components", SPIN["component"].keys()))
+        assert "gateway" in components, f"{service} does not run the gateway"
+    for name, app in apps.items():
+        components = set(app["spec"].get("components", SPIN["component"].keys()))
+        if components <= private:
+            assert name not in routed, f"{name} runs only private components and must not be routed"
+
+
+def test_deployments_run_every_azure_component_and_never_the_local_docstore():
+    azure_components = set(SPIN["component"]) - {"docstore"}
+    for apps in (MAIN_SPINAPPS, SPLIT_SPINAPPS):
+        deployed = [c for app in apps.values() for c in app["spec"]["components"]]
+        assert "docstore" not in deployed
+        assert sorted(deployed) == sorted(azure_components), "each component exactly once"
+
+
+# --- identity ------------------------------------------------------------------------------
+
+
+def test_app_identity_has_only_key_vault_secrets_user():
+    grants = [
+        body for body in RESOURCES["azurerm_role_assignment"].values()
+        if "azurerm_user_assigned_identity.app." in body["principal_id"]
+    ]
+    assert len(grants) == 1
+    assert grants[0]["role_definition_name"] == "Key Vault Secrets User"
+    assert grants[0]["scope"] == "${azurerm_key_vault.main.id}"
+
+
+def test_workload_identity_is_federated_to_the_app_service_account():
+    fic = RESOURCES["azurerm_federated_identity_credential"]["app"]
+    assert fic["subject"] == "system:serviceaccount:${var.app_namespace}:${var.app_service_account}"
+    namespace = TF["variable"]["app_namespace"]["default"]
+    account = TF["variable"]["app_service_account"]["default"]
+    sas = [d for d in top_level_docs(MAIN_DIR) if d.get("kind") == "ServiceAccount"]
+    assert [(sa["metadata"]["namespace"], sa["metadata"]["name"]) for sa in sas] == [(namespace, account)]
+    assert "azure.workload.identity/client-id" in sas[0]["metadata"]["annotations"]
+    for app in list(MAIN_SPINAPPS.values()) + list(SPLIT_SPINAPPS.values()):
+        assert app["metadata"]["namespace"] == namespace
+        assert app["spec"]["serviceAccountName"] == account
+        assert app["spec"]["podLabels"]["azure.workload.identity/use"] == "true"
+        assert app["spec"]["runtimeConfig"] == {"loadFromSecret": "patient-records-runtime-config"}
+
+
+# --- network ---------------------------------------------------------------------------------
+
+
+def test_network_policy_allows_exactly_the_private_endpoint_subnet():
+    subnet = TF["variable"]["private_endpoints_subnet_prefix"]["default"]
+    cidrs = [
+        peer["ipBlock"]["cidr"]
+        for doc in top_level_docs(MAIN_DIR) if doc.get("kind") == "NetworkPolicy"
+        for rule in doc["spec"].get("egress", [])
+        for peer in rule.get("to", []) if "ipBlock" in peer and not peer["ipBlock"].get("except")
+    ]
+    assert cidrs == [subnet]
+
+
+def test_split_audit_api_is_reachable_only_from_patient_api():
+    policies = [doc for _, doc in envlib.k8s_documents(envlib.manifest_files(SPLIT_DIR)) if doc.get("kind") == "NetworkPolicy"]
+    audit_ingress = [
+        p for p in policies
+        if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") == "audit-api"
+        and "Ingress" in p["spec"]["policyTypes"]
+    ]
+    assert len(audit_ingress) == 1
+    peers = [peer for rule in audit_ingress[0]["spec"]["ingress"] for peer in rule["from"]]
+    assert peers == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/part-of": "patient-records", "app.kubernetes.io/component": "patient-api"}}}]
+
+
+# --- deploy-time placeholders and vendored CRDs ---------------------------------------------
+
+
+def test_manifest_placeholders_are_exported_by_terraform():
+    exported = set(re.findall(r"export ([A-Z_]+)=", TF["output"]["deploy_env"]["value"]))
+    for path in envlib.manifest_files():
+        used = set(re.findall(r"\$\{([A-Z_]+)\}", path.read_text(encoding="utf-8")))
+        missing = used - exported - {"APP_VERSION"}
+        assert not missing, f"{path.name}: {sorted(missing)} not in terraform output deploy_env"
+
+
+def test_vendored_spinkube_crds_equal_the_shared_schemas():
+    shared = envlib.shared_dir() / "schemas" / "spinkube"
+    vendored = envlib.TERRAFORM_DIR / "charts" / "spinkube-platform" / "crds"
+    names = sorted(p.name for p in shared.glob("*.yaml"))
+    assert names and names == sorted(p.name for p in vendored.glob("*.yaml"))
+    for name in names:
+        assert (vendored / name).read_bytes() == (shared / name).read_bytes(), f"{name} drifted from shared/"
+
+
+def test_spinapps_use_the_executor_and_runtime_class_that_exist():
+    executors = {d["metadata"]["name"]: d for d in top_level_docs(MAIN_DIR) if d.get("kind") == "SpinAppExecutor"}
+    chart_values = yaml.safe_load((envlib.TERRAFORM_DIR / "charts" / "spinkube-platform" / "values.yaml").read_text())
+    for app in list(MAIN_SPINAPPS.values()) + list(SPLIT_SPINAPPS.values()):
+        executor = executors[app["spec"]["executor"]]
+        assert executor["spec"]["deploymentConfig"]["runtimeClassName"] == chart_values["runtimeClass"]["name"]

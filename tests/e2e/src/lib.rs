@@ -1,0 +1,365 @@
+//! The end-to-end harness: a running app and an HTTP client for it.
+//!
+//! With `E2E_BASE_URL` set, tests talk to that app (say, `spin up` after
+//! `scripts/setup-keys`) using `E2E_SUBSCRIPTION_KEY` and `E2E_HEALTH_KEY`,
+//! or the `LOCAL_*` lines `scripts/setup-keys` wrote to `.env`. Without it,
+//! the harness starts the wasmtime test host in process on a loopback port
+//! with fresh random keys and its own state directory. Tests that need to
+//! look inside the host (denials, faults, the store's files) run only then.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use spin_test_host::{App, Fault, HostOptions, RunningServer};
+
+pub use spin_test_host;
+
+/// The repository root (where spin.toml is).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// `n` random bytes from the OS.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).expect("OS randomness");
+    bytes
+}
+
+/// A random key as the setup script makes them: 32 bytes, base64url.
+pub fn random_key() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(32))
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// One client subscription: its name and both keys.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub name: String,
+    pub primary: String,
+    pub secondary: String,
+    pub scopes: Vec<&'static str>,
+}
+
+/// The secrets an in-process app was started with. Tests use them to act as
+/// clients and as (forbidden) impostors.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    pub subscriptions: BTreeMap<String, Subscription>,
+    /// Spin variable name → value, for every secret variable.
+    pub variables: HashMap<String, String>,
+}
+
+impl Secrets {
+    pub fn generate() -> Self {
+        let mut subscriptions = BTreeMap::new();
+        for (name, scopes) in [
+            ("clinic", vec!["patients.read", "patients.write"]),
+            ("reader", vec!["patients.read"]),
+            ("auditor", vec!["audit.read"]),
+            ("admin", vec!["patients.read", "patients.write", "audit.read"]),
+        ] {
+            subscriptions.insert(
+                name.to_string(),
+                Subscription { name: name.to_string(), primary: random_key(), secondary: random_key(), scopes },
+            );
+        }
+        let mut variables = HashMap::new();
+        for name in [
+            "healthkey",
+            "patientapiprimarykey",
+            "patientapisecondarykey",
+            "auditapiprimarykey",
+            "auditapisecondarykey",
+        ] {
+            variables.insert(name.to_string(), random_key());
+        }
+        variables.insert("patientapikey".into(), variables["patientapiprimarykey"].clone());
+        variables.insert("auditapikey".into(), variables["auditapiprimarykey"].clone());
+        variables.insert(
+            "cosmoskey".into(),
+            base64::engine::general_purpose::STANDARD.encode(random_bytes(64)),
+        );
+        let mut secrets = Self { subscriptions, variables };
+        secrets.variables.insert("subscriptions".into(), secrets.subscriptions_json(1000, 100_000));
+        secrets
+    }
+
+    /// The `subscriptions` variable: digests only, never raw keys.
+    pub fn subscriptions_json(&self, calls_per_minute: u64, calls_per_day: u64) -> String {
+        let list: Vec<serde_json::Value> = self
+            .subscriptions
+            .values()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "primaryKeySha256": sha256_hex(&s.primary),
+                    "secondaryKeySha256": sha256_hex(&s.secondary),
+                    "scopes": s.scopes,
+                    "rateLimit": {"calls": calls_per_minute, "periodSeconds": 60},
+                    "quota": {"calls": calls_per_day, "periodSeconds": 86400},
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    /// `SPIN_VARIABLE_*` entries for the environment provider.
+    pub fn environment(&self) -> HashMap<String, String> {
+        self.variables
+            .iter()
+            .map(|(k, v)| (format!("SPIN_VARIABLE_{}", k.to_uppercase()), v.clone()))
+            .collect()
+    }
+}
+
+/// How to start an in-process app.
+#[derive(Default)]
+pub struct Start {
+    /// Extra `SPIN_VARIABLE_*`-style environment entries (override secrets).
+    pub environment: HashMap<String, String>,
+    /// Component id → another .wasm to run in its place.
+    pub source_overrides: HashMap<String, PathBuf>,
+}
+
+/// The in-process host, when the harness started one.
+pub struct Host {
+    pub app: App,
+    pub runtime: tokio::runtime::Runtime,
+    _server: RunningServer,
+    _state: tempfile::TempDir,
+}
+
+impl Host {
+    pub fn set_fault(&self, component: &str, fault: Option<Fault>) {
+        self.app.set_fault(component, fault).expect("known component");
+    }
+
+    /// A request straight to one component (private ones too), as chained.
+    pub fn invoke(
+        &self,
+        component: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder.body(bytes::Bytes::copy_from_slice(body)).expect("request");
+        let response = self
+            .runtime
+            .block_on(self.app.invoke_chained(component, request))
+            .expect("invoke");
+        Reply {
+            status: response.status().as_u16(),
+            headers: response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect(),
+            body: response.into_body().to_vec(),
+        }
+    }
+}
+
+/// A running app and what a client needs to call it.
+pub struct TestApp {
+    pub base_url: String,
+    pub secrets: Secrets,
+    pub host: Option<Host>,
+    agent: ureq::Agent,
+}
+
+/// A response, fully read.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// The path of a built component (`target/wasm32-wasip2/release/<name>.wasm`).
+pub fn built_wasm(name: &str) -> PathBuf {
+    let path = repo_root().join("target/wasm32-wasip2/release").join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the components first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+impl TestApp {
+    /// The app under test: `E2E_BASE_URL` if set, else a fresh in-process host.
+    pub fn start() -> Self {
+        match std::env::var("E2E_BASE_URL") {
+            Ok(base_url) if !base_url.is_empty() => Self::external(base_url),
+            _ => Self::in_process(Start::default()),
+        }
+    }
+
+    /// Whether tests run against the in-process host (and may look inside).
+    pub fn is_in_process(&self) -> bool {
+        self.host.is_some()
+    }
+
+    fn external(base_url: String) -> Self {
+        let dotenv = std::fs::read_to_string(repo_root().join(".env"))
+            .map(|t| spin_test_host::parse_dotenv(&t))
+            .unwrap_or_default();
+        let pick = |env: &str, local: &str| {
+            std::env::var(env)
+                .ok()
+                .or_else(|| dotenv.get(local).cloned())
+                .unwrap_or_default()
+        };
+        let key = pick("E2E_SUBSCRIPTION_KEY", "LOCAL_SUBSCRIPTION_KEY");
+        let secondary = pick("E2E_SUBSCRIPTION_SECONDARY_KEY", "LOCAL_SUBSCRIPTION_SECONDARY_KEY");
+        let mut subscriptions = BTreeMap::new();
+        subscriptions.insert(
+            "admin".to_string(),
+            Subscription {
+                name: "local".into(),
+                primary: key,
+                secondary,
+                scopes: vec!["patients.read", "patients.write", "audit.read"],
+            },
+        );
+        let mut variables = HashMap::new();
+        variables.insert("healthkey".into(), pick("E2E_HEALTH_KEY", "SPIN_VARIABLE_HEALTHKEY"));
+        TestApp {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            secrets: Secrets { subscriptions, variables },
+            host: None,
+            agent: agent(),
+        }
+    }
+
+    /// Starts the test host in process with fresh secrets.
+    pub fn in_process(start: Start) -> Self {
+        let secrets = Secrets::generate();
+        let mut environment = secrets.environment();
+        environment.extend(start.environment);
+        let state = tempfile::tempdir().expect("temp dir");
+        let options = HostOptions {
+            environment,
+            state_dir: Some(state.path().to_path_buf()),
+            echo_component_output: std::env::var("E2E_ECHO").is_ok(),
+            on_demand_allocator: false,
+            source_overrides: start.source_overrides,
+        };
+        for name in ["gateway", "patient_api", "audit_api", "docstore"] {
+            built_wasm(name);
+        }
+        let app = App::load(&repo_root().join("spin.toml"), options).expect("app loads");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let server = runtime
+            .block_on(app.serve("127.0.0.1:0".parse().unwrap()))
+            .expect("serve");
+        TestApp {
+            base_url: server.base_url(),
+            secrets,
+            host: Some(Host { app, runtime, _server: server, _state: state }),
+            agent: agent(),
+        }
+    }
+
+    /// The in-process host; `None` (and the test should return early,
+    /// saying so) when running against an external app.
+    pub fn host(&self) -> Option<&Host> {
+        if self.host.is_none() {
+            eprintln!("skipped: this check needs the in-process test host");
+        }
+        self.host.as_ref()
+    }
+
+    /// The primary key of a subscription ("clinic", "reader", "auditor", "admin").
+    pub fn key(&self, subscription: &str) -> &str {
+        &self.secrets.subscriptions[subscription].primary
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Any request. `headers` are sent as given.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        let mut request = http::Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let result = match body {
+            Some(bytes) => self.agent.run(request.body(bytes.to_vec()).expect("request")),
+            None => self.agent.run(request.body(()).expect("request")),
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .expect("body");
+        Reply { status, headers, body }
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send("GET", path, headers, None)
+    }
+
+    /// A request with a subscription's primary key and a JSON body.
+    pub fn call(&self, subscription: &str, method: &str, path: &str, body: Option<&serde_json::Value>) -> Reply {
+        let key = self.key(subscription).to_string();
+        let text = body.map(|b| b.to_string());
+        let mut headers = vec![("ocp-apim-subscription-key", key.as_str())];
+        if text.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        self.send(method, path, &headers, text.as_deref().map(str::as_bytes))
+    }
+}

@@ -1,0 +1,80 @@
+//! spin.toml is the security topology; these rules keep it tight.
+
+use spin_test_host::{Manifest, Route};
+
+fn manifest() -> Manifest {
+    Manifest::load(&e2e::repo_root().join("spin.toml")).expect("spin.toml parses")
+}
+
+#[test]
+fn every_variable_name_can_be_a_key_vault_secret_name() {
+    // Key Vault allows letters, digits and dashes; Spin lowercase letters,
+    // digits and underscores: only lowercase letters and digits fit both.
+    for name in manifest().variables.keys() {
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{name} is not Key Vault compatible"
+        );
+    }
+}
+
+#[test]
+fn every_secret_is_required_and_has_no_default() {
+    let m = manifest();
+    let secrets: Vec<_> = m.variables.iter().filter(|(_, d)| d.secret).collect();
+    assert!(secrets.len() >= 9, "the app's keys are declared secret");
+    for (name, decl) in secrets {
+        assert!(decl.required, "{name} is secret but not required");
+        assert!(decl.default.is_none(), "{name} is secret but has a default");
+    }
+}
+
+#[test]
+fn only_the_gateway_is_public() {
+    let m = manifest();
+    for id in m.components.keys() {
+        assert_eq!(m.is_private(id), id != "gateway", "{id}");
+    }
+    let public: Vec<_> = m.triggers.iter().filter(|t| t.route != Route::Private).collect();
+    assert_eq!(public.len(), 1);
+    assert_eq!(public[0].route, Route::Public("/...".into()));
+}
+
+#[test]
+fn no_component_has_a_wildcard_outbound_host() {
+    for (id, c) in manifest().components {
+        for entry in &c.allowed_outbound_hosts {
+            let expanded = if entry.contains("{{") { "http://placeholder.example".to_string() } else { entry.clone() };
+            let parsed = spin_test_host::AllowedHost::parse(&expanded).expect("valid entry");
+            assert!(!parsed.is_wildcard(), "{id}: {entry}");
+            assert!(!entry.contains('*'), "{id}: {entry}");
+        }
+    }
+}
+
+#[test]
+fn components_map_only_declared_variables_and_no_component_maps_another_services_keys() {
+    let m = manifest();
+    for (id, c) in &m.components {
+        for (name, template) in &c.variables {
+            let referenced = template.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
+            assert!(m.variables.contains_key(referenced), "{id}.{name} refers to {referenced}");
+        }
+    }
+    let forbidden = [
+        ("gateway", "cosmoskey"),
+        ("gateway", "patientapiprimarykey"),
+        ("gateway", "auditapiprimarykey"),
+        ("docstore", "subscriptions"),
+        ("audit-api", "patientapikey"),
+        ("audit-api", "subscriptions"),
+        ("patient-api", "subscriptions"),
+        ("patient-api", "auditapiprimarykey"),
+    ];
+    for (id, variable) in forbidden {
+        assert!(
+            !m.components[id].variables.values().any(|t| t.contains(variable)),
+            "{id} must not see {variable}"
+        );
+    }
+}

@@ -214,9 +214,18 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// The path of a built component (`target/wasm32-wasip2/release/<name>.wasm`).
+/// Where the built components are: `E2E_WASM_DIR`, else
+/// `target/wasm32-wasip2/release` (where spin.toml expects them).
+pub fn wasm_dir() -> PathBuf {
+    match std::env::var("E2E_WASM_DIR") {
+        Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo_root().join("target/wasm32-wasip2/release"),
+    }
+}
+
+/// The path of a built component, e.g. `built_wasm("patient_api")`.
 pub fn built_wasm(name: &str) -> PathBuf {
-    let path = repo_root().join("target/wasm32-wasip2/release").join(format!("{name}.wasm"));
+    let path = wasm_dir().join(format!("{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: build the components first (scripts/test does)",
@@ -277,16 +286,23 @@ impl TestApp {
         let mut environment = secrets.environment();
         environment.extend(start.environment);
         let state = tempfile::tempdir().expect("temp dir");
+        let mut source_overrides = HashMap::new();
+        for (id, name) in [
+            ("gateway", "gateway"),
+            ("patient-api", "patient_api"),
+            ("audit-api", "audit_api"),
+            ("docstore", "docstore"),
+        ] {
+            source_overrides.insert(id.to_string(), built_wasm(name));
+        }
+        source_overrides.extend(start.source_overrides);
         let options = HostOptions {
             environment,
             state_dir: Some(state.path().to_path_buf()),
             echo_component_output: std::env::var("E2E_ECHO").is_ok(),
             on_demand_allocator: false,
-            source_overrides: start.source_overrides,
+            source_overrides,
         };
-        for name in ["gateway", "patient_api", "audit_api", "docstore"] {
-            built_wasm(name);
-        }
         let app = App::load(&repo_root().join("spin.toml"), options).expect("app loads");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -2,8 +2,9 @@
 //! chaining, `allowed_outbound_hosts`, fault injection).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -143,6 +144,34 @@ impl WasiHttpHooks for OutboundHooks {
     }
 }
 
+/// One engine per allocator kind for the whole process, and compiled
+/// components cached by file identity: tests start many apps, and compiling
+/// the same `.wasm` again for each would dominate their run time.
+fn shared_engine(on_demand: bool) -> Result<Engine> {
+    static ENGINES: OnceLock<Mutex<HashMap<bool, Engine>>> = OnceLock::new();
+    let mut engines = ENGINES.get_or_init(Default::default).lock().unwrap();
+    if let Some(engine) = engines.get(&on_demand) {
+        return Ok(engine.clone());
+    }
+    let engine = engine(on_demand)?;
+    engines.insert(on_demand, engine.clone());
+    Ok(engine)
+}
+
+fn compile_cached(engine: &Engine, on_demand: bool, path: &Path) -> Result<Component> {
+    static COMPILED: OnceLock<Mutex<HashMap<(PathBuf, SystemTime, u64, bool), Component>>> =
+        OnceLock::new();
+    let meta = std::fs::metadata(path).with_context(|| format!("{} is missing", path.display()))?;
+    let key = (path.to_path_buf(), meta.modified()?, meta.len(), on_demand);
+    let cache = COMPILED.get_or_init(Default::default);
+    if let Some(component) = cache.lock().unwrap().get(&key) {
+        return Ok(component.clone());
+    }
+    let component = Component::from_file(engine, path)?;
+    cache.lock().unwrap().insert(key, component.clone());
+    Ok(component)
+}
+
 fn engine(on_demand: bool) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
@@ -191,11 +220,11 @@ impl AppInner {
             .unwrap_or_else(|| manifest.dir.join(".spin"));
         std::fs::create_dir_all(&state_dir)
             .with_context(|| format!("creating {}", state_dir.display()))?;
-        let engine = match engine(options.on_demand_allocator) {
-            Ok(engine) => engine,
+        let (engine, on_demand) = match shared_engine(options.on_demand_allocator) {
+            Ok(engine) => (engine, options.on_demand_allocator),
             Err(e) => {
                 eprintln!("spin-test-host: pooling allocator unavailable ({e}); using on-demand");
-                engine(true)?
+                (shared_engine(true)?, true)
             }
         };
         let mut linker = Linker::<InstanceState>::new(&engine);
@@ -217,7 +246,7 @@ impl AppInner {
                 );
             }
             let source = options.source_overrides.get(id).unwrap_or(&decl.source);
-            let component = Component::from_file(&engine, source).map_err(anyhow::Error::from).with_context(|| {
+            let component = compile_cached(&engine, on_demand, source).with_context(|| {
                 format!(
                     "loading component {id:?} from {} (build the components first: \
                      cargo build --target wasm32-wasip2 --release)",

@@ -17,6 +17,8 @@ use spin_test_host::{App, Fault, HostOptions, RunningServer};
 
 pub use spin_test_host;
 
+pub mod native;
+
 /// The repository root (where spin.toml is).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
@@ -126,6 +128,8 @@ pub struct Start {
     pub environment: HashMap<String, String>,
     /// Component id → another .wasm to run in its place.
     pub source_overrides: HashMap<String, PathBuf>,
+    /// Another manifest than the app's spin.toml (a test fixture).
+    pub manifest: Option<PathBuf>,
 }
 
 /// The in-process host, when the harness started one.
@@ -287,6 +291,7 @@ impl TestApp {
         environment.extend(start.environment);
         let state = tempfile::tempdir().expect("temp dir");
         let mut source_overrides = HashMap::new();
+        // Ids a fixture manifest does not have are ignored by the host.
         for (id, name) in [
             ("gateway", "gateway"),
             ("patient-api", "patient_api"),
@@ -303,7 +308,8 @@ impl TestApp {
             on_demand_allocator: false,
             source_overrides,
         };
-        let app = App::load(&repo_root().join("spin.toml"), options).expect("app loads");
+        let manifest = start.manifest.unwrap_or_else(|| repo_root().join("spin.toml"));
+        let app = App::load(&manifest, options).expect("app loads");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -1,6 +1,6 @@
 //! `spin-test-host`: serve the app's spin.toml on loopback, like `spin up`.
 //!
-//! Usage: spin-test-host [--manifest spin.toml] [--listen 127.0.0.1:3000] [--quiet]
+//! Usage: spin-test-host [--manifest spin.toml] [--listen 127.0.0.1:3000] [--state-dir DIR] [--quiet]
 //! Variables come from the environment (`SPIN_VARIABLE_*`) and `.env`.
 
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use spin_test_host::{App, HostOptions};
 
 fn usage() -> ! {
-    eprintln!("usage: spin-test-host [--manifest spin.toml] [--listen 127.0.0.1:3000] [--quiet]");
+    eprintln!("usage: spin-test-host [--manifest spin.toml] [--listen 127.0.0.1:3000] [--state-dir DIR] [--quiet]");
     std::process::exit(2)
 }
 
@@ -18,18 +18,21 @@ async fn main() -> anyhow::Result<()> {
     let mut manifest = PathBuf::from("spin.toml");
     let mut listen: SocketAddr = "127.0.0.1:3000".parse()?;
     let mut quiet = false;
+    let mut state_dir = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--manifest" => manifest = args.next().unwrap_or_else(|| usage()).into(),
             "--listen" => listen = args.next().unwrap_or_else(|| usage()).parse()?,
             "--quiet" => quiet = true,
+            "--state-dir" => state_dir = Some(PathBuf::from(args.next().unwrap_or_else(|| usage()))),
             _ => usage(),
         }
     }
     let options = HostOptions {
         environment: std::env::vars().collect(),
         echo_component_output: !quiet,
+        state_dir,
         ..HostOptions::default()
     };
     let app = App::load(&manifest, options)?;

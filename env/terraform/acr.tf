@@ -1,11 +1,11 @@
 # Private registry for the Spin app (an OCI artifact: spin registry push).
 resource "azurerm_container_registry" "main" {
+  #checkov:skip=CKV_AZURE_164: Docker Content Trust is being retired in ACR and `spin registry push` cannot sign with it; sign the artifact with Notation and verify with Ratify/Azure Policy instead (README).
+  #checkov:skip=CKV_AZURE_166: Quarantine holds every pushed artifact until an external scanner releases it; no scanner here understands Spin (Wasm) artifacts, so it would block every deployment. Defender for Containers scans what it can.
   name                          = "acr${local.unique}"
   location                      = azurerm_resource_group.main.location
   resource_group_name           = azurerm_resource_group.main.name
   sku                           = "Premium"
-  #checkov:skip=CKV_AZURE_164: Docker Content Trust is being retired in ACR and `spin registry push` cannot sign with it; sign the artifact with Notation and verify with Ratify/Azure Policy instead (README).
-  #checkov:skip=CKV_AZURE_166: Quarantine holds every pushed artifact until an external scanner releases it; no scanner here understands Spin (Wasm) artifacts, so it would block every deployment. Defender for Containers scans what it can.
   admin_enabled                 = false
   anonymous_pull_enabled        = false
   public_network_access_enabled = false

@@ -13,6 +13,8 @@ resource "azurerm_role_assignment" "aks_network" {
 }
 
 resource "azurerm_kubernetes_cluster" "main" {
+  #checkov:skip=CKV_AZURE_117: Nodes hold no patient data (stateless Spin pods, no persistent volumes; PHI lives only in Cosmos DB). OS disks are ephemeral and encrypted at host; a customer-managed disk key would need a Key Vault reachable by trusted services, which conflicts with public access disabled.
+  #checkov:skip=CKV_AZURE_172: The Secrets Store CSI driver is not used: Spin reads Key Vault itself through workload identity (runtime-config.toml), so there is nothing for the driver to rotate.
   name                = "aks-${local.base}"
   location            = azurerm_resource_group.main.location
   resource_group_name = azurerm_resource_group.main.name
@@ -20,8 +22,6 @@ resource "azurerm_kubernetes_cluster" "main" {
   dns_prefix          = "aks-${local.base}"
   kubernetes_version  = var.kubernetes_version
   sku_tier            = "Standard"
-  #checkov:skip=CKV_AZURE_117: Nodes hold no patient data (stateless Spin pods, no persistent volumes; PHI lives only in Cosmos DB). OS disks are ephemeral and encrypted at host; a customer-managed disk key would need a Key Vault reachable by trusted services, which conflicts with public access disabled.
-  #checkov:skip=CKV_AZURE_172: The Secrets Store CSI driver is not used: Spin reads Key Vault itself through workload identity (runtime-config.toml), so there is nothing for the driver to rotate.
   tags                = local.tags
 
   # The API server has no public endpoint. The public FQDN only resolves to
@@ -63,6 +63,7 @@ resource "azurerm_kubernetes_cluster" "main" {
     max_count                    = 5
     max_pods                     = 50
     os_disk_type                 = "Ephemeral"
+    os_disk_size_gb              = 100
     host_encryption_enabled      = true
     only_critical_addons_enabled = true
     temporary_name_for_rotation  = "systemtmp"
@@ -114,6 +115,7 @@ resource "azurerm_kubernetes_cluster_node_pool" "spin" {
   max_pods                = 50
   os_type                 = "Linux"
   os_disk_type            = "Ephemeral"
+  os_disk_size_gb         = 100
   host_encryption_enabled = true
   node_labels             = { "spin" = "true" }
   tags                    = local.tags
@@ -136,4 +138,14 @@ resource "azurerm_role_assignment" "cluster_admin" {
   scope                = azurerm_kubernetes_cluster.main.id
   role_definition_name = "Azure Kubernetes Service RBAC Cluster Admin"
   principal_id         = each.value
+}
+
+# Azure RBAC for Kubernetes takes a while to reach the API server; the
+# helm releases (spinkube.tf) wait for it.
+resource "time_sleep" "cluster_rbac" {
+  create_duration = "90s"
+  depends_on = [
+    azurerm_role_assignment.cluster_admin,
+    azurerm_kubernetes_cluster_node_pool.spin,
+  ]
 }

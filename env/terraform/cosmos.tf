@@ -1,13 +1,13 @@
 resource "azurerm_cosmosdb_account" "main" {
+  #checkov:skip=CKV_AZURE_100: Data is encrypted at rest with service-managed keys (always on). Customer-managed keys need a key vault that Cosmos DB reaches as a trusted service over a public endpoint, which conflicts with public access disabled here; add a dedicated CMK vault if your compliance regime requires CMK (README).
+  #checkov:skip=CKV_AZURE_140: The components sign every request with the account master key (crates/cosmos-auth) and Spin has no Entra token source for them; local auth stays on, the keys live only in Key Vault (secret cosmoskey) and rotate with env/scripts/rotate-key.sh.
   name                = "cosmos-${local.unique}"
   location            = azurerm_resource_group.main.location
   resource_group_name = azurerm_resource_group.main.name
   offer_type          = "Standard"
   kind                = "GlobalDocumentDB"
-  #checkov:skip=CKV_AZURE_100: Data is encrypted at rest with service-managed keys (always on). Customer-managed keys need a key vault that Cosmos DB reaches as a trusted service over a public endpoint, which conflicts with public access disabled here; add a dedicated CMK vault if your compliance regime requires CMK (README).
   tags                = local.tags
 
-  #checkov:skip=CKV_AZURE_140: The components sign every request with the account master key (crates/cosmos-auth) and Spin has no Entra token source for them; local auth stays on, the keys live only in Key Vault (secret cosmoskey) and rotate with env/scripts/rotate-key.sh.
   local_authentication_disabled      = false
   public_network_access_enabled      = false
   is_virtual_network_filter_enabled  = true
@@ -104,8 +104,9 @@ resource "azurerm_cosmosdb_sql_container" "spin_kv" {
   database_name         = azurerm_cosmosdb_sql_database.spin_kv.name
   partition_key_paths   = [local.spin_kv.partition_key]
   partition_key_version = 2
-  # Counters of past windows expire on their own.
-  default_ttl = 172800
+  # Counters of past windows expire on their own. Must outlast the longest
+  # rate-limit or quota period configured (35 days covers monthly quotas).
+  default_ttl = 3024000
 }
 
 # Spin's azure_cosmos key-value store authenticates with the pod's workload

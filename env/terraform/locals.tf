@@ -13,11 +13,13 @@ locals {
   base   = "${var.name}-${var.environment}"
   unique = "${var.name}${var.environment}${random_string.suffix.result}"
 
-  # Every variable in spin.toml [variables]. Each is a Key Vault secret of
-  # exactly the same name: Spin's Azure Key Vault provider looks a variable up
-  # under its own name and does NOT fall back to the manifest default when the
-  # secret is missing. env/tests/test_consistency.py keeps this list equal to
-  # spin.toml.
+  # The spin.toml variables held in Key Vault: every `secret = true` one, plus
+  # cosmosendpoint and docstorecontainers, whose values Terraform knows. Each
+  # is a Key Vault secret of exactly the same name: Spin's Azure Key Vault
+  # provider looks a variable up under its own name and does NOT fall back to
+  # the manifest default when the secret is missing. The gateway's plain
+  # settings come from env/k8s/configmap.yaml instead; env/tests checks that
+  # the two together are exactly the variables of spin.toml.
   spin_variables = toset([
     "subscriptions",
     "healthkey",

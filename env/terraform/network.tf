@@ -25,12 +25,12 @@ resource "azurerm_subnet" "private_endpoints" {
 # AKS adds its own NSG on the node NICs for load balancer rules; this one
 # only keeps the subnet from accepting anything the defaults would not.
 resource "azurerm_network_security_group" "aks_nodes" {
+  #checkov:skip=CKV_AZURE_160: Port 80 must reach the ingress controller for ACME HTTP-01 validation (cert-manager, from Let's Encrypt's unpredictable addresses); NGINX answers everything else on 80 with a redirect to HTTPS.
   name                = "nsg-${local.base}-aks-nodes"
   location            = azurerm_resource_group.main.location
   resource_group_name = azurerm_resource_group.main.name
   tags                = local.tags
 
-  #checkov:skip=CKV_AZURE_160: Port 80 must reach the ingress controller for ACME HTTP-01 validation (cert-manager, from Let's Encrypt's unpredictable addresses); NGINX answers everything else on 80 with a redirect to HTTPS.
   security_rule {
     name                       = "allow-http-https-to-ingress"
     priority                   = 100

@@ -17,7 +17,9 @@ provider "azurerm" {
 # through kubelogin, using the identity that runs Terraform (az login).
 provider "helm" {
   kubernetes = {
-    host                   = azurerm_kubernetes_cluster.main.kube_config[0].host
+    # Public FQDN of the private API server: it resolves (publicly) to the
+    # private IP, so the peered operator network needs no private DNS link.
+    host                   = "https://${azurerm_kubernetes_cluster.main.fqdn}:443"
     cluster_ca_certificate = base64decode(azurerm_kubernetes_cluster.main.kube_config[0].cluster_ca_certificate)
     exec = {
       api_version = "client.authentication.k8s.io/v1beta1"

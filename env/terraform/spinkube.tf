@@ -18,7 +18,7 @@ resource "helm_release" "cert_manager" {
     { name = "crds.enabled", value = "true" },
   ]
 
-  depends_on = [azurerm_kubernetes_cluster_node_pool.spin, azurerm_role_assignment.cluster_admin]
+  depends_on = [time_sleep.cluster_rbac]
 }
 
 resource "helm_release" "runtime_class_manager" {
@@ -116,5 +116,5 @@ resource "helm_release" "otel_collector" {
     { name = "extraEnvs[0].value", value = azurerm_application_insights.main.connection_string },
   ]
 
-  depends_on = [azurerm_kubernetes_cluster_node_pool.spin, azurerm_role_assignment.cluster_admin]
+  depends_on = [time_sleep.cluster_rbac]
 }

@@ -85,7 +85,7 @@ variable "operator_vnet_id" {
 variable "kubernetes_version" {
   description = "AKS Kubernetes minor version. env/k8s manifests are validated against the same minor (scripts/check-env)."
   type        = string
-  default     = "1.33"
+  default     = "1.35"
 }
 
 variable "system_node_vm_size" {

@@ -76,6 +76,34 @@ def test_every_spin_variable_is_a_key_vault_secret_or_plain_config():
     )
 
 
+def test_no_variable_comes_from_both_key_vault_and_plain_config():
+    # The environment provider outranks Key Vault: a duplicate would silently
+    # shadow the secret.
+    assert not key_vault_secret_names() & plain_variables(MAIN_SPINAPPS)
+
+
+def test_secret_variables_never_come_from_plain_config():
+    for apps in (MAIN_SPINAPPS, SPLIT_SPINAPPS):
+        for name in plain_variables(apps) & SPIN_VARIABLES:
+            assert not SPIN["variables"][name].get("secret"), f"{name} is secret: it belongs in Key Vault"
+
+
+def test_plain_variables_reference_existing_config_map_keys():
+    config_maps = {
+        d["metadata"]["name"]: d.get("data", {})
+        for d in top_level_docs(MAIN_DIR) if d.get("kind") == "ConfigMap"
+    }
+    for apps in (MAIN_SPINAPPS, SPLIT_SPINAPPS):
+        for app in apps.values():
+            for var in app["spec"].get("variables", []):
+                ref = var.get("valueFrom", {}).get("configMapKeyRef")
+                if ref:
+                    assert ref["key"] in config_maps.get(ref["name"], {}), \
+                        f"{app['metadata']['name']}: {var['name']} -> missing {ref['name']}/{ref['key']}"
+                else:
+                    assert "value" in var, f"{var['name']}: neither a value nor a ConfigMap key"
+
+
 def test_key_vault_secret_names_are_the_variable_names_exactly():
     for name in key_vault_secret_names():
         assert KEY_VAULT_SECRET_NAME.match(name), f"{name!r} is not a valid Key Vault secret name"
@@ -100,6 +128,8 @@ def test_docstorecontainers_secret_is_built_from_the_terraform_containers():
 
 
 def test_split_deployment_sets_only_declared_or_proposed_variables():
+    missing = SPIN_VARIABLES - key_vault_secret_names() - plain_variables(SPLIT_SPINAPPS)
+    assert not missing, f"split deployment leaves {sorted(missing)} unset"
     extra = plain_variables(SPLIT_SPINAPPS) - SPIN_VARIABLES
     assert extra <= PROPOSED_SPLIT_VARIABLES, f"undeclared variables: {sorted(extra - PROPOSED_SPLIT_VARIABLES)}"
     readme = (envlib.ENV_DIR / "README.md").read_text(encoding="utf-8")

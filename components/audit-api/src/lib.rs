@@ -1,49 +1,570 @@
-//! audit-api: the append-only audit register (private; reachable only by
-//! service chaining, and only with its host key).
+//! audit-api: the append-only, tamper-evident audit register (private;
+//! reachable only by service chaining, and only with its host key).
+//!
+//! - `POST /auditrecord`: validate, seal onto the resource's hash chain and
+//!   store (audit_chain::append decides; this shell does the store calls).
+//! - `GET /audit/records?resourceType=&resourceId=&from=&to=&limit=`: one
+//!   page of a chain, `x-continuation-token` both ways.
+//! - `GET /audit/verify?resourceType=&resourceId=`: is the chain intact?
+//!
+//! Append only: the store is only ever asked to create and read records;
+//! the one replace is the chain head's conditional (If-Match) advance.
 
+use std::time::Duration;
+
+use audit_chain::document::head_document_id;
+use audit_chain::params::{parse_records_query, parse_verify_query};
+use audit_chain::{
+    append, chain_records_query, chain_tail_query, parse_audit_input, record_from_document,
+    record_to_json, verify_documents, Actor, AppendError, AppendPolicy, AppendRequest, AppendStore,
+    AuditInputError, AuditQuery, AuditTime, ChainKey, CorrelationId, Violation,
+};
 use component_kit::{
     correlation_id, json_response, misconfigured, problem_response, require_host_key, variable,
-    WasiClock, WasiTransport,
+    MissingVariable, WasiClock, WasiTransport, ACTOR_HEADER, CORRELATION_HEADER,
 };
-use cosmos::{CosmosClient, MasterKey};
+use cosmos::{
+    Clock, ContainerRef, CosmosClient, CosmosError, DocumentId, ETag, MasterKey, PageRequest,
+    PartitionKey, Query, QueryScope,
+};
 use problem::Problem;
+use serde_json::Value;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
-use std::time::Duration;
+
+const CONTINUATION_HEADER: &str = "x-continuation-token";
+/// Far above any valid record (a few hundred bytes); larger bodies are not read.
+const MAX_BODY_BYTES: usize = 1 << 20;
+/// Page size used to read a whole chain for verification.
+const VERIFY_PAGE: u32 = 1000;
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Store = CosmosClient<WasiTransport, WasiClock>;
 
 #[http_component]
 fn handle(request: Request) -> Response {
+    let started = WasiClock.now_millis();
     let correlation = correlation_id(&request);
-    if let Err(denied) =
-        require_host_key(&request, "auditapiprimarykey", "auditapisecondarykey", &correlation)
-    {
-        return denied;
-    }
-    match (request.method(), request.path()) {
-        (Method::Get, "/health/ready") => ready(&correlation),
-        _ => problem_response(
-            Problem::new(501, "This route is not built yet.").with_correlation_id(&correlation),
-        ),
-    }
-}
-
-fn store() -> Result<CosmosClient<WasiTransport, WasiClock>, component_kit::MissingVariable> {
-    let endpoint = variable("cosmosendpoint")?;
-    let key = variable("cosmoskey")?;
-    let key = MasterKey::from_base64(&key).map_err(|_| component_kit::MissingVariable("cosmoskey"))?;
-    CosmosClient::new(&endpoint, key, WasiTransport { timeout: Duration::from_secs(5) }, WasiClock)
-        .map_err(|_| component_kit::MissingVariable("cosmosendpoint"))
-}
-
-fn ready(correlation: &str) -> Response {
-    let client = match store() {
-        Ok(client) => client,
-        Err(missing) => return misconfigured(&missing, correlation),
+    let route = Route::of(request.path());
+    let mut note = Note::default();
+    let response = match require_host_key(
+        &request,
+        "auditapiprimarykey",
+        "auditapisecondarykey",
+        &correlation,
+    ) {
+        Err(denied) => denied,
+        Ok(()) => match serve(&request, route, &correlation, &mut note) {
+            Ok(response) => response,
+            Err(error) => {
+                note.error = Some(error.kind());
+                error.into_response(&correlation)
+            }
+        },
     };
-    match client.database_account() {
-        Ok(_) => json_response(200, &serde_json::json!({"status": "ready"}), correlation),
-        Err(_) => problem_response(
-            Problem::new(503, "The document store is not reachable.").with_correlation_id(correlation),
-        ),
+    log(&request, route, &response, &correlation, &note, started);
+    response
+}
+
+/// The routes this component serves; anything else is `Other`. Logged by
+/// name, never the raw path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    AuditRecord,
+    Records,
+    Verify,
+    Ready,
+    Other,
+}
+
+impl Route {
+    fn of(path: &str) -> Self {
+        match path {
+            "/auditrecord" => Route::AuditRecord,
+            "/audit/records" => Route::Records,
+            "/audit/verify" => Route::Verify,
+            "/health/ready" => Route::Ready,
+            _ => Route::Other,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::AuditRecord => "/auditrecord",
+            Route::Records => "/audit/records",
+            Route::Verify => "/audit/verify",
+            Route::Ready => "/health/ready",
+            Route::Other => "other",
+        }
+    }
+}
+
+fn serve(
+    request: &Request,
+    route: Route,
+    correlation: &str,
+    note: &mut Note,
+) -> Result<Response, ApiError> {
+    match (request.method(), route) {
+        (Method::Post, Route::AuditRecord) => append_record(request, correlation, note),
+        (Method::Get, Route::Records) => list_records(request, correlation),
+        (Method::Get, Route::Verify) => verify(request, correlation),
+        (Method::Get, Route::Ready) => ready(correlation),
+        // The register has no update or delete path.
+        (_, Route::AuditRecord) => Err(ApiError::MethodNotAllowed("POST")),
+        (_, Route::Records | Route::Verify | Route::Ready) => {
+            Err(ApiError::MethodNotAllowed("GET"))
+        }
+        (_, Route::Other) => Err(ApiError::NoRoute),
+    }
+}
+
+/// Everything that can go wrong, mapped to a response in one place.
+#[derive(Debug)]
+enum ApiError {
+    Misconfigured(MissingVariable),
+    /// A body member, header or query parameter; the error names it.
+    Invalid(AuditInputError),
+    BodyTooLarge,
+    NoRoute,
+    MethodNotAllowed(&'static str),
+    /// The store failed after the client's retries.
+    Store(CosmosError),
+    /// Every append attempt lost to a concurrent one.
+    Contended,
+    /// A stored head or record of the chain is unreadable (tampering or
+    /// corruption): the chain is not extended past it.
+    Damaged,
+}
+
+impl ApiError {
+    /// A short, value-free name for the log.
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::Misconfigured(_) => "misconfigured",
+            ApiError::Invalid(_) => "invalid",
+            ApiError::BodyTooLarge => "bodyTooLarge",
+            ApiError::NoRoute => "noRoute",
+            ApiError::MethodNotAllowed(_) => "methodNotAllowed",
+            ApiError::Store(e) => match e {
+                CosmosError::NotFound => "storeNotFound",
+                CosmosError::Conflict => "storeConflict",
+                CosmosError::PreconditionFailed => "storePreconditionFailed",
+                CosmosError::Throttled { .. } => "storeThrottled",
+                CosmosError::Unauthorized => "storeUnauthorized",
+                CosmosError::Forbidden => "storeForbidden",
+                CosmosError::BadRequest { .. } => "storeBadRequest",
+                CosmosError::TooLarge => "storeTooLarge",
+                CosmosError::Unavailable { .. } => "storeUnavailable",
+                CosmosError::Protocol(_) => "storeProtocol",
+                CosmosError::InvalidInput(_) => "storeInvalidInput",
+            },
+            ApiError::Contended => "contended",
+            ApiError::Damaged => "chainDamaged",
+        }
+    }
+
+    fn into_response(self, correlation: &str) -> Response {
+        let problem = match self {
+            ApiError::Misconfigured(missing) => return misconfigured(&missing, correlation),
+            ApiError::Invalid(e) => Problem::invalid_field(e.field.clone(), e.message()),
+            ApiError::BodyTooLarge => Problem::new(413, "The body is too large."),
+            ApiError::NoRoute => Problem::new(404, "No such route."),
+            ApiError::MethodNotAllowed(allow) => {
+                let problem = Problem::new(405, format!("Only {allow} is allowed here."))
+                    .with_correlation_id(correlation);
+                let mut response = problem_response(problem);
+                response.set_header("allow", allow);
+                return response;
+            }
+            // Throttling, outages and configuration errors of the store
+            // alike: the caller may retry; the log says which.
+            ApiError::Store(_) => Problem::new(503, "The audit store is not available."),
+            ApiError::Contended => Problem::new(
+                503,
+                "Too many concurrent audit records for this resource; retry shortly.",
+            ),
+            ApiError::Damaged => Problem::new(
+                500,
+                "The audit chain of this resource is damaged and cannot be extended; verify it.",
+            ),
+        };
+        problem_response(problem.with_correlation_id(correlation))
+    }
+}
+
+impl From<CosmosError> for ApiError {
+    fn from(e: CosmosError) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+impl From<cosmos::InputError> for ApiError {
+    fn from(e: cosmos::InputError) -> Self {
+        ApiError::Store(e.into())
+    }
+}
+
+impl From<AppendError<CosmosError>> for ApiError {
+    fn from(e: AppendError<CosmosError>) -> Self {
+        match e {
+            AppendError::Store(e) => ApiError::Store(e),
+            AppendError::Contended { .. } => ApiError::Contended,
+            AppendError::Damaged(_) | AppendError::Seal(_) => ApiError::Damaged,
+        }
+    }
+}
+
+// --- POST /auditrecord -------------------------------------------------------
+
+fn append_record(
+    request: &Request,
+    correlation: &str,
+    note: &mut Note,
+) -> Result<Response, ApiError> {
+    if request.body().len() > MAX_BODY_BYTES {
+        return Err(ApiError::BodyTooLarge);
+    }
+    let input = parse_audit_input(request.body()).map_err(ApiError::Invalid)?;
+    let correlation_id = required_header(request, CORRELATION_HEADER, CorrelationId::parse)?;
+    let actor = required_header(request, ACTOR_HEADER, Actor::parse)?;
+    let append_request = AppendRequest {
+        input,
+        id: random_uuid(),
+        correlation_id,
+        actor,
+    };
+    let mut store = AuditStore::open()?;
+    let appended = append(&mut store, &append_request, &AppendPolicy::default())?;
+    note.attempts = Some(appended.attempts);
+    note.head_advanced = Some(appended.head_advanced);
+    Ok(json_response(
+        201,
+        &record_to_json(&appended.record),
+        correlation,
+    ))
+}
+
+/// A header validated by an audit_chain parser; errors name the header.
+fn required_header<T>(
+    request: &Request,
+    name: &'static str,
+    parse: fn(&str) -> Result<T, AuditInputError>,
+) -> Result<T, ApiError> {
+    let invalid = |violation| ApiError::Invalid(AuditInputError::new(name, violation));
+    let value = request
+        .header(name)
+        .ok_or_else(|| invalid(Violation::Required))?
+        .as_str()
+        .ok_or_else(|| invalid(Violation::InvalidCharacters("printable ASCII characters")))?;
+    parse(value).map_err(|e| invalid(e.violation))
+}
+
+/// A version 4 GUID from WASI's secure random source.
+fn random_uuid() -> uuid::Uuid {
+    let bytes = wasi::random::random::get_random_bytes(16);
+    let mut random = [0u8; 16];
+    random.copy_from_slice(&bytes[..16]);
+    uuid::Builder::from_random_bytes(random).into_uuid()
+}
+
+// --- GET /audit/records ------------------------------------------------------
+
+fn list_records(request: &Request, correlation: &str) -> Result<Response, ApiError> {
+    let query = parse_records_query(request.query()).map_err(ApiError::Invalid)?;
+    let continuation = continuation(request)?;
+    let given = continuation.is_some();
+    let store = AuditStore::open()?;
+    let page = store
+        .client
+        .query_documents(
+            &store.records,
+            &cosmos_query(&chain_records_query(&query.chain_key, query.from, query.to))?,
+            QueryScope::Partition(partition(&query.chain_key)),
+            PageRequest {
+                max_item_count: Some(query.limit),
+                continuation,
+            },
+        )
+        .map_err(|e| match e {
+            // The only request value the store judges is the token.
+            CosmosError::BadRequest { .. } | CosmosError::InvalidInput(_) if given => {
+                invalid_continuation()
+            }
+            e => ApiError::Store(e),
+        })?;
+    let items: Vec<Value> = page.documents.into_iter().map(record_view).collect();
+    let mut response = json_response(200, &Value::Array(items), correlation);
+    if let Some(token) = page.continuation {
+        response.set_header(CONTINUATION_HEADER, token);
+    }
+    Ok(response)
+}
+
+fn continuation(request: &Request) -> Result<Option<String>, ApiError> {
+    match request.header(CONTINUATION_HEADER) {
+        None => Ok(None),
+        Some(value) => match value.as_str() {
+            Some(token) if !token.is_empty() => Ok(Some(token.to_owned())),
+            _ => Err(invalid_continuation()),
+        },
+    }
+}
+
+fn invalid_continuation() -> ApiError {
+    ApiError::Invalid(AuditInputError::new(
+        CONTINUATION_HEADER,
+        Violation::NotCanonical("a token from an earlier page of the same query"),
+    ))
+}
+
+/// A stored record as the API shows it. A document that is no longer a
+/// valid record is shown only as such (its content is not trusted to be
+/// free of anything a tamperer put there); /audit/verify says more.
+fn record_view(doc: Value) -> Value {
+    let sequence = doc.get("sequence").and_then(Value::as_u64);
+    match record_from_document(doc) {
+        Ok(record) => record_to_json(&record),
+        Err(_) => serde_json::json!({"malformed": true, "sequence": sequence}),
+    }
+}
+
+// --- GET /audit/verify -------------------------------------------------------
+
+fn verify(request: &Request, correlation: &str) -> Result<Response, ApiError> {
+    let query = parse_verify_query(request.query()).map_err(ApiError::Invalid)?;
+    let key = query.chain_key;
+    let mut store = AuditStore::open()?;
+    // The head first: records appended after this read are accepted (they
+    // link on), whereas a head read after the records could name a record
+    // the read did not see.
+    let head = store.read_head(&key)?.map(|(doc, _)| doc);
+    let records_query = cosmos_query(&chain_records_query(&key, None, None))?;
+    let mut documents = Vec::new();
+    let mut continuation = None;
+    loop {
+        let page = store.client.query_documents(
+            &store.records,
+            &records_query,
+            QueryScope::Partition(partition(&key)),
+            PageRequest {
+                max_item_count: Some(VERIFY_PAGE),
+                continuation,
+            },
+        )?;
+        documents.extend(page.documents);
+        match page.continuation {
+            Some(token) => continuation = Some(token),
+            None => break,
+        }
+    }
+    let report = verify_documents(&key, &documents, head.as_ref());
+    Ok(json_response(200, &report.to_json(), correlation))
+}
+
+// --- GET /health/ready -------------------------------------------------------
+
+fn ready(correlation: &str) -> Result<Response, ApiError> {
+    let store = AuditStore::open()?;
+    store.client.database_account()?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({"status": "ready"}),
+        correlation,
+    ))
+}
+
+// --- the store ---------------------------------------------------------------
+
+/// The audit containers, through the Cosmos client.
+struct AuditStore {
+    client: Store,
+    records: ContainerRef,
+    heads: ContainerRef,
+}
+
+impl AuditStore {
+    fn open() -> Result<Self, ApiError> {
+        let endpoint = variable("cosmosendpoint").map_err(ApiError::Misconfigured)?;
+        let key = variable("cosmoskey").map_err(ApiError::Misconfigured)?;
+        let key = MasterKey::from_base64(&key)
+            .map_err(|_| ApiError::Misconfigured(MissingVariable("cosmoskey")))?;
+        let client = CosmosClient::new(
+            &endpoint,
+            key,
+            WasiTransport {
+                timeout: STORE_TIMEOUT,
+            },
+            WasiClock,
+        )
+        .map_err(|_| ApiError::Misconfigured(MissingVariable("cosmosendpoint")))?;
+        Ok(Self {
+            client,
+            records: ContainerRef::new("audit", "records")?,
+            heads: ContainerRef::new("audit", "chainheads")?,
+        })
+    }
+}
+
+fn partition(key: &ChainKey) -> PartitionKey {
+    PartitionKey::string(key.as_str())
+}
+
+fn cosmos_query(query: &AuditQuery) -> Result<Query, cosmos::InputError> {
+    query
+        .parameters
+        .iter()
+        .try_fold(Query::new(query.text.clone())?, |q, (name, value)| {
+            q.with_parameter(name.clone(), value.clone())
+        })
+}
+
+impl AppendStore for AuditStore {
+    type Error = CosmosError;
+
+    fn read_head(&mut self, key: &ChainKey) -> Result<Option<(Value, String)>, CosmosError> {
+        let id = DocumentId::new(head_document_id(key))?;
+        match self.client.read_document(&self.heads, &partition(key), &id) {
+            Ok(doc) => Ok(Some((doc.body, doc.etag.as_str().to_owned()))),
+            Err(CosmosError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_tail(&mut self, key: &ChainKey) -> Result<Option<Value>, CosmosError> {
+        let page = self.client.query_documents(
+            &self.records,
+            &cosmos_query(&chain_tail_query(key))?,
+            QueryScope::Partition(partition(key)),
+            PageRequest {
+                max_item_count: Some(1),
+                continuation: None,
+            },
+        )?;
+        Ok(page.documents.into_iter().next())
+    }
+
+    fn read_record(&mut self, key: &ChainKey, id: &str) -> Result<Option<Value>, CosmosError> {
+        let id = DocumentId::new(id)?;
+        match self
+            .client
+            .read_document(&self.records, &partition(key), &id)
+        {
+            Ok(doc) => Ok(Some(doc.body)),
+            Err(CosmosError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn create_record(&mut self, key: &ChainKey, doc: &Value) -> Result<bool, CosmosError> {
+        created(
+            self.client
+                .create_document(&self.records, &partition(key), doc),
+        )
+    }
+
+    fn create_head(&mut self, key: &ChainKey, doc: &Value) -> Result<bool, CosmosError> {
+        created(
+            self.client
+                .create_document(&self.heads, &partition(key), doc),
+        )
+    }
+
+    fn replace_head(
+        &mut self,
+        key: &ChainKey,
+        doc: &Value,
+        etag: &str,
+    ) -> Result<bool, CosmosError> {
+        let id = DocumentId::new(head_document_id(key))?;
+        let etag = ETag::new(etag)?;
+        match self
+            .client
+            .replace_document(&self.heads, &partition(key), &id, doc, Some(&etag))
+        {
+            Ok(_) => Ok(true),
+            Err(CosmosError::PreconditionFailed | CosmosError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn now(&mut self) -> AuditTime {
+        // A WASI wall clock is always within years 0001-9999.
+        AuditTime::from_unix_millis(WasiClock.unix_millis())
+            .or_else(|_| AuditTime::from_unix_millis(0))
+            .unwrap_or_else(|_| unreachable!("the Unix epoch is in range"))
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        WasiClock.sleep(duration);
+    }
+
+    fn jitter(&mut self) -> f64 {
+        WasiClock.jitter()
+    }
+}
+
+fn created(result: Result<cosmos::Document, CosmosError>) -> Result<bool, CosmosError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(CosmosError::Conflict) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+// --- the log -----------------------------------------------------------------
+
+/// What a request adds to its log line.
+#[derive(Debug, Default)]
+struct Note {
+    error: Option<&'static str>,
+    attempts: Option<u32>,
+    head_advanced: Option<bool>,
+}
+
+/// One JSON line per request: route name, status, timing, correlation id.
+/// No header values, query strings, bodies or keys.
+fn log(
+    request: &Request,
+    route: Route,
+    response: &Response,
+    correlation: &str,
+    note: &Note,
+    started: u64,
+) {
+    let status = *response.status();
+    let mut line = serde_json::json!({
+        "level": if status >= 500 { "error" } else { "info" },
+        "component": "audit-api",
+        "method": method_name(request.method()),
+        "route": route.name(),
+        "status": status,
+        "durationMs": WasiClock.now_millis().saturating_sub(started),
+        "correlationId": correlation,
+    });
+    if let Some(error) = note.error {
+        line["error"] = error.into();
+    }
+    if let Some(attempts) = note.attempts {
+        line["attempts"] = attempts.into();
+    }
+    if let Some(advanced) = note.head_advanced {
+        line["headAdvanced"] = advanced.into();
+    }
+    eprintln!("{line}");
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match method {
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Patch => "PATCH",
+        Method::Head => "HEAD",
+        Method::Options => "OPTIONS",
+        Method::Connect => "CONNECT",
+        Method::Trace => "TRACE",
+        Method::Other(_) => "OTHER",
     }
 }

@@ -1,74 +1,279 @@
-//! gateway: the app's only public component. It answers health checks and
-//! forwards API routes to the private components with their host keys.
+//! gateway: the app's only public component and its single managed entry
+//! point. For each request it:
+//!
+//! 1. continues or starts the W3C trace (the trace id is the correlation id);
+//! 2. checks the client address allow-list (`/health` is exempt: it reveals
+//!    nothing and probes come from the cluster);
+//! 3. routes (404, 405 with `Allow`), serves `/health`, `/health/ready` and
+//!    `/openapi.json` itself;
+//! 4. authenticates (subscription key and/or bearer JWT) and authorizes the
+//!    route's scope (401 with `WWW-Authenticate`, 403);
+//! 5. counts the rate limit and quota atomically in the key-value store
+//!    (429 with `Retry-After`; `RateLimit-*` on every counted response);
+//! 6. reads the body within the size limit (413);
+//! 7. forwards to the private backend with its host key, the trace, the
+//!    actor and only allow-listed client headers, with a time limit (504);
+//! 8. writes one JSON access-log line.
+//!
+//! Every decision is `gateway_policy`'s; this file wires HTTP, variables and
+//! the key-value store to it.
 
-use component_kit::{
-    correlation_id, header, json_response, misconfigured, outbound, problem_response, variable,
-    HttpRequest, Method, CORRELATION_HEADER,
-};
-use hostkey::{AcceptedKeys, HOST_KEY_HEADER};
-use problem::Problem;
-use spin_sdk::http::{Request, Response};
-use spin_sdk::http_component;
+mod config;
+mod counters;
+mod error;
+mod incoming;
+mod reply;
+
 use std::time::Duration;
 
-const PATIENT_API: &str = "http://patient-api.spin.internal";
-const AUDIT_API: &str = "http://audit-api.spin.internal";
-const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
+use component_kit::{outbound, HttpRequest, HttpResponse, Method, TransportError};
+use gateway_policy::{
+    access_log_line, authorize, bearer_token, continue_or_start, is_forwardable_response_header,
+    route, split_subscription_key, AccessLog, Actor, Backend, Credentials, Denial, LimitDecision,
+    RouteMatch, Scope, TraceContext, Verifiers, ACTOR_HEADER, CORRELATION_ID_HEADER,
+    HEALTH_KEY_HEADER, SUBSCRIPTION_KEY_HEADER, TRACEPARENT_HEADER,
+};
+use hostkey::{AcceptedKeys, HOST_KEY_HEADER};
+use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http_component;
+
+use error::GatewayError;
+use incoming::Incoming;
+use reply::Reply;
+
+/// The public contract, served at `GET /openapi.json`.
+const OPENAPI: &str = include_str!("../openapi.json");
+/// Time limit of each readiness probe.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the access log needs besides the response.
+#[derive(Default)]
+struct Outcome {
+    actor: Option<String>,
+    reason: Option<&'static str>,
+    limits: Option<LimitDecision>,
+}
 
 #[http_component]
-fn handle(request: Request) -> Response {
-    let correlation = correlation_id(&request);
-    let path = request.path().to_string();
-    match (request.method(), path.as_str()) {
-        (spin_sdk::http::Method::Get, "/health") => {
-            json_response(200, &serde_json::json!({"status": "ok"}), &correlation)
+fn handle(request: IncomingRequest) -> Response {
+    let started = wasi::clocks::monotonic_clock::now();
+    let request = Incoming::new(request);
+    let random: [u8; 24] = random_array();
+    let trace = continue_or_start(request.single_or_none(TRACEPARENT_HEADER), random);
+    let correlation = trace.correlation_id();
+    let matched = route(&request.method, &request.path);
+
+    let mut outcome = Outcome::default();
+    let mut reply = match serve(&request, matched, &trace, &mut outcome) {
+        Ok(reply) => reply,
+        Err(error) => {
+            outcome.reason = Some(error.reason());
+            error.into_reply(&correlation)
         }
-        (spin_sdk::http::Method::Get, "/health/ready") => ready(&request, &correlation),
-        _ => problem_response(
-            Problem::new(404, "No such route.").with_correlation_id(&correlation),
-        ),
+    };
+    if let Some(decision) = &outcome.limits {
+        reply.set_limit_headers(decision);
     }
+    reply.set(CORRELATION_ID_HEADER, correlation.clone());
+
+    let elapsed_ns = wasi::clocks::monotonic_clock::now().saturating_sub(started);
+    eprintln!(
+        "{}",
+        access_log_line(&AccessLog {
+            correlation_id: &correlation,
+            actor: outcome.actor.as_deref(),
+            method: &request.method,
+            route: matched.template(),
+            status: reply.status,
+            duration_ms: elapsed_ns / 1_000_000,
+            reason: outcome.reason,
+        })
+    );
+    reply.into_response()
+}
+
+fn serve(
+    request: &Incoming,
+    matched: RouteMatch,
+    trace: &TraceContext,
+    outcome: &mut Outcome,
+) -> Result<Reply, GatewayError> {
+    if let RouteMatch::Public(_) = matched {
+        return Ok(health());
+    }
+    let allow_list = config::allow_list()?;
+    if !allow_list.allows_client_addr(request.single_or_none("spin-client-addr")) {
+        return Err(GatewayError::ClientAddressRefused);
+    }
+    match matched {
+        RouteMatch::NotFound => Err(GatewayError::NotFound),
+        RouteMatch::MethodNotAllowed { allow } => Err(GatewayError::MethodNotAllowed { allow }),
+        RouteMatch::OpenApi => Ok(Reply::new(
+            200,
+            "application/json",
+            OPENAPI.as_bytes().to_vec(),
+        )),
+        RouteMatch::HealthReady => ready(request, trace),
+        RouteMatch::Protected { scope, backend, .. } => {
+            protected(request, scope, backend, trace, outcome)
+        }
+        RouteMatch::Public(_) => Ok(health()),
+    }
+}
+
+/// An API route: authenticate, authorize, count, read the body, forward.
+fn protected(
+    request: &Incoming,
+    scope: Scope,
+    backend: Backend,
+    trace: &TraceContext,
+    outcome: &mut Outcome,
+) -> Result<Reply, GatewayError> {
+    let body_limit = config::body_limit()?;
+    request.check_declared_length(body_limit)?;
+
+    let settings = config::auth()?;
+    let (query_key, forwarded_query) = split_subscription_key(&request.query);
+    // A header key takes precedence over a query key.
+    let subscription_key = request
+        .single(SUBSCRIPTION_KEY_HEADER)?
+        .or(query_key.as_deref());
+    let bearer = request.single("authorization")?.and_then(bearer_token);
+    let now = unix_now();
+    let actor = authorize(
+        Credentials {
+            subscription_key,
+            bearer,
+        },
+        settings.policy,
+        scope,
+        Verifiers {
+            subscriptions: &settings.subscriptions,
+            jwt: settings.jwt.as_ref(),
+        },
+        now,
+    )
+    .map_err(|denial| {
+        if let Denial::Forbidden { actor, .. } = &denial {
+            outcome.actor = Some(actor.clone());
+        }
+        GatewayError::Denied(denial)
+    })?;
+    outcome.actor = Some(actor.audit_name());
+
+    let limits = actor.limits().unwrap_or(settings.token_limits);
+    let decision = counters::count(&actor.limit_owner(), &limits, now)?;
+    if !decision.allowed {
+        return Err(GatewayError::RateLimited(decision));
+    }
+    outcome.limits = Some(decision);
+
+    let body = request.read_body(body_limit)?;
+    forward(request, backend, &forwarded_query, &actor, trace, body)
+}
+
+/// Liveness: reveals nothing but that the gateway runs.
+fn health() -> Reply {
+    Reply::json(200, &serde_json::json!({"status": "ok"}))
+}
+
+/// Sends the request on to its backend and passes the answer back.
+fn forward(
+    request: &Incoming,
+    backend: Backend,
+    query: &str,
+    actor: &Actor,
+    trace: &TraceContext,
+    body: Vec<u8>,
+) -> Result<Reply, GatewayError> {
+    let key = config::key(match backend {
+        Backend::PatientApi => "patientapikey",
+        Backend::AuditApi => "auditapikey",
+    })?;
+    let timeout = config::backend_timeout()?;
+    let method = match request.method.as_str() {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        // The route table has no other methods.
+        _ => return Err(GatewayError::NotFound),
+    };
+    let mut url = format!("{}{}", backend.origin(), request.path);
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(query);
+    }
+    // Client headers first (allow-listed), then what only the gateway sets.
+    let mut headers = request.forwardable_headers();
+    headers.extend([
+        (HOST_KEY_HEADER.to_string(), key),
+        (CORRELATION_ID_HEADER.to_string(), trace.correlation_id()),
+        (TRACEPARENT_HEADER.to_string(), trace.traceparent()),
+        (ACTOR_HEADER.to_string(), actor.audit_name()),
+    ]);
+    let outgoing = HttpRequest {
+        method,
+        url,
+        headers,
+        body,
+    };
+    let response = outbound::send(&outgoing, timeout).map_err(|e| match e {
+        TransportError::Timeout => GatewayError::BackendTimeout,
+        _ => GatewayError::BackendUnreachable,
+    })?;
+    if response.status == 401 {
+        return Err(GatewayError::BackendRejectedHostKey);
+    }
+    Ok(pass_back(response))
+}
+
+fn pass_back(response: HttpResponse) -> Reply {
+    let mut reply = Reply::passthrough(response.status, response.body);
+    for (name, value) in &response.headers {
+        if is_forwardable_response_header(name) {
+            reply.set(name, value.clone());
+        }
+    }
+    reply
 }
 
 /// Readiness walks every hop: patient-api checks audit-api and the store,
 /// audit-api checks the store.
-fn ready(request: &Request, correlation: &str) -> Response {
-    let keys = match variable("healthkey").map(|k| AcceptedKeys::single(&k)) {
-        Ok(Ok(keys)) => keys,
-        Ok(Err(_)) => return misconfigured(&component_kit::MissingVariable("healthkey"), correlation),
-        Err(missing) => return misconfigured(&missing, correlation),
-    };
-    if keys.verify(header(request, "x-health-key")).is_err() {
-        return problem_response(
-            Problem::new(401, "A valid x-health-key is required.").with_correlation_id(correlation),
-        );
+fn ready(request: &Incoming, trace: &TraceContext) -> Result<Reply, GatewayError> {
+    let keys = AcceptedKeys::single(&config::key("healthkey")?)
+        .map_err(|_| GatewayError::Misconfigured)?;
+    if keys.verify(request.single(HEALTH_KEY_HEADER)?).is_err() {
+        return Err(GatewayError::HealthKeyRejected);
     }
-    for (name, base, key_var) in [
-        ("patient-api", PATIENT_API, "patientapikey"),
-        ("audit-api", AUDIT_API, "auditapikey"),
+    for (name, backend, key_variable) in [
+        ("patient-api", Backend::PatientApi, "patientapikey"),
+        ("audit-api", Backend::AuditApi, "auditapikey"),
     ] {
-        let key = match variable(key_var) {
-            Ok(key) => key,
-            Err(missing) => return misconfigured(&missing, correlation),
-        };
         let probe = HttpRequest {
             method: Method::Get,
-            url: format!("{base}/health/ready"),
+            url: format!("{}/health/ready", backend.origin()),
             headers: vec![
-                (HOST_KEY_HEADER.to_string(), key),
-                (CORRELATION_HEADER.to_string(), correlation.to_string()),
+                (HOST_KEY_HEADER.to_string(), config::key(key_variable)?),
+                (CORRELATION_ID_HEADER.to_string(), trace.correlation_id()),
+                (TRACEPARENT_HEADER.to_string(), trace.traceparent()),
             ],
             body: Vec::new(),
         };
-        match outbound::send(&probe, BACKEND_TIMEOUT) {
+        match outbound::send(&probe, READY_TIMEOUT) {
             Ok(response) if response.status == 200 => {}
-            _ => {
-                return problem_response(
-                    Problem::new(503, format!("{name} is not ready."))
-                        .with_correlation_id(correlation),
-                )
-            }
+            _ => return Err(GatewayError::NotReady(name)),
         }
     }
-    json_response(200, &serde_json::json!({"status": "ready"}), correlation)
+    Ok(Reply::json(200, &serde_json::json!({"status": "ready"})))
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(wasi::clocks::wall_clock::now().seconds).unwrap_or(i64::MAX)
+}
+
+fn random_array<const N: usize>() -> [u8; N] {
+    let bytes = wasi::random::random::get_random_bytes(N as u64);
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes[..N]);
+    out
 }

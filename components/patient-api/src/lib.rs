@@ -1,50 +1,167 @@
 //! patient-api: patients and their laboratory tests (private; reachable only
 //! by service chaining, and only with its host key).
+//!
+//! This file is the shell: it checks the host key, routes, and wires the
+//! service (src/service.rs) to audit-api, the document store and WASI.
 
+mod error;
+mod route;
+mod service;
+mod store;
+
+use audit_chain::{Actor, AuditInput, AuditResource, SourceSystemName};
 use component_kit::{
-    correlation_id, json_response, misconfigured, outbound, problem_response, require_host_key,
-    variable, HttpRequest, Method as OutMethod, WasiClock, WasiTransport, CORRELATION_HEADER,
+    correlation_id, header, json_response, outbound, problem_response, require_host_key,
+    variable, HttpRequest, Method as OutMethod, WasiClock, WasiTransport, ACTOR_HEADER,
+    CORRELATION_HEADER,
 };
-use cosmos::{CosmosClient, MasterKey};
+use cosmos::{Clock, CosmosClient, MasterKey};
 use problem::Problem;
+use records::Timestamp;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use std::time::Duration;
 
+use error::ApiError;
+use route::{route, NoRoute, Route};
+use service::{AuditFailed, Auditor, Environment, Incoming, Reply, Service, CONTINUATION_HEADER};
+
 const AUDIT_API: &str = "http://audit-api.spin.internal";
+/// The audit call's time limit (CONTRACT: a slower audit counts as failed).
+const AUDIT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Per attempt; the Cosmos client's retry budget bounds the total.
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+const SOURCE_SYSTEM: &str = "patient-api";
 
 #[http_component]
 fn handle(request: Request) -> Response {
+    let started = WasiClock.now_millis();
     let correlation = correlation_id(&request);
-    if let Err(denied) = require_host_key(
-        &request,
-        "patientapiprimarykey",
-        "patientapisecondarykey",
-        &correlation,
-    ) {
-        return denied;
+    let method = method_name(request.method());
+    let (response, template, outcome) = respond(&request, &method, &correlation);
+    log(&method, template, *response.status(), &outcome, &correlation, started);
+    response
+}
+
+/// The response, the route template and a data-free outcome for the log.
+fn respond(request: &Request, method: &str, correlation: &str) -> (Response, &'static str, String) {
+    if let Err(denied) = require_host_key(request, "patientapiprimarykey", "patientapisecondarykey", correlation) {
+        return (denied, "-", "host key rejected".into());
     }
-    match (request.method(), request.path()) {
-        (Method::Get, "/health/ready") => ready(&correlation),
-        _ => problem_response(
-            Problem::new(501, "This route is not built yet.").with_correlation_id(&correlation),
-        ),
+    let route = match route(method, request.path()) {
+        Ok(route) => route,
+        Err(NoRoute::NotFound) => return failed(ApiError::NotFound("No such route."), "-", correlation),
+        Err(NoRoute::MethodNotAllowed(allow)) => {
+            return failed(ApiError::MethodNotAllowed { allow }, "-", correlation)
+        }
+    };
+    let template = route.template();
+    if route == Route::Ready {
+        return (ready(correlation), template, "ready".into());
+    }
+    match serve(request, route, correlation) {
+        Ok(reply) => (reply_response(reply, correlation), template, "ok".into()),
+        Err(e) => failed(e, template, correlation),
     }
 }
 
-fn store() -> Result<CosmosClient<WasiTransport, WasiClock>, component_kit::MissingVariable> {
-    let endpoint = variable("cosmosendpoint")?;
-    let key = variable("cosmoskey")?;
-    let key = MasterKey::from_base64(&key).map_err(|_| component_kit::MissingVariable("cosmoskey"))?;
-    CosmosClient::new(&endpoint, key, WasiTransport { timeout: Duration::from_secs(5) }, WasiClock)
-        .map_err(|_| component_kit::MissingVariable("cosmosendpoint"))
+fn serve(request: &Request, route: Route<'_>, correlation: &str) -> Result<Reply, ApiError> {
+    // Every data operation is attributed; the gateway always says who acts.
+    let actor = header(request, ACTOR_HEADER)
+        .and_then(|a| Actor::parse(a).ok())
+        .ok_or(ApiError::BadParameter {
+            field: ACTOR_HEADER,
+            detail: "x-actor must name the authenticated caller.",
+        })?;
+    let auditor = AuditApi {
+        key: variable("auditapikey").map_err(|m| ApiError::Misconfigured(m.0))?,
+        correlation: correlation.to_string(),
+        actor: actor.as_str().to_string(),
+        traceparent: header(request, "traceparent").map(str::to_string),
+    };
+    let service = Service { auditor, documents: store()?, environment: Wasi };
+    let incoming = Incoming {
+        query: request.query(),
+        body: request.body(),
+        if_match: header(request, "if-match"),
+        if_none_match: header(request, "if-none-match"),
+        continuation: header(request, CONTINUATION_HEADER),
+    };
+    service.handle(route, &incoming)
+}
+
+fn store() -> Result<CosmosClient<WasiTransport, WasiClock>, ApiError> {
+    let endpoint = variable("cosmosendpoint").map_err(|m| ApiError::Misconfigured(m.0))?;
+    let key = variable("cosmoskey").map_err(|m| ApiError::Misconfigured(m.0))?;
+    let key = MasterKey::from_base64(&key).map_err(|_| ApiError::Misconfigured("cosmoskey"))?;
+    CosmosClient::new(&endpoint, key, WasiTransport { timeout: STORE_TIMEOUT }, WasiClock)
+        .map_err(|_| ApiError::Misconfigured("cosmosendpoint"))
+}
+
+/// `POST /auditrecord` on audit-api; only a 201 counts as written.
+struct AuditApi {
+    key: String,
+    correlation: String,
+    actor: String,
+    traceparent: Option<String>,
+}
+
+impl Auditor for AuditApi {
+    fn record(&self, resource: &AuditResource) -> Result<(), AuditFailed> {
+        let source = SourceSystemName::parse(SOURCE_SYSTEM).map_err(|_| AuditFailed)?;
+        let input = AuditInput { source_system_name: source, resource: resource.clone() };
+        let mut headers = vec![
+            (hostkey::HOST_KEY_HEADER.to_string(), self.key.clone()),
+            (CORRELATION_HEADER.to_string(), self.correlation.clone()),
+            (ACTOR_HEADER.to_string(), self.actor.clone()),
+            ("content-type".to_string(), "application/json".to_string()),
+        ];
+        if let Some(tp) = &self.traceparent {
+            headers.push(("traceparent".to_string(), tp.clone()));
+        }
+        let request = HttpRequest {
+            method: OutMethod::Post,
+            url: format!("{AUDIT_API}/auditrecord"),
+            headers,
+            body: input.to_json().to_string().into_bytes(),
+        };
+        match outbound::send(&request, AUDIT_TIMEOUT) {
+            Ok(response) if response.status == 201 => Ok(()),
+            Ok(response) => {
+                warn("audit record refused", &format!("status {}", response.status), &self.correlation);
+                Err(AuditFailed)
+            }
+            Err(e) => {
+                warn("audit record failed", &format!("{e:?}"), &self.correlation);
+                Err(AuditFailed)
+            }
+        }
+    }
+}
+
+/// Time and ids from WASI.
+struct Wasi;
+
+impl Environment for Wasi {
+    fn now(&self) -> Timestamp {
+        // The wall clock is within years 0001–9999; the fallback is unreachable.
+        Timestamp::from_unix_millis(WasiClock.unix_millis())
+            .unwrap_or_else(|_| Timestamp::from_unix_millis(0).expect("epoch is in range"))
+    }
+
+    fn new_uuid(&self) -> uuid::Uuid {
+        let bytes: [u8; 16] = wasi::random::random::get_random_bytes(16)
+            .try_into()
+            .unwrap_or([0; 16]);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
 }
 
 /// Ready when audit-api is ready and the document store answers.
 fn ready(correlation: &str) -> Response {
     let key = match variable("auditapikey") {
         Ok(key) => key,
-        Err(missing) => return misconfigured(&missing, correlation),
+        Err(missing) => return error_response(&ApiError::Misconfigured(missing.0), correlation),
     };
     let probe = HttpRequest {
         method: OutMethod::Get,
@@ -57,13 +174,11 @@ fn ready(correlation: &str) -> Response {
     };
     let audit_ready = matches!(outbound::send(&probe, Duration::from_secs(10)), Ok(r) if r.status == 200);
     if !audit_ready {
-        return problem_response(
-            Problem::new(503, "audit-api is not ready.").with_correlation_id(correlation),
-        );
+        return problem_response(Problem::new(503, "audit-api is not ready.").with_correlation_id(correlation));
     }
     let client = match store() {
         Ok(client) => client,
-        Err(missing) => return misconfigured(&missing, correlation),
+        Err(e) => return error_response(&e, correlation),
     };
     match client.database_account() {
         Ok(_) => json_response(200, &serde_json::json!({"status": "ready"}), correlation),
@@ -71,4 +186,81 @@ fn ready(correlation: &str) -> Response {
             Problem::new(503, "The document store is not reachable.").with_correlation_id(correlation),
         ),
     }
+}
+
+fn failed(e: ApiError, template: &'static str, correlation: &str) -> (Response, &'static str, String) {
+    (error_response(&e, correlation), template, e.reason())
+}
+
+/// The one place an [`ApiError`] becomes a response.
+fn error_response(e: &ApiError, correlation: &str) -> Response {
+    let problem = e.problem().with_correlation_id(correlation);
+    let mut builder = Response::builder();
+    builder
+        .status(problem.status)
+        .header("content-type", problem::CONTENT_TYPE)
+        .header(CORRELATION_HEADER, correlation);
+    for (name, value) in e.headers() {
+        builder.header(name, value);
+    }
+    builder.body(problem.to_json()).build()
+}
+
+fn reply_response(reply: Reply, correlation: &str) -> Response {
+    let mut builder = Response::builder();
+    builder.status(reply.status).header(CORRELATION_HEADER, correlation);
+    for (name, value) in reply.headers {
+        builder.header(name, value);
+    }
+    match reply.body {
+        Some(body) => builder
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).expect("JSON values serialise"))
+            .build(),
+        None => builder.body(Vec::new()).build(),
+    }
+}
+
+fn method_name(method: &Method) -> String {
+    match method {
+        Method::Get => "GET".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Head => "HEAD".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Trace => "TRACE".into(),
+        // Unusual methods are logged by kind, not echoed.
+        Method::Other(_) => "OTHER".into(),
+    }
+}
+
+/// One JSON line per request: route template, never ids or bodies.
+fn log(method: &str, route: &str, status: u16, outcome: &str, correlation: &str, started: u64) {
+    let level = match status {
+        500..=599 => "error",
+        400..=499 => "warn",
+        _ => "info",
+    };
+    let line = serde_json::json!({
+        "level": level,
+        "component": "patient-api",
+        "msg": "request",
+        "method": method,
+        "route": route,
+        "status": status,
+        "outcome": outcome,
+        "correlationId": correlation,
+        "durationMs": WasiClock.now_millis().saturating_sub(started),
+    });
+    eprintln!("{line}");
+}
+
+fn warn(msg: &str, detail: &str, correlation: &str) {
+    let line = serde_json::json!({
+        "level": "warn", "component": "patient-api", "msg": msg, "detail": detail, "correlationId": correlation,
+    });
+    eprintln!("{line}");
 }

@@ -10,9 +10,10 @@
 //! - the head: `id` = `<chainKey>:head`, `docType` = `auditHead`, replaced
 //!   with `If-Match` after each append and only ever moved forward.
 //!
-//! Append protocol for the audit service: read the head (none: new chain);
-//! [`crate::seal`]; create the record document; on 409 read the document at
-//! the next sequence, take [`ChainHead::of`] it and seal again (bounded
+//! Append protocol for the audit service ([`crate::append`]): read the head
+//! (none: new chain); [`crate::seal`]; create the record document; on 409
+//! find the chain's real end ([`chain_tail_query`], or the document at the
+//! taken sequence), take [`ChainHead::of`] it and seal again (bounded
 //! retries); then advance the head document if it is behind.
 
 use serde_json::{json, Value};
@@ -286,6 +287,26 @@ pub fn chain_records_query(
     AuditQuery { text, parameters }
 }
 
+/// The chain's last record: its record documents in reverse id order, to be
+/// read one item at a time (`x-ms-max-item-count: 1`). Appenders use it to
+/// find where the chain really ends when the head lags behind.
+pub fn chain_tail_query(chain_key: &ChainKey) -> AuditQuery {
+    AuditQuery {
+        text: "SELECT * FROM c WHERE c.chainKey = @chainKey AND c.docType = @docType ORDER BY c.id DESC"
+            .to_owned(),
+        parameters: vec![
+            (
+                "@chainKey".to_owned(),
+                Value::String(chain_key.as_str().to_owned()),
+            ),
+            (
+                "@docType".to_owned(),
+                Value::String(RECORD_DOC_TYPE.to_owned()),
+            ),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,6 +478,14 @@ mod tests {
         assert_eq!(j["chainKey"], json!(format!("patient:{PID}")));
         assert!(j.get("docType").is_none() && j.get("recordId").is_none());
         assert_eq!(j["resource"]["criteria"], json!(["firstName", "postCode"]));
+    }
+
+    #[test]
+    fn tail_query() {
+        let k = ChainKey::parse(&format!("patient:{PID}")).unwrap();
+        let q = chain_tail_query(&k);
+        assert!(q.text.ends_with("ORDER BY c.id DESC"), "{}", q.text);
+        assert_eq!(q.parameters, chain_records_query(&k, None, None).parameters);
     }
 
     #[test]

@@ -15,26 +15,30 @@
 //! canonical form ([`canonical_bytes`]). A separate head document remembers
 //! each chain's last record. [`verify_chain`] finds edited, removed
 //! (including the last), reordered, duplicated and foreign records and says
-//! where. See [`document`] for the store layout and append protocol.
+//! where. See [`document`] for the store layout and [`append`] for the
+//! append protocol; [`params`] reads the read routes' query parameters.
 //!
 //! Pure functions only: no I/O, no clock, no randomness. Callers pass ids
 //! and times in.
 
+pub mod append;
 mod chain;
 pub mod document;
 mod error;
 mod input;
 mod json;
+pub mod params;
 mod stamp;
 mod verify;
 
+pub use append::{append, AppendError, AppendPolicy, AppendRequest, AppendStore, Appended};
 pub use chain::{
     canonical_bytes, record_hash, seal, AuditRecord, ChainHead, ChainKey, Digest, InvalidDigest,
     SealContext, CANONICAL_VERSION,
 };
 pub use document::{
-    chain_records_query, head_from_document, head_to_document, record_from_document,
-    record_to_document, record_to_json, AuditQuery,
+    chain_records_query, chain_tail_query, head_from_document, head_to_document,
+    record_from_document, record_to_document, record_to_json, AuditQuery,
 };
 pub use error::{AuditInputError, DocumentError, SealError, Violation};
 pub use input::{

@@ -46,6 +46,27 @@ pub fn is_forwardable_request_header(name: &str) -> bool {
         .any(|allowed| allowed.eq_ignore_ascii_case(name))
 }
 
+/// The response headers of a backend that reach the client: what the public
+/// contract uses (media type, entity tags, the created resource, paging,
+/// back-off). Everything else a backend sets (its own correlation id, host
+/// details, anything added later) stays inside; the gateway sets
+/// `x-correlation-id` and the `RateLimit-*` headers itself.
+const FORWARDABLE_RESPONSE_HEADERS: [&str; 5] = [
+    "content-type",
+    "etag",
+    "location",
+    "retry-after",
+    "x-continuation-token",
+];
+
+/// Whether a backend's response header may be passed to the client
+/// (case-insensitive).
+pub fn is_forwardable_response_header(name: &str) -> bool {
+    FORWARDABLE_RESPONSE_HEADERS
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(name))
+}
+
 /// The token of an `Authorization: Bearer <token>` value; `None` for another
 /// scheme or an empty token. The token itself is not checked here.
 pub fn bearer_token(authorization: &str) -> Option<&str> {
@@ -223,6 +244,32 @@ mod tests {
         ];
         for name in stripped {
             assert!(!is_forwardable_request_header(name), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn only_contract_response_headers_pass_back() {
+        for name in [
+            "Content-Type",
+            "etag",
+            "Location",
+            "retry-after",
+            "X-Continuation-Token",
+        ] {
+            assert!(is_forwardable_response_header(name), "{name}");
+        }
+        for name in [
+            "x-correlation-id",
+            "set-cookie",
+            "server",
+            "x-powered-by",
+            "x-functions-key",
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "",
+        ] {
+            assert!(!is_forwardable_response_header(name), "{name}");
         }
     }
 

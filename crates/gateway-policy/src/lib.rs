@@ -36,9 +36,10 @@ pub use authorize::{
     authorize, Actor, AuthFailure, CredentialPolicy, Credentials, Denial, Verifiers, REALM,
 };
 pub use headers::{
-    bearer_token, is_forwardable_request_header, split_subscription_key, BodyLimit, BodyLimitError,
-    ACTOR_HEADER, CORRELATION_ID_HEADER, DEFAULT_BODY_LIMIT, HEALTH_KEY_HEADER, MAX_BODY_LIMIT,
-    SUBSCRIPTION_KEY_HEADER, SUBSCRIPTION_KEY_QUERY, TRACEPARENT_HEADER,
+    bearer_token, is_forwardable_request_header, is_forwardable_response_header,
+    split_subscription_key, BodyLimit, BodyLimitError, ACTOR_HEADER, CORRELATION_ID_HEADER,
+    DEFAULT_BODY_LIMIT, HEALTH_KEY_HEADER, MAX_BODY_LIMIT, SUBSCRIPTION_KEY_HEADER,
+    SUBSCRIPTION_KEY_QUERY, TRACEPARENT_HEADER,
 };
 pub use ipallow::{parse_client_addr, Cidr, CidrError, ClientAddrError, IpAllowList};
 pub use jwt::{

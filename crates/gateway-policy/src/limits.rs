@@ -44,6 +44,20 @@ impl Limit {
         })
     }
 
+    /// Parses `calls/periodSeconds`, e.g. `100/60` (the form configuration
+    /// variables use); `None` for anything else, zeros included.
+    pub fn parse(text: &str) -> Option<Limit> {
+        let (calls, period) = text.trim().split_once('/')?;
+        let number = |s: &str| {
+            let s = s.trim();
+            // `u32::from_str` accepts a leading `+`; configuration should not.
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u32>().ok())
+                .flatten()
+        };
+        Limit::new(number(calls)?, number(period)?)
+    }
+
     pub fn calls(&self) -> u32 {
         self.calls.get()
     }
@@ -212,6 +226,29 @@ mod tests {
         assert!(Limit::new(0, 60).is_none());
         assert!(Limit::new(10, 0).is_none());
         assert!(Limit::new(1, 1).is_some());
+    }
+
+    #[test]
+    fn limits_parse_from_calls_per_period() {
+        assert_eq!(Limit::parse("100/60"), Limit::new(100, 60));
+        assert_eq!(Limit::parse(" 5 / 2 "), Limit::new(5, 2));
+        assert_eq!(Limit::parse("4294967295/1"), Limit::new(u32::MAX, 1));
+        for bad in [
+            "",
+            "100",
+            "/60",
+            "100/",
+            "0/60",
+            "10/0",
+            "-1/60",
+            "+1/60",
+            "1.5/60",
+            "1/60/2",
+            "4294967296/1",
+            "a/b",
+        ] {
+            assert_eq!(Limit::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

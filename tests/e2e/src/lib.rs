@@ -290,16 +290,18 @@ impl TestApp {
         let mut environment = secrets.environment();
         environment.extend(start.environment);
         let state = tempfile::tempdir().expect("temp dir");
-        let mut source_overrides = HashMap::new();
-        // Ids a fixture manifest does not have are ignored by the host.
-        for (id, name) in [
-            ("gateway", "gateway"),
-            ("patient-api", "patient_api"),
-            ("audit-api", "audit_api"),
-            ("docstore", "docstore"),
-        ] {
-            source_overrides.insert(id.to_string(), built_wasm(name));
-        }
+        // Run each component from wasm_dir(), by its file name, so that a
+        // build in another target dir (E2E_WASM_DIR) is what gets tested.
+        let manifest = start.manifest.clone().unwrap_or_else(|| repo_root().join("spin.toml"));
+        let declared = spin_test_host::Manifest::load(&manifest).expect("manifest parses");
+        let mut source_overrides: HashMap<String, PathBuf> = declared
+            .components
+            .iter()
+            .map(|(id, c)| {
+                let file = c.source.file_stem().and_then(|f| f.to_str()).expect("wasm file name");
+                (id.clone(), built_wasm(file))
+            })
+            .collect();
         source_overrides.extend(start.source_overrides);
         let options = HostOptions {
             environment,
@@ -308,7 +310,6 @@ impl TestApp {
             on_demand_allocator: false,
             source_overrides,
         };
-        let manifest = start.manifest.unwrap_or_else(|| repo_root().join("spin.toml"));
         let app = App::load(&manifest, options).expect("app loads");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -74,6 +74,62 @@ pub enum Fault {
     },
     /// Wait this long before running the component.
     Delay(Duration),
+    /// Run the component (its effects happen), then discard its answer and
+    /// respond with `status` instead, for the next `times` requests (all, if
+    /// `None`): an acknowledgement lost after the work was done, as when a
+    /// connection breaks or a proxy answers 5xx after the server committed.
+    /// The caller cannot tell this from a request that was never executed.
+    LoseResponse { status: u16, times: Option<u32> },
+    /// `fault` applies only to requests with this method (any, if `None`)
+    /// whose path starts with `path_prefix`; other requests pass untouched
+    /// and do not count towards the inner fault's `times`. For faults in
+    /// one operation of a component that several callers share.
+    Only {
+        method: Option<String>,
+        path_prefix: String,
+        fault: Box<Fault>,
+    },
+}
+
+impl Fault {
+    /// The fault that applies to one request, if any.
+    fn applies_to(&self, method: &str, path: &str) -> Option<&Fault> {
+        match self {
+            Fault::Only { method: only, path_prefix, fault } => {
+                let method_matches = only.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method));
+                (method_matches && path.starts_with(path_prefix.as_str()))
+                    .then_some(&**fault)
+                    .and_then(|inner| inner.applies_to(method, path))
+            }
+            other => Some(other),
+        }
+    }
+
+    /// Counts one use against `times`; true when the fault is used up.
+    fn use_once(&mut self, method: &str, path: &str) -> bool {
+        match self {
+            Fault::Only { method: only, path_prefix, fault } => {
+                let method_matches = only.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method));
+                method_matches && path.starts_with(path_prefix.as_str()) && fault.use_once(method, path)
+            }
+            Fault::Respond { times: Some(n), .. } | Fault::LoseResponse { times: Some(n), .. } => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+            _ => false,
+        }
+    }
+
+    /// A short name for the host's log line.
+    fn describe(&self) -> String {
+        match self {
+            Fault::Refuse => "refuse".into(),
+            Fault::Respond { status, .. } => format!("respond {status}"),
+            Fault::Delay(d) => format!("delay {} ms", d.as_millis()),
+            Fault::LoseResponse { status, .. } => format!("lose response, respond {status}"),
+            Fault::Only { fault, .. } => fault.describe(),
+        }
+    }
 }
 
 pub(crate) struct LoadedComponent {
@@ -485,7 +541,7 @@ impl AppInner {
             return Err(HttpError::HttpRequestDenied);
         }
         if let Some(target) = host.strip_suffix(".spin.internal") {
-            return self.send_chained(target, request, options).await;
+            return self.send_chained(&caller.decl.id, target, request, options).await;
         }
         if !is_loopback(&host) {
             // The test host only ever talks to this machine; any other name is
@@ -505,6 +561,7 @@ impl AppInner {
 
     async fn send_chained(
         self: &Arc<Self>,
+        caller: &str,
         target: &str,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
@@ -515,17 +572,28 @@ impl AppInner {
                 info_code: None,
             });
         }
+        let method = request.method().as_str().to_string();
+        let path = request.uri().path().to_string();
         let fault = {
             let mut faults = self.faults.lock().unwrap();
-            let fault = faults.get(target).cloned();
-            if let Some(Fault::Respond { times: Some(n), .. }) = faults.get_mut(target) {
-                *n -= 1;
-                if *n == 0 {
-                    faults.remove(target);
-                }
+            let fault = faults
+                .get(target)
+                .and_then(|f| f.applies_to(&method, &path))
+                .cloned();
+            if fault.is_some() && faults.get_mut(target).is_some_and(|f| f.use_once(&method, &path)) {
+                faults.remove(target);
             }
             fault
         };
+        if let Some(fault) = &fault {
+            // One line per injected fault, so a test can count what it exercised.
+            self.log(
+                caller,
+                "host",
+                format!("fault injected into a request to {target}: {}", fault.describe()),
+            );
+        }
+        let mut lose_response = None;
         match fault {
             Some(Fault::Refuse) => return Err(HttpError::ConnectionRefused),
             Some(Fault::Respond { status, headers, body, .. }) => {
@@ -541,7 +609,8 @@ impl AppInner {
                 return Ok(response);
             }
             Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-            None => {}
+            Some(Fault::LoseResponse { status, .. }) => lose_response = Some(status),
+            Some(Fault::Only { .. }) | None => {}
         }
         let path_and_query = request
             .uri()
@@ -553,7 +622,19 @@ impl AppInner {
         let (mut parts, body) = request.into_parts();
         parts.uri = full_url.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
         let request = Self::prepare(http::Request::from_parts(parts, body), &full_url, &route, "0.0.0.0:0", false);
-        let call = self.invoke(target, request);
+        let app = self.clone();
+        let target_id = target.to_string();
+        let call = async move {
+            let response = app.invoke(&target_id, request).await;
+            match lose_response {
+                None => response,
+                Some(status) => {
+                    // Let the component finish its answer, then drop it.
+                    let _ = response.into_body().collect().await;
+                    error_body(status, "")
+                }
+            }
+        };
         match options.and_then(|o| o.first_byte_timeout) {
             Some(limit) => tokio::time::timeout(limit, call)
                 .await

@@ -1,0 +1,786 @@
+//! The patient and test operations: validate, audit, then touch the store.
+//!
+//! Order is the point. Everything a request can get wrong (route ids, body,
+//! paging parameters) is checked first and writes no audit record; then the
+//! audit record is written; only if that succeeded is the store read or
+//! written (fail closed). Generic over the auditor, the store and the
+//! environment so that this order is unit tested natively.
+
+use audit_chain::{AuditResource, CriterionName, Operation, ResourceId, ResourceType};
+use cosmos::{CosmosError, ETag, PageRequest};
+use records::{
+    lab_test_from_document, lab_test_to_document, lab_test_to_json, parse_new_patient,
+    parse_new_test, parse_patient_update, parse_search, patient_from_document,
+    patient_to_document, patient_to_json, tests_of_patient_query, LabTest, Patient, PatientId,
+    TestId, Timestamp,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::{store_error, ApiError};
+use crate::route::Route;
+use crate::store::{Container, Documents};
+
+/// Largest request body accepted (the gateway enforces its own limit first).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Search page size without `?limit=`.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Largest `?limit=`.
+pub const MAX_LIMIT: u32 = 1000;
+/// Longest continuation token accepted from a client.
+pub const MAX_CONTINUATION_CHARS: usize = 8192;
+/// The header carrying the search continuation token, both ways.
+pub const CONTINUATION_HEADER: &str = "x-continuation-token";
+/// Pages a store may answer empty in a row before we give up looking for a
+/// non-empty one (Cosmos may return empty pages with a continuation).
+const MAX_EMPTY_PAGES: usize = 20;
+
+/// Writes one audit record; `Err` means it was not written.
+pub trait Auditor {
+    fn record(&self, resource: &AuditResource) -> Result<(), AuditFailed>;
+}
+
+/// The audit record was not written (refused, error status, timeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFailed;
+
+/// Time and fresh ids.
+pub trait Environment {
+    fn now(&self) -> Timestamp;
+    fn new_uuid(&self) -> Uuid;
+}
+
+/// What the service needs of a request, once routed.
+#[derive(Debug, Clone, Default)]
+pub struct Incoming<'a> {
+    pub query: &'a str,
+    pub body: &'a [u8],
+    pub if_match: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+    pub continuation: Option<&'a str>,
+}
+
+/// A successful answer: status, headers, JSON body (none for 304).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    fn json(status: u16, body: Value) -> Self {
+        Self { status, headers: Vec::new(), body: Some(body) }
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+pub struct Service<A, D, E> {
+    pub auditor: A,
+    pub documents: D,
+    pub environment: E,
+}
+
+const PATIENT_NOT_FOUND: &str = "Patient not found.";
+const TEST_NOT_FOUND: &str = "Test not found.";
+const NO_PATIENTS: &str = "No patients found with provided criteria";
+const NO_TESTS: &str = "No tests found for this patient.";
+
+impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
+    /// Runs one data operation (`Route::Ready` is the shell's, not ours).
+    pub fn handle(&self, route: Route<'_>, request: &Incoming<'_>) -> Result<Reply, ApiError> {
+        if request.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::TooLarge);
+        }
+        match route {
+            Route::CreatePatient => self.create_patient(request),
+            Route::SearchPatients => self.search_patients(request),
+            Route::ReadPatient(id) => self.read_patient(id, request),
+            Route::UpdatePatient(id) => self.update_patient(id, request),
+            Route::CreateTest(id) => self.create_test(id, request),
+            Route::ListTests(id) => self.list_tests(id),
+            Route::ReadTest(id, test) => self.read_test(id, test, request),
+            Route::Ready => Err(ApiError::Internal("readiness is not a data operation")),
+        }
+    }
+
+    fn create_patient(&self, request: &Incoming<'_>) -> Result<Reply, ApiError> {
+        let fields = parse_new_patient(request.body)?;
+        // The id exists before the audit record, so the record names it.
+        let id = PatientId::from_uuid(self.environment.new_uuid());
+        self.audit(ResourceType::Patient, &id.to_string(), Operation::Create)?;
+        let patient = Patient { id, fields, last_updated: self.environment.now() };
+        let key = id.to_string();
+        let stored = self
+            .documents
+            .create(Container::Patients, &key, &patient_to_document(&patient))
+            .map_err(store_error)?;
+        Ok(Reply::json(201, patient_to_json(&patient))
+            .header("location", format!("/patient/{id}"))
+            .header("etag", stored.etag.as_str()))
+    }
+
+    fn read_patient(&self, raw_id: &str, request: &Incoming<'_>) -> Result<Reply, ApiError> {
+        let id = patient_id(raw_id)?;
+        self.audit(ResourceType::Patient, &id.to_string(), Operation::Read)?;
+        let key = id.to_string();
+        let doc = self
+            .documents
+            .read(Container::Patients, &key, &key)
+            .map_err(not_found_as(PATIENT_NOT_FOUND))?;
+        if etag_matches(request.if_none_match, &doc.etag) {
+            return Ok(not_modified(&doc.etag));
+        }
+        let patient = patient_from_document(doc.body)
+            .map_err(|_| ApiError::Internal("stored patient is invalid"))?;
+        Ok(Reply::json(200, patient_to_json(&patient)).header("etag", doc.etag.as_str()))
+    }
+
+    fn update_patient(&self, raw_id: &str, request: &Incoming<'_>) -> Result<Reply, ApiError> {
+        let id = patient_id(raw_id)?;
+        let fields = parse_patient_update(&id, request.body)?;
+        let if_match = if_match(request.if_match)?;
+        self.audit(ResourceType::Patient, &id.to_string(), Operation::Update)?;
+        let patient = Patient { id, fields, last_updated: self.environment.now() };
+        let key = id.to_string();
+        // Replace, never upsert: an unknown patient stays unknown (404).
+        let stored = self
+            .documents
+            .replace(Container::Patients, &key, &key, &patient_to_document(&patient), if_match.as_ref())
+            .map_err(|e| match e {
+                CosmosError::NotFound => ApiError::NotFound(PATIENT_NOT_FOUND),
+                CosmosError::PreconditionFailed => ApiError::PreconditionFailed,
+                e => store_error(e),
+            })?;
+        Ok(Reply::json(200, patient_to_json(&patient)).header("etag", stored.etag.as_str()))
+    }
+
+    fn search_patients(&self, request: &Incoming<'_>) -> Result<Reply, ApiError> {
+        let criteria = parse_search(request.body)?;
+        let limit = parse_limit(request.query)?;
+        let continuation = continuation(request.continuation)?;
+        let names = criteria
+            .field_names()
+            .into_iter()
+            .map(CriterionName::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ApiError::Internal("criterion name not accepted by the audit register"))?;
+        let everything = ResourceId::parse("*").map_err(|_| ApiError::Internal("audit id"))?;
+        let resource = AuditResource::search(ResourceType::Patient, everything, names)
+            .map_err(|_| ApiError::Internal("search audit record not accepted"))?;
+        self.audit_resource(&resource)?;
+
+        let spec = criteria.to_query();
+        let from_client = continuation.is_some();
+        let mut token = continuation;
+        let mut empty_pages = 0;
+        let page = loop {
+            let sent_client_token = from_client && empty_pages == 0;
+            let page = self
+                .documents
+                .query(
+                    Container::Patients,
+                    &spec,
+                    None,
+                    PageRequest { max_item_count: Some(limit), continuation: token.take() },
+                )
+                .map_err(|e| match e {
+                    // The store refuses a token it did not issue for this query.
+                    CosmosError::BadRequest { .. } | CosmosError::InvalidInput(_)
+                        if sent_client_token =>
+                    {
+                        invalid_continuation()
+                    }
+                    e => store_error(e),
+                })?;
+            empty_pages += 1;
+            if !page.documents.is_empty() || page.continuation.is_none() || empty_pages >= MAX_EMPTY_PAGES {
+                break page;
+            }
+            token = page.continuation;
+        };
+        if page.documents.is_empty() && !from_client {
+            return Err(ApiError::NotFound(NO_PATIENTS));
+        }
+        let patients = page
+            .documents
+            .into_iter()
+            .map(|doc| patient_from_document(doc).map(|p| patient_to_json(&p)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ApiError::Internal("stored patient is invalid"))?;
+        let mut reply = Reply::json(200, Value::Array(patients));
+        if let Some(next) = page.continuation {
+            reply = reply.header(CONTINUATION_HEADER, next);
+        }
+        Ok(reply)
+    }
+
+    fn create_test(&self, raw_patient: &str, request: &Incoming<'_>) -> Result<Reply, ApiError> {
+        let patient = patient_id(raw_patient)?;
+        let fields = parse_new_test(&patient, request.body)?;
+        let id = TestId::from_uuid(self.environment.new_uuid());
+        self.audit(ResourceType::Test, &id.to_string(), Operation::Create)?;
+        let key = patient.to_string();
+        self.documents
+            .read(Container::Patients, &key, &key)
+            .map_err(not_found_as(PATIENT_NOT_FOUND))?;
+        let test = LabTest { id, patient_id: patient, fields, last_updated: self.environment.now() };
+        let stored = self
+            .documents
+            .create(Container::Tests, &key, &lab_test_to_document(&test))
+            .map_err(store_error)?;
+        Ok(Reply::json(201, lab_test_to_json(&test))
+            .header("location", format!("/patient/{patient}/tests/{id}"))
+            .header("etag", stored.etag.as_str()))
+    }
+
+    fn list_tests(&self, raw_patient: &str) -> Result<Reply, ApiError> {
+        let patient = patient_id(raw_patient)?;
+        // A query over the tests by patient: audited on the patient's id,
+        // so the register shows whose tests were listed.
+        let by_patient = CriterionName::parse("patientId").map_err(|_| ApiError::Internal("audit criterion"))?;
+        let resource = AuditResource::search(
+            ResourceType::Test,
+            resource_id(&patient.to_string())?,
+            vec![by_patient],
+        )
+        .map_err(|_| ApiError::Internal("list audit record not accepted"))?;
+        self.audit_resource(&resource)?;
+        let key = patient.to_string();
+        let spec = tests_of_patient_query(&patient);
+        let mut tests = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .documents
+                .query(
+                    Container::Tests,
+                    &spec,
+                    Some(&key),
+                    PageRequest { max_item_count: Some(MAX_LIMIT), continuation: token },
+                )
+                .map_err(store_error)?;
+            for doc in page.documents {
+                let test = lab_test_from_document(doc)
+                    .map_err(|_| ApiError::Internal("stored test is invalid"))?;
+                tests.push(lab_test_to_json(&test));
+            }
+            token = page.continuation;
+            if token.is_none() {
+                break;
+            }
+        }
+        if tests.is_empty() {
+            return Err(ApiError::NotFound(NO_TESTS));
+        }
+        Ok(Reply::json(200, Value::Array(tests)))
+    }
+
+    fn read_test(&self, raw_patient: &str, raw_test: &str, request: &Incoming<'_>) -> Result<Reply, ApiError> {
+        let patient = patient_id(raw_patient)?;
+        let id: TestId = raw_test.parse().map_err(|_| ApiError::NotFound(TEST_NOT_FOUND))?;
+        self.audit(ResourceType::Test, &id.to_string(), Operation::Read)?;
+        let doc = self
+            .documents
+            .read(Container::Tests, &patient.to_string(), &id.to_string())
+            .map_err(not_found_as(TEST_NOT_FOUND))?;
+        if etag_matches(request.if_none_match, &doc.etag) {
+            return Ok(not_modified(&doc.etag));
+        }
+        let test = lab_test_from_document(doc.body)
+            .map_err(|_| ApiError::Internal("stored test is invalid"))?;
+        Ok(Reply::json(200, lab_test_to_json(&test)).header("etag", doc.etag.as_str()))
+    }
+
+    fn audit(&self, kind: ResourceType, id: &str, operation: Operation) -> Result<(), ApiError> {
+        self.audit_resource(&AuditResource::new(kind, resource_id(id)?, operation))
+    }
+
+    fn audit_resource(&self, resource: &AuditResource) -> Result<(), ApiError> {
+        self.auditor.record(resource).map_err(|AuditFailed| ApiError::AuditUnavailable)
+    }
+}
+
+fn resource_id(id: &str) -> Result<ResourceId, ApiError> {
+    ResourceId::parse(id).map_err(|_| ApiError::Internal("resource id not accepted by the audit register"))
+}
+
+/// A route id that is not a GUID names nothing that can exist: 404.
+fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound(PATIENT_NOT_FOUND))
+}
+
+fn not_found_as(detail: &'static str) -> impl Fn(CosmosError) -> ApiError {
+    move |e| match e {
+        CosmosError::NotFound => ApiError::NotFound(detail),
+        e => store_error(e),
+    }
+}
+
+fn not_modified(etag: &ETag) -> Reply {
+    Reply { status: 304, headers: vec![("etag", etag.as_str().to_string())], body: None }
+}
+
+/// `If-None-Match`: `*` or a list of etags, one of which is the current one.
+fn etag_matches(if_none_match: Option<&str>, etag: &ETag) -> bool {
+    if_none_match.is_some_and(|v| v.split(',').map(str::trim).any(|t| t == "*" || t == etag.as_str()))
+}
+
+/// `If-Match`: absent or `*` is no condition (a replace needs the patient
+/// to exist anyway); anything else is the etag the client last saw.
+fn if_match(header: Option<&str>) -> Result<Option<ETag>, ApiError> {
+    match header.map(str::trim) {
+        None | Some("*") => Ok(None),
+        Some(value) => ETag::new(value).map(Some).map_err(|_| ApiError::BadParameter {
+            field: "If-Match",
+            detail: "If-Match must be an entity tag.",
+        }),
+    }
+}
+
+/// `?limit=`: 1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`]. Other query
+/// parameters are ignored.
+pub fn parse_limit(query: &str) -> Result<u32, ApiError> {
+    let invalid = ApiError::BadParameter {
+        field: "limit",
+        detail: "limit must be a whole number from 1 to 1000, given once.",
+    };
+    let mut values = query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("limit=").or((pair == "limit").then_some("")));
+    let Some(value) = values.next() else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    if values.next().is_some() || value.is_empty() || value.len() > 4 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid);
+    }
+    match value.parse::<u32>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(invalid),
+    }
+}
+
+fn invalid_continuation() -> ApiError {
+    ApiError::BadParameter {
+        field: CONTINUATION_HEADER,
+        detail: "x-continuation-token is not a token this search issued.",
+    }
+}
+
+/// A client's continuation token: printable ASCII, bounded. Whether the
+/// store issued it for this query is the store's to say.
+fn continuation(header: Option<&str>) -> Result<Option<String>, ApiError> {
+    match header {
+        None => Ok(None),
+        Some(t) if !t.is_empty() && t.len() <= MAX_CONTINUATION_CHARS && t.bytes().all(|b| (0x20..=0x7e).contains(&b)) => {
+            Ok(Some(t.to_string()))
+        }
+        Some(_) => Err(invalid_continuation()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cosmos::{Document, QueryPage};
+    use records::QuerySpec;
+    use serde_json::json;
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    /// Every call the fakes saw, in order: the audit-first check reads it.
+    type Journal = RefCell<Vec<String>>;
+
+    struct FakeAuditor<'a> {
+        journal: &'a Journal,
+        fail: bool,
+    }
+
+    impl Auditor for FakeAuditor<'_> {
+        fn record(&self, r: &AuditResource) -> Result<(), AuditFailed> {
+            let criteria: Vec<&str> = r.criteria().iter().map(|c| c.as_str()).collect();
+            self.journal.borrow_mut().push(format!(
+                "audit {} {} {} {}",
+                r.kind().as_str(),
+                r.id().as_str(),
+                r.operation().as_str(),
+                criteria.join(",")
+            ));
+            if self.fail {
+                Err(AuditFailed)
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    /// (container, partition key, id) -> (document, etag number).
+    type Stored = BTreeMap<(Container, String, String), (Value, u32)>;
+
+    #[derive(Default)]
+    struct Memory {
+        docs: RefCell<Stored>,
+        next_etag: Cell<u32>,
+        fail_with: RefCell<Option<CosmosError>>,
+        /// Pages the fake answers to queries, in order (empty: all documents).
+        pages: RefCell<Vec<Result<QueryPage, CosmosError>>>,
+    }
+
+    struct FakeDocs<'a> {
+        journal: &'a Journal,
+        memory: &'a Memory,
+    }
+
+    impl FakeDocs<'_> {
+        fn note(&self, what: String) -> Result<(), CosmosError> {
+            self.journal.borrow_mut().push(what);
+            match self.memory.fail_with.borrow().clone() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+
+        fn etag(&self) -> u32 {
+            let n = self.memory.next_etag.get() + 1;
+            self.memory.next_etag.set(n);
+            n
+        }
+    }
+
+    fn document(body: &Value, etag: u32) -> Document {
+        Document { body: body.clone(), etag: ETag::new(format!("\"{etag}\"")).unwrap() }
+    }
+
+    impl Documents for FakeDocs<'_> {
+        fn create(&self, c: Container, pk: &str, doc: &Value) -> Result<Document, CosmosError> {
+            self.note(format!("create {c:?}"))?;
+            let key = (c, pk.to_string(), doc["id"].as_str().unwrap().to_string());
+            let mut docs = self.memory.docs.borrow_mut();
+            if docs.contains_key(&key) {
+                return Err(CosmosError::Conflict);
+            }
+            let etag = self.etag();
+            docs.insert(key, (doc.clone(), etag));
+            Ok(document(doc, etag))
+        }
+
+        fn read(&self, c: Container, pk: &str, id: &str) -> Result<Document, CosmosError> {
+            self.note(format!("read {c:?}"))?;
+            let docs = self.memory.docs.borrow();
+            let (body, etag) = docs.get(&(c, pk.to_string(), id.to_string())).ok_or(CosmosError::NotFound)?;
+            Ok(document(body, *etag))
+        }
+
+        fn replace(&self, c: Container, pk: &str, id: &str, doc: &Value, if_match: Option<&ETag>) -> Result<Document, CosmosError> {
+            self.note(format!("replace {c:?}"))?;
+            let mut docs = self.memory.docs.borrow_mut();
+            let key = (c, pk.to_string(), id.to_string());
+            let (_, current) = docs.get(&key).ok_or(CosmosError::NotFound)?;
+            if if_match.is_some_and(|m| m.as_str() != format!("\"{current}\"")) {
+                return Err(CosmosError::PreconditionFailed);
+            }
+            let etag = self.etag();
+            docs.insert(key, (doc.clone(), etag));
+            Ok(document(doc, etag))
+        }
+
+        fn query(&self, c: Container, q: &QuerySpec, partition: Option<&str>, page: PageRequest) -> Result<QueryPage, CosmosError> {
+            self.note(format!("query {c:?} {} {:?} {:?}", q.text, page.max_item_count, page.continuation))?;
+            let mut scripted = self.memory.pages.borrow_mut();
+            if !scripted.is_empty() {
+                return scripted.remove(0);
+            }
+            let documents = self
+                .memory
+                .docs
+                .borrow()
+                .iter()
+                .filter(|((dc, pk, _), _)| *dc == c && partition.is_none_or(|p| p == pk))
+                .map(|(_, (v, _))| v.clone())
+                .collect();
+            Ok(QueryPage { documents, continuation: None })
+        }
+    }
+
+    struct FixedEnv {
+        ids: Cell<u128>,
+    }
+
+    impl Environment for FixedEnv {
+        fn now(&self) -> Timestamp {
+            Timestamp::from_unix_millis(1_700_000_000_000).unwrap()
+        }
+        fn new_uuid(&self) -> Uuid {
+            let n = self.ids.get() + 1;
+            self.ids.set(n);
+            Uuid::from_u128(0x1000_0000_0000_4000_8000_0000_0000_0000 + n)
+        }
+    }
+
+    struct World {
+        journal: Journal,
+        memory: Memory,
+        audit_fails: bool,
+    }
+
+    impl World {
+        fn new() -> Self {
+            Self { journal: RefCell::new(Vec::new()), memory: Memory::default(), audit_fails: false }
+        }
+
+        fn service(&self) -> Service<FakeAuditor<'_>, FakeDocs<'_>, FixedEnv> {
+            Service {
+                auditor: FakeAuditor { journal: &self.journal, fail: self.audit_fails },
+                documents: FakeDocs { journal: &self.journal, memory: &self.memory },
+                environment: FixedEnv { ids: Cell::new(0) },
+            }
+        }
+
+        fn run(&self, route: Route<'_>, body: &Value) -> Result<Reply, ApiError> {
+            let body = body.to_string();
+            self.service().handle(route, &Incoming { body: body.as_bytes(), ..Incoming::default() })
+        }
+
+        fn journal(&self) -> Vec<String> {
+            self.journal.borrow().clone()
+        }
+
+        fn take_journal(&self) -> Vec<String> {
+            std::mem::take(&mut *self.journal.borrow_mut())
+        }
+
+        fn stored(&self) -> usize {
+            self.memory.docs.borrow().len()
+        }
+    }
+
+    fn patient() -> Value {
+        json!({"firstName": "Ana", "gender": "female", "dateOfBirth": "1980-02-29", "postCode": "2100"})
+    }
+
+    fn test_body() -> Value {
+        json!({"performer": "Lab", "orderReference": "O-1", "observations": [
+            {"id": "o1", "code": "GLU", "measurement": "5", "interpretation": "n", "issued": "2024-01-01T00:00:00Z", "status": "final"}]})
+    }
+
+    fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+        reply.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+
+    const FIRST_ID: &str = "10000000-0000-4000-8000-000000000001";
+
+    #[test]
+    fn create_audits_the_new_id_before_storing() {
+        let w = World::new();
+        let reply = w.run(Route::CreatePatient, &patient()).unwrap();
+        assert_eq!(reply.status, 201);
+        let body = reply.body.clone().unwrap();
+        assert_eq!(body["id"], FIRST_ID);
+        assert_eq!(body["lastUpdated"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(header(&reply, "location"), Some(format!("/patient/{FIRST_ID}").as_str()));
+        assert_eq!(header(&reply, "etag"), Some("\"1\""));
+        assert_eq!(w.journal(), vec![format!("audit patient {FIRST_ID} create "), "create Patients".into()]);
+    }
+
+    #[test]
+    fn bad_input_is_rejected_before_any_audit_or_store_call() {
+        let w = World::new();
+        let mut with_id = patient();
+        with_id["id"] = json!(FIRST_ID);
+        let cases: Vec<(Route, Value, u16)> = vec![
+            (Route::CreatePatient, with_id, 400),
+            (Route::CreatePatient, json!({"firstName": "A"}), 400),
+            (Route::ReadPatient("not-a-guid"), json!(null), 404),
+            (Route::UpdatePatient("not-a-guid"), patient(), 404),
+            (Route::UpdatePatient(FIRST_ID), patient(), 400),
+            (Route::SearchPatients, json!({"shoeSize": "4"}), 400),
+            (Route::CreateTest("x"), test_body(), 404),
+            (Route::CreateTest(FIRST_ID), json!({"performer": "Lab"}), 400),
+            (Route::ListTests("x"), json!(null), 404),
+            (Route::ReadTest(FIRST_ID, "x"), json!(null), 404),
+            (Route::ReadTest("x", FIRST_ID), json!(null), 404),
+        ];
+        for (route, body, status) in cases {
+            let e = w.run(route, &body).unwrap_err();
+            assert_eq!(e.status(), status, "{route:?}");
+        }
+        assert!(w.journal().is_empty(), "{:?}", w.journal());
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        let e = w.service().handle(Route::SearchPatients, &Incoming { body: &big, ..Incoming::default() });
+        assert_eq!(e.unwrap_err(), ApiError::TooLarge);
+        assert!(w.journal().is_empty());
+    }
+
+    #[test]
+    fn audit_failure_fails_closed_for_every_operation() {
+        let mut w = World::new();
+        w.run(Route::CreatePatient, &patient()).unwrap();
+        w.run(Route::CreateTest(FIRST_ID), &test_body()).unwrap();
+        w.take_journal();
+        let before = w.stored();
+        w.audit_fails = true;
+        let mut update = patient();
+        update["id"] = json!(FIRST_ID);
+        let test_id = "10000000-0000-4000-8000-000000000002";
+        for (route, body) in [
+            (Route::CreatePatient, patient()),
+            (Route::ReadPatient(FIRST_ID), json!(null)),
+            (Route::UpdatePatient(FIRST_ID), update),
+            (Route::SearchPatients, json!({})),
+            (Route::CreateTest(FIRST_ID), test_body()),
+            (Route::ListTests(FIRST_ID), json!(null)),
+            (Route::ReadTest(FIRST_ID, test_id), json!(null)),
+        ] {
+            let e = w.run(route, &body).unwrap_err();
+            assert_eq!(e, ApiError::AuditUnavailable, "{route:?}");
+            assert_eq!(e.status(), 503);
+        }
+        assert!(w.journal().iter().all(|line| line.starts_with("audit ")), "{:?}", w.journal());
+        assert_eq!(w.stored(), before);
+    }
+
+    #[test]
+    fn read_update_and_precondition() {
+        let w = World::new();
+        w.run(Route::CreatePatient, &patient()).unwrap();
+        let read = w.run(Route::ReadPatient(FIRST_ID), &json!(null)).unwrap();
+        assert_eq!(read.status, 200);
+        assert_eq!(header(&read, "etag"), Some("\"1\""));
+        let mut body = patient();
+        body["id"] = json!(FIRST_ID);
+        body["postCode"] = json!("8000");
+        let text = body.to_string();
+        let put = |if_match: Option<&str>| {
+            w.service().handle(
+                Route::UpdatePatient(FIRST_ID),
+                &Incoming { body: text.as_bytes(), if_match, ..Incoming::default() },
+            )
+        };
+        let ok = put(Some("\"1\"")).unwrap();
+        assert_eq!((ok.status, header(&ok, "etag")), (200, Some("\"2\"")));
+        assert_eq!(ok.body.unwrap()["postCode"], "8000");
+        assert_eq!(put(Some("\"1\"")).unwrap_err(), ApiError::PreconditionFailed);
+        assert_eq!(put(Some("*")).unwrap().status, 200);
+        assert_eq!(put(None).unwrap().status, 200);
+        let not_modified = w
+            .service()
+            .handle(Route::ReadPatient(FIRST_ID), &Incoming { if_none_match: Some("\"4\""), ..Incoming::default() })
+            .unwrap();
+        assert_eq!((not_modified.status, not_modified.body), (304, None));
+    }
+
+    #[test]
+    fn unknown_patients_are_404_and_never_inserted() {
+        let w = World::new();
+        let mut body = patient();
+        body["id"] = json!(FIRST_ID);
+        assert_eq!(w.run(Route::UpdatePatient(FIRST_ID), &body).unwrap_err().status(), 404);
+        assert_eq!(w.run(Route::ReadPatient(FIRST_ID), &json!(null)).unwrap_err().status(), 404);
+        let e = w.run(Route::CreateTest(FIRST_ID), &test_body()).unwrap_err();
+        assert_eq!(e, ApiError::NotFound("Patient not found."));
+        assert_eq!(w.stored(), 0);
+        // Each was audited first all the same: the attempt is an access.
+        let audits = w.journal().iter().filter(|l| l.starts_with("audit ")).count();
+        assert_eq!(audits, 3);
+    }
+
+    #[test]
+    fn tests_are_created_listed_and_read() {
+        let w = World::new();
+        w.run(Route::CreatePatient, &patient()).unwrap();
+        assert_eq!(w.run(Route::ListTests(FIRST_ID), &json!(null)).unwrap_err(), ApiError::NotFound(NO_TESTS));
+        w.take_journal();
+        let created = w.run(Route::CreateTest(FIRST_ID), &test_body()).unwrap();
+        let test_id = "10000000-0000-4000-8000-000000000001";
+        assert_eq!(created.status, 201);
+        assert_eq!(created.body.as_ref().unwrap()["patientId"], FIRST_ID);
+        assert_eq!(
+            header(&created, "location"),
+            Some(format!("/patient/{FIRST_ID}/tests/{test_id}").as_str())
+        );
+        assert_eq!(
+            w.take_journal(),
+            vec![format!("audit test {test_id} create "), "read Patients".into(), "create Tests".into()]
+        );
+        let list = w.run(Route::ListTests(FIRST_ID), &json!(null)).unwrap();
+        assert_eq!(list.body.unwrap().as_array().unwrap().len(), 1);
+        assert_eq!(w.take_journal()[0], format!("audit test {FIRST_ID} search patientId"));
+        let read = w.run(Route::ReadTest(FIRST_ID, test_id), &json!(null)).unwrap();
+        assert_eq!(read.body.unwrap()["id"], test_id);
+        let other = "20000000-0000-4000-8000-000000000001";
+        assert_eq!(w.run(Route::ReadTest(other, test_id), &json!(null)).unwrap_err().status(), 404);
+    }
+
+    #[test]
+    fn search_audits_names_only_and_pages() {
+        let w = World::new();
+        assert_eq!(
+            w.run(Route::SearchPatients, &json!({"firstName": "Ana", "dateOfBirthFrom": "1980"})).unwrap_err(),
+            ApiError::NotFound(NO_PATIENTS)
+        );
+        let journal = w.take_journal();
+        assert_eq!(journal[0], "audit patient * search firstName,dateOfBirthFrom");
+        assert!(!journal.concat().contains("Ana"));
+        w.run(Route::CreatePatient, &patient()).unwrap();
+        w.take_journal();
+        *w.memory.pages.borrow_mut() = vec![
+            Ok(QueryPage { documents: vec![], continuation: Some("t1".into()) }),
+            Ok(QueryPage { documents: vec![w.memory.docs.borrow().values().next().unwrap().0.clone()], continuation: Some("t2".into()) }),
+        ];
+        let reply = w
+            .service()
+            .handle(Route::SearchPatients, &Incoming { query: "limit=1", body: b"", ..Incoming::default() })
+            .unwrap();
+        assert_eq!(header(&reply, CONTINUATION_HEADER), Some("t2"));
+        assert_eq!(reply.body.unwrap().as_array().unwrap().len(), 1);
+        let journal = w.take_journal();
+        assert_eq!(journal[0], "audit patient * search ");
+        assert!(journal[1].ends_with("Some(1) None"), "{}", journal[1]);
+        assert!(journal[2].ends_with("Some(1) Some(\"t1\")"), "{}", journal[2]);
+    }
+
+    #[test]
+    fn a_refused_continuation_token_is_400_and_a_last_empty_page_is_200() {
+        let w = World::new();
+        let search = |token: &str| {
+            w.service().handle(Route::SearchPatients, &Incoming { continuation: Some(token), ..Incoming::default() })
+        };
+        *w.memory.pages.borrow_mut() = vec![Err(CosmosError::BadRequest { message: "x".into() })];
+        assert_eq!(search("forged").unwrap_err().status(), 400);
+        *w.memory.pages.borrow_mut() = vec![Ok(QueryPage { documents: vec![], continuation: None })];
+        let reply = search("valid").unwrap();
+        assert_eq!((reply.status, reply.body), (200, Some(json!([]))));
+        w.take_journal();
+        assert_eq!(search("bad\u{7f}").unwrap_err().status(), 400);
+        assert_eq!(search("").unwrap_err().status(), 400);
+        assert!(w.journal().is_empty(), "malformed tokens are rejected before the audit");
+    }
+
+    #[test]
+    fn store_outages_are_503() {
+        let w = World::new();
+        w.run(Route::CreatePatient, &patient()).unwrap();
+        *w.memory.fail_with.borrow_mut() = Some(CosmosError::Throttled { retry_after: Duration::from_millis(1500) });
+        let e = w.run(Route::ReadPatient(FIRST_ID), &json!(null)).unwrap_err();
+        assert_eq!((e.status(), e.headers()), (503, vec![("retry-after", "2".to_string())]));
+        *w.memory.fail_with.borrow_mut() = Some(CosmosError::Unavailable { reason: "timeout".into() });
+        assert_eq!(w.run(Route::CreatePatient, &patient()).unwrap_err().status(), 503);
+        assert_eq!(w.run(Route::SearchPatients, &json!({})).unwrap_err().status(), 503);
+    }
+
+    #[test]
+    fn limit_is_1_to_1000() {
+        assert_eq!(parse_limit(""), Ok(100));
+        assert_eq!(parse_limit("other=5"), Ok(100));
+        assert_eq!(parse_limit("limit=1"), Ok(1));
+        assert_eq!(parse_limit("a=b&limit=1000"), Ok(1000));
+        for bad in ["limit=0", "limit=1001", "limit=", "limit", "limit=-1", "limit=+5", "limit=abc", "limit=1.5", "limit=99999999999", "limit=5&limit=6", "limit=%31"] {
+            assert_eq!(parse_limit(bad).unwrap_err().status(), 400, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The API's speed through the whole chain, side by side with the floor the
+//! runtime sets: the same four components doing nothing but passing the
+//! request on (tests/fixtures/noop-chain). One client, sequential requests,
+//! on the wasmtime test host (pooling allocator, pre-instantiated components).
+//! Kept-alive and fresh-connection figures are reported separately (Spin does
+//! not set TCP_NODELAY; see SPIN-PARITY.md). Prints figures and writes them
+//! as JSON for docs/performance.md; asserts nothing about speed.
+//!
+//!     cargo bench -p e2e --bench api [-- --requests 300]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use e2e::{repo_root, wasm_dir, Start, TestApp};
+use serde_json::{json, Value};
+
+struct Client {
+    agent: ureq::Agent,
+}
+
+impl Client {
+    fn new(keep_alive: bool) -> Self {
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)));
+        if !keep_alive {
+            config = config.max_idle_connections(0).max_idle_connections_per_host(0);
+        }
+        Self { agent: config.build().into() }
+    }
+
+    fn call(&self, method: &str, url: &str, key: &str, body: Option<&Value>) -> (u16, Value, Option<String>) {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("ocp-apim-subscription-key", key);
+        let result = match body {
+            Some(b) => self.agent.run(
+                request
+                    .header("content-type", "application/json")
+                    .body(b.to_string().into_bytes())
+                    .unwrap(),
+            ),
+            None => {
+                request = request.header("accept", "application/json");
+                self.agent.run(request.body(()).unwrap())
+            }
+        };
+        let mut response = result.expect("request");
+        let status = response.status().as_u16();
+        let etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).map(String::from);
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null), etag)
+    }
+}
+
+#[derive(serde::Serialize, Clone)]
+struct Figures {
+    operation: String,
+    connection: String,
+    requests: usize,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    throughput_per_s: f64,
+}
+
+fn measure(operation: &str, connection: &str, n: usize, mut one: impl FnMut(usize)) -> Figures {
+    for i in 0..(n / 10).max(3) {
+        one(usize::MAX - i); // warm-up
+    }
+    let mut samples = Vec::with_capacity(n);
+    let started = Instant::now();
+    for i in 0..n {
+        let t = Instant::now();
+        one(i);
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let total = started.elapsed().as_secs_f64();
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let figures = Figures {
+        operation: operation.into(),
+        connection: connection.into(),
+        requests: n,
+        p50_ms: pick(0.50),
+        p95_ms: pick(0.95),
+        p99_ms: pick(0.99),
+        throughput_per_s: n as f64 / total,
+    };
+    println!(
+        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s",
+        figures.operation, figures.connection, n, figures.p50_ms, figures.p95_ms, figures.p99_ms, figures.throughput_per_s
+    );
+    figures
+}
+
+fn patient(i: usize) -> Value {
+    json!({
+        "firstName": format!("Bench{}", i % 100000),
+        "lastName": "Mark",
+        "gender": "female",
+        "dateOfBirth": "1980-02-29",
+        "postCode": "3000",
+    })
+}
+
+fn lab_test() -> Value {
+    json!({
+        "performer": "Pathology Lab",
+        "orderReference": "ORD-1",
+        "observations": [{"id": "obs-1", "code": "2345-7", "measurement": "5.1 mmol/L",
+                          "interpretation": "normal", "issued": "2026-11-20T09:30:00.000Z", "status": "final"}],
+    })
+}
+
+fn main() {
+    let mut requests = 300usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--requests" {
+            requests = args.next().and_then(|v| v.parse().ok()).expect("--requests N");
+        }
+    }
+    let mut all = Vec::new();
+
+    // Cold start: load (compile + pre-instantiate), then the first request.
+    let loaded = Instant::now();
+    let app = TestApp::in_process(Start::default());
+    let load_ms = loaded.elapsed().as_secs_f64() * 1000.0;
+    let key = app.key("admin").to_string();
+    let first = Instant::now();
+    let (status, _, _) = Client::new(false).call("POST", &app.url("/patient"), &key, Some(&patient(0)));
+    let first_ms = first.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(status, 201, "the app must work before it is measured");
+    println!("cold start: app load (compile + pre-instantiate, compile cache cold) {load_ms:.0} ms; first request (create patient) {first_ms:.2} ms");
+
+    for (connection, keep_alive) in [("kept-alive", true), ("fresh", false)] {
+        let client = Client::new(keep_alive);
+        let url = |p: &str| app.url(p);
+        let mut ids = Vec::new();
+        all.push(measure("create patient", connection, requests, |i| {
+            let (s, body, _) = client.call("POST", &url("/patient"), &key, Some(&patient(i)));
+            assert_eq!(s, 201);
+            if i < usize::MAX / 2 {
+                ids.push(body["id"].as_str().unwrap().to_string());
+            }
+        }));
+        all.push(measure("load patient", connection, requests, |i| {
+            let (s, _, _) = client.call("GET", &url(&format!("/patient/{}", ids[i % ids.len()])), &key, None);
+            assert_eq!(s, 200);
+        }));
+        all.push(measure("search by id", connection, requests, |i| {
+            let (s, _, _) = client.call("POST", &url("/patient/search"), &key, Some(&json!({"id": ids[i % ids.len()]})));
+            assert_eq!(s, 200);
+        }));
+        all.push(measure("create test", connection, requests, |i| {
+            let (s, _, _) = client.call("POST", &url(&format!("/patient/{}/tests", ids[i % ids.len()])), &key, Some(&lab_test()));
+            assert_eq!(s, 201);
+        }));
+    }
+
+    let noop = TestApp::in_process(Start {
+        manifest: Some(repo_root().join("tests/fixtures/noop-chain/spin.toml")),
+        ..Start::default()
+    });
+    for (connection, keep_alive) in [("kept-alive", true), ("fresh", false)] {
+        let client = Client::new(keep_alive);
+        all.push(measure("no-op chain (4 comps)", connection, requests, |_| {
+            let (s, body, _) = client.call("GET", &noop.url("/noop"), "none", None);
+            assert_eq!(s, 200, "{body}");
+        }));
+    }
+
+    println!("\nfull chain p50 / no-op chain p50 (same hops):");
+    for connection in ["kept-alive", "fresh"] {
+        let floor = all.iter().find(|f| f.operation.starts_with("no-op") && f.connection == connection).unwrap().p50_ms;
+        for f in all.iter().filter(|f| !f.operation.starts_with("no-op") && f.connection == connection) {
+            println!("  {:<16} {:<11} {:>5.2}x", f.operation, connection, f.p50_ms / floor);
+        }
+    }
+
+    println!("\ncomponent sizes:");
+    let mut sizes = Vec::new();
+    for name in ["gateway", "patient_api", "audit_api", "docstore"] {
+        let bytes = std::fs::metadata(wasm_dir().join(format!("{name}.wasm"))).map(|m| m.len()).unwrap_or(0);
+        println!("  {name:<12} {:>8} bytes ({:.2} MiB)", bytes, bytes as f64 / 1048576.0);
+        sizes.push(json!({"component": name, "bytes": bytes}));
+    }
+
+    let out: PathBuf = repo_root().join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let report = json!({
+        "machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+        "cold_start": {"load_ms": load_ms, "first_request_ms": first_ms},
+        "figures": all,
+        "sizes": sizes,
+    });
+    std::fs::write(out.join("api.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("\nwrote {}", out.join("api.json").display());
+}

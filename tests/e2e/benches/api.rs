@@ -116,17 +116,33 @@ fn lab_test() -> Value {
 
 fn main() {
     let mut requests = 300usize;
+    let mut storage = "disk".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--requests" {
-            requests = args.next().and_then(|v| v.parse().ok()).expect("--requests N");
+        match arg.as_str() {
+            "--requests" => requests = args.next().and_then(|v| v.parse().ok()).expect("--requests N"),
+            // "tmpfs" keeps the SQLite files in /dev/shm: what the app and the
+            // runtime cost, without this machine's fsync (each store commit is
+            // fsynced: writes are durable when acknowledged).
+            "--storage" => storage = args.next().expect("--storage disk|tmpfs"),
+            _ => {}
         }
     }
+    let state_parent = match storage.as_str() {
+        "disk" => None,
+        "tmpfs" => Some(PathBuf::from("/dev/shm")),
+        other => panic!("--storage disk|tmpfs, not {other}"),
+    };
+    println!("storage: {storage} (SQLite files {})", if state_parent.is_some() { "in /dev/shm" } else { "on disk" });
     let mut all = Vec::new();
 
     // Cold start: load (compile + pre-instantiate), then the first request.
     let loaded = Instant::now();
-    let app = TestApp::in_process(Start::default());
+    let app = TestApp::in_process(Start {
+        state_parent: state_parent.clone(),
+        calls_per_minute: Some(1_000_000),
+        ..Start::default()
+    });
     let load_ms = loaded.elapsed().as_secs_f64() * 1000.0;
     let key = app.key("admin").to_string();
     let first = Instant::now();
@@ -191,11 +207,13 @@ fn main() {
     let out: PathBuf = repo_root().join("target/bench");
     std::fs::create_dir_all(&out).unwrap();
     let report = json!({
+        "storage": storage,
         "machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
         "cold_start": {"load_ms": load_ms, "first_request_ms": first_ms},
         "figures": all,
         "sizes": sizes,
     });
-    std::fs::write(out.join("api.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
-    println!("\nwrote {}", out.join("api.json").display());
+    let file = out.join(format!("api-{storage}.json"));
+    std::fs::write(&file, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("\nwrote {}", file.display());
 }

@@ -130,6 +130,11 @@ pub struct Start {
     pub source_overrides: HashMap<String, PathBuf>,
     /// Another manifest than the app's spin.toml (a test fixture).
     pub manifest: Option<PathBuf>,
+    /// Calls per minute each subscription may make (default 1000).
+    pub calls_per_minute: Option<u64>,
+    /// Where to make the state directory (default: the system temp dir).
+    /// Benchmarks use /dev/shm to separate the app's cost from the disk's.
+    pub state_parent: Option<PathBuf>,
 }
 
 /// The in-process host, when the harness started one.
@@ -286,10 +291,18 @@ impl TestApp {
 
     /// Starts the test host in process with fresh secrets.
     pub fn in_process(start: Start) -> Self {
-        let secrets = Secrets::generate();
+        let mut secrets = Secrets::generate();
+        if let Some(calls) = start.calls_per_minute {
+            let json = secrets.subscriptions_json(calls, calls.saturating_mul(1440));
+            secrets.variables.insert("subscriptions".into(), json);
+        }
         let mut environment = secrets.environment();
         environment.extend(start.environment);
-        let state = tempfile::tempdir().expect("temp dir");
+        let state = match &start.state_parent {
+            Some(parent) => tempfile::tempdir_in(parent),
+            None => tempfile::tempdir(),
+        }
+        .expect("temp dir");
         // Run each component from wasm_dir(), by its file name, so that a
         // build in another target dir (E2E_WASM_DIR) is what gets tested.
         let manifest = start.manifest.clone().unwrap_or_else(|| repo_root().join("spin.toml"));
@@ -327,6 +340,17 @@ impl TestApp {
         }
     }
 
+    /// A client of an app that runs elsewhere (say, a host process the
+    /// test started and stops) and was started with `secrets`.
+    pub fn connect(base_url: &str, secrets: Secrets) -> Self {
+        TestApp {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            secrets,
+            host: None,
+            agent: agent(),
+        }
+    }
+
     /// The in-process host; `None` (and the test should return early,
     /// saying so) when running against an external app.
     pub fn host(&self) -> Option<&Host> {
@@ -347,6 +371,20 @@ impl TestApp {
 
     /// Any request. `headers` are sent as given.
     pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        self.try_send(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Like [`TestApp::send`], but a failure to get a whole response
+    /// (refused, reset, timed out) is an `Err` instead of a panic: for tests
+    /// that stop the app under load.
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Reply, String> {
         let mut request = http::Request::builder().method(method).uri(self.url(path));
         for (k, v) in headers {
             request = request.header(*k, *v);
@@ -355,7 +393,7 @@ impl TestApp {
             Some(bytes) => self.agent.run(request.body(bytes.to_vec()).expect("request")),
             None => self.agent.run(request.body(()).expect("request")),
         };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let mut response = result.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -367,8 +405,8 @@ impl TestApp {
             .with_config()
             .limit(64 << 20)
             .read_to_vec()
-            .expect("body");
-        Reply { status, headers, body }
+            .map_err(|e| e.to_string())?;
+        Ok(Reply { status, headers, body })
     }
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -385,4 +423,42 @@ impl TestApp {
         }
         self.send(method, path, &headers, text.as_deref().map(str::as_bytes))
     }
+}
+
+/// `manifest_text` (a spin.toml) with every component `source` replaced by
+/// the absolute path of the same file in [`wasm_dir()`], so the copy can be
+/// loaded from any directory (a temp dir, the test host binary).
+pub fn standalone_manifest(manifest_text: &str) -> String {
+    let mut out = String::new();
+    for line in manifest_text.lines() {
+        let trimmed = line.trim_start();
+        let source = trimmed
+            .strip_prefix("source")
+            .map(str::trim_start)
+            .and_then(|rest| rest.strip_prefix('='))
+            .map(|rest| rest.trim().trim_matches('"'));
+        match source {
+            Some(path) if path.ends_with(".wasm") => {
+                let stem = Path::new(path).file_stem().and_then(|s| s.to_str()).expect("wasm file name");
+                let absolute = built_wasm(stem).display().to_string();
+                let escaped = absolute.replace('\\', "\\\\").replace('"', "\\\"");
+                out.push_str(&format!("source = \"{escaped}\"\n"));
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Writes the counts of a hardening test to `target/hardening/<name>.txt`
+/// (one line each, e.g. `faults injected: 12`) for the CI summary.
+pub fn write_hardening_counts(name: &str, lines: &[String]) {
+    let dir = repo_root().join("target/hardening");
+    std::fs::create_dir_all(&dir).expect("target/hardening");
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(dir.join(format!("{name}.txt")), text).expect("hardening counts");
 }

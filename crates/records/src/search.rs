@@ -207,8 +207,13 @@ impl SearchCriteria {
     }
 
     /// The store query, in the subset both the local store and Cosmos DB
-    /// understand: `SELECT * FROM c [WHERE c.a = @a AND c.k >= @b ...]
-    /// ORDER BY c.id`, one parameter per criterion, named after it.
+    /// understand: `SELECT * FROM c [WHERE c.a = @a AND c.k >= @b ...]`, one
+    /// parameter per criterion, named after it.
+    ///
+    /// No `ORDER BY`: search runs across partitions, and Cosmos DB's REST
+    /// gateway refuses a cross-partition `ORDER BY` unless the client runs a
+    /// query plan. Pages still come in one stable order (by partition key,
+    /// which for patients is the id).
     pub fn to_query(&self) -> QuerySpec {
         let conditions = self.conditions();
         let mut text = String::from("SELECT * FROM c");
@@ -216,7 +221,6 @@ impl SearchCriteria {
             text.push_str(if i == 0 { " WHERE " } else { " AND " });
             text.push_str(&format!("c.{} {} @{}", c.member, c.op, c.param));
         }
-        text.push_str(" ORDER BY c.id");
         let parameters = conditions
             .into_iter()
             .map(|c| (format!("@{}", c.param), Value::String(c.value)))
@@ -256,7 +260,7 @@ mod tests {
             assert!(c.is_empty(), "{body:?}");
             assert!(c.field_names().is_empty());
             let q = c.to_query();
-            assert_eq!(q.text, "SELECT * FROM c ORDER BY c.id");
+            assert_eq!(q.text, "SELECT * FROM c");
             assert!(q.parameters.is_empty());
         }
     }
@@ -277,8 +281,7 @@ mod tests {
             "SELECT * FROM c WHERE c.id = @id AND c.firstName = @firstName AND c.lastName = @lastName \
              AND c.fullName = @fullName AND c.gender = @gender AND c.dateOfBirthKey >= @dateOfBirthFrom \
              AND c.dateOfBirthKey <= @dateOfBirthTo AND c.postCode = @postCode \
-             AND c.insuranceNumber = @insuranceNumber AND c.preferredContactNumber = @preferredContactNumber \
-             ORDER BY c.id"
+             AND c.insuranceNumber = @insuranceNumber AND c.preferredContactNumber = @preferredContactNumber"
         );
         assert_eq!(
             params(&q),
@@ -301,7 +304,7 @@ mod tests {
     fn values_never_appear_in_the_query_text() {
         let c = search(r#"{"firstName":"x' OR 1=1 --","postCode":"a\"b)"}"#).unwrap();
         let q = c.to_query();
-        assert_eq!(q.text, "SELECT * FROM c WHERE c.firstName = @firstName AND c.postCode = @postCode ORDER BY c.id");
+        assert_eq!(q.text, "SELECT * FROM c WHERE c.firstName = @firstName AND c.postCode = @postCode");
         assert_eq!(
             params(&q),
             vec![("@firstName", "x' OR 1=1 --"), ("@postCode", "a\"b)")]
@@ -314,7 +317,7 @@ mod tests {
         let q = search(r#"{"gender":"male"}"#).unwrap().to_query();
         assert_eq!(
             q.to_cosmos_body(),
-            json!({"query": "SELECT * FROM c WHERE c.gender = @gender ORDER BY c.id",
+            json!({"query": "SELECT * FROM c WHERE c.gender = @gender",
                    "parameters": [{"name": "@gender", "value": "male"}]})
         );
     }
@@ -324,7 +327,7 @@ mod tests {
         let q = search(r#"{"dateOfBirthTo":"2000-02"}"#).unwrap().to_query();
         assert_eq!(
             q.text,
-            "SELECT * FROM c WHERE c.dateOfBirthKey <= @dateOfBirthTo ORDER BY c.id"
+            "SELECT * FROM c WHERE c.dateOfBirthKey <= @dateOfBirthTo"
         );
         assert_eq!(params(&q), vec![("@dateOfBirthTo", "2000-02-29")]);
         let q = search(r#"{"dateOfBirthFrom":"2001-02-28"}"#)

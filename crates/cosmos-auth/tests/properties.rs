@@ -60,7 +60,10 @@ mod fuzz {
     fn dir() -> PathBuf {
         match std::env::var_os("HARDENING_DIR") {
             Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/hardening")),
+            _ => PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../target/hardening"
+            )),
         }
     }
 
@@ -149,7 +152,11 @@ fn hostile_header() -> impl Strategy<Value = String> {
         )
             .prop_map(|(t, kind, ver, sig, encode)| {
                 let plain = format!("{t}={kind}&ver={ver}&sig={sig}");
-                if encode { percent_encode(&plain) } else { plain }
+                if encode {
+                    percent_encode(&plain)
+                } else {
+                    plain
+                }
             }),
     ]
 }
@@ -157,7 +164,9 @@ fn hostile_header() -> impl Strategy<Value = String> {
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -166,14 +175,21 @@ fn percent_encode(text: &str) -> String {
 #[test]
 fn verify_refuses_arbitrary_authorization_headers() {
     let date = http_date(NOW);
-    fuzz::run("cosmos_auth::verify/arbitrary", hostile_header(), |header| {
-        let result = verify(&key(), &request(&date), Some(&header));
-        prop_assert!(
-            matches!(result, Err(AuthError::MalformedAuthorization) | Err(AuthError::SignatureMismatch)),
-            "{header:?}: {result:?}"
-        );
-        Ok(())
-    });
+    fuzz::run(
+        "cosmos_auth::verify/arbitrary",
+        hostile_header(),
+        |header| {
+            let result = verify(&key(), &request(&date), Some(&header));
+            prop_assert!(
+                matches!(
+                    result,
+                    Err(AuthError::MalformedAuthorization) | Err(AuthError::SignatureMismatch)
+                ),
+                "{header:?}: {result:?}"
+            );
+            Ok(())
+        },
+    );
 }
 
 #[test]
@@ -195,7 +211,8 @@ fn signed_requests_verify_and_any_change_is_refused() {
         (1i64..100_000).prop_map(Change::Date),
         vec(any::<u8>(), 1..70).prop_map(Change::Key),
         (any::<prop::sample::Index>(), 0u8..8).prop_map(|(i, b)| Change::SignatureBit(i, b)),
-        (any::<prop::sample::Index>(), "[A-Za-z0-9%+=&/]").prop_map(|(i, c)| Change::HeaderText(i, c.chars().next().unwrap())),
+        (any::<prop::sample::Index>(), "[A-Za-z0-9%+=&/]")
+            .prop_map(|(i, c)| Change::HeaderText(i, c.chars().next().unwrap())),
     ];
     let strategy = (
         select(&["GET", "POST", "PUT", "DELETE"][..]),
@@ -204,54 +221,84 @@ fn signed_requests_verify_and_any_change_is_refused() {
         0i64..4_000_000_000,
         change,
     );
-    fuzz::run("cosmos_auth::verify/signed-and-changed", strategy, |(verb, kind, link, at, change)| {
-        let key = key();
-        let date = http_date(at);
-        let original = SignedRequest { verb, resource_type: kind, resource_link: &link, date: &date };
-        let header = sign(&key, &original);
-        prop_assert_eq!(verify(&key, &original, Some(&header)), Ok(()));
-        // Verb, resource type and date are case-insensitive by definition.
-        prop_assert_eq!(verify(&key, &SignedRequest { verb: &verb.to_lowercase(), ..original }, Some(&header)), Ok(()));
+    fuzz::run(
+        "cosmos_auth::verify/signed-and-changed",
+        strategy,
+        |(verb, kind, link, at, change)| {
+            let key = key();
+            let date = http_date(at);
+            let original = SignedRequest {
+                verb,
+                resource_type: kind,
+                resource_link: &link,
+                date: &date,
+            };
+            let header = sign(&key, &original);
+            prop_assert_eq!(verify(&key, &original, Some(&header)), Ok(()));
+            // Verb, resource type and date are case-insensitive by definition.
+            prop_assert_eq!(
+                verify(
+                    &key,
+                    &SignedRequest {
+                        verb: &verb.to_lowercase(),
+                        ..original
+                    },
+                    Some(&header)
+                ),
+                Ok(())
+            );
 
-        let (mut verb2, mut kind2, mut link2, mut date2) = (verb.to_string(), kind.to_string(), link.clone(), date.clone());
-        let mut key2 = key.clone();
-        let mut header2 = header.clone();
-        match &change {
-            Change::Verb(v) => verb2 = v.clone(),
-            Change::ResourceType(t) => kind2 = t.clone(),
-            Change::Link(l) => link2 = l.clone(),
-            Change::Date(d) => date2 = http_date(at + d),
-            Change::Key(k) => key2 = MasterKey::from_base64(&BASE64.encode(k)).unwrap(),
-            Change::SignatureBit(i, bit) => {
-                let sig = reference_decode(&header).unwrap();
-                let sig = sig.rsplit_once("sig=").unwrap().1;
-                let mut raw = BASE64.decode(sig).unwrap();
-                let i = i.index(raw.len());
-                raw[i] ^= 1 << bit;
-                header2 = percent_encode(&format!("type=master&ver=1.0&sig={}", BASE64.encode(raw)));
+            let (mut verb2, mut kind2, mut link2, mut date2) = (
+                verb.to_string(),
+                kind.to_string(),
+                link.clone(),
+                date.clone(),
+            );
+            let mut key2 = key.clone();
+            let mut header2 = header.clone();
+            match &change {
+                Change::Verb(v) => verb2 = v.clone(),
+                Change::ResourceType(t) => kind2 = t.clone(),
+                Change::Link(l) => link2 = l.clone(),
+                Change::Date(d) => date2 = http_date(at + d),
+                Change::Key(k) => key2 = MasterKey::from_base64(&BASE64.encode(k)).unwrap(),
+                Change::SignatureBit(i, bit) => {
+                    let sig = reference_decode(&header).unwrap();
+                    let sig = sig.rsplit_once("sig=").unwrap().1;
+                    let mut raw = BASE64.decode(sig).unwrap();
+                    let i = i.index(raw.len());
+                    raw[i] ^= 1 << bit;
+                    header2 =
+                        percent_encode(&format!("type=master&ver=1.0&sig={}", BASE64.encode(raw)));
+                }
+                Change::HeaderText(i, c) => {
+                    let mut chars: Vec<char> = header.chars().collect();
+                    let i = i.index(chars.len());
+                    chars[i] = *c;
+                    header2 = chars.into_iter().collect();
+                }
             }
-            Change::HeaderText(i, c) => {
-                let mut chars: Vec<char> = header.chars().collect();
-                let i = i.index(chars.len());
-                chars[i] = *c;
-                header2 = chars.into_iter().collect();
+            let same_request = verb2.eq_ignore_ascii_case(verb)
+                && kind2.eq_ignore_ascii_case(kind)
+                && link2 == link
+                && date2.eq_ignore_ascii_case(&date);
+            let same_key = !matches!(change, Change::Key(ref k) if k.as_slice() != b"a local document store key of some length");
+            let same_header = reference_decode(&header2) == reference_decode(&header);
+            let changed = SignedRequest {
+                verb: &verb2,
+                resource_type: &kind2,
+                resource_link: &link2,
+                date: &date2,
+            };
+            let result = verify(&key2, &changed, Some(&header2));
+            if same_request && same_key && same_header {
+                prop_assert_eq!(result, Ok(()));
+            } else {
+                prop_assert!(result.is_err(), "{change:?} accepted");
             }
-        }
-        let same_request = verb2.eq_ignore_ascii_case(verb)
-            && kind2.eq_ignore_ascii_case(kind)
-            && link2 == link
-            && date2.eq_ignore_ascii_case(&date);
-        let same_key = !matches!(change, Change::Key(ref k) if k.as_slice() != b"a local document store key of some length");
-        let same_header = reference_decode(&header2) == reference_decode(&header);
-        let changed = SignedRequest { verb: &verb2, resource_type: &kind2, resource_link: &link2, date: &date2 };
-        let result = verify(&key2, &changed, Some(&header2));
-        if same_request && same_key && same_header {
-            prop_assert_eq!(result, Ok(()));
-        } else {
-            prop_assert!(result.is_err(), "{change:?} accepted");
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
 }
 
 #[test]
@@ -269,12 +316,16 @@ fn master_keys_from_arbitrary_text() {
 #[test]
 fn http_dates_round_trip() {
     // Years 1900..=9999: what RFC 1123 and the parser handle.
-    fuzz::run("cosmos_auth::http_date+parse_http_date/round-trip", -2_208_988_800i64..253_402_300_799, |t| {
-        let text = http_date(t);
-        prop_assert_eq!(parse_http_date(&text), Some(t), "{}", text);
-        prop_assert_eq!(check_date(Some(&text), t), Ok(()));
-        Ok(())
-    });
+    fuzz::run(
+        "cosmos_auth::http_date+parse_http_date/round-trip",
+        -2_208_988_800i64..253_402_300_799,
+        |t| {
+            let text = http_date(t);
+            prop_assert_eq!(parse_http_date(&text), Some(t), "{}", text);
+            prop_assert_eq!(check_date(Some(&text), t), Ok(()));
+            Ok(())
+        },
+    );
 }
 
 #[test]
@@ -291,32 +342,44 @@ fn date_headers_never_panic_and_skew_is_exact() {
             0u32..70,
             select(&["GMT", "gmt", "UTC", "+0000", "", " GMT ", "GMT GMT"][..]),
         )
-            .prop_map(|(wd, d, m, y, h, mi, s, z)| format!("{wd}, {d:02} {m} {y} {h:02}:{mi:02}:{s:02} {z}")),
+            .prop_map(|(wd, d, m, y, h, mi, s, z)| format!(
+                "{wd}, {d:02} {m} {y} {h:02}:{mi:02}:{s:02} {z}"
+            )),
     ];
     let strategy = (date_text, -1_000_000i64..1_000_000);
-    fuzz::run("cosmos_auth::check_date+parse_http_date/arbitrary", strategy, |(text, offset)| {
-        let now = NOW + offset;
-        let parsed = parse_http_date(&text);
-        let checked = check_date(Some(&text), now);
-        match parsed {
-            None => prop_assert_eq!(checked, Err(AuthError::MalformedDate)),
-            Some(t) if (t - now).abs() > MAX_CLOCK_SKEW_SECONDS => prop_assert_eq!(checked, Err(AuthError::DateOutOfRange)),
-            Some(_) => prop_assert_eq!(checked, Ok(())),
-        }
-        prop_assert_eq!(check_date(None, now), Err(AuthError::MissingDate));
-        Ok(())
-    });
+    fuzz::run(
+        "cosmos_auth::check_date+parse_http_date/arbitrary",
+        strategy,
+        |(text, offset)| {
+            let now = NOW + offset;
+            let parsed = parse_http_date(&text);
+            let checked = check_date(Some(&text), now);
+            match parsed {
+                None => prop_assert_eq!(checked, Err(AuthError::MalformedDate)),
+                Some(t) if (t - now).abs() > MAX_CLOCK_SKEW_SECONDS => {
+                    prop_assert_eq!(checked, Err(AuthError::DateOutOfRange))
+                }
+                Some(_) => prop_assert_eq!(checked, Ok(())),
+            }
+            prop_assert_eq!(check_date(None, now), Err(AuthError::MissingDate));
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn skew_boundary_is_fifteen_minutes() {
-    fuzz::run("cosmos_auth::check_date/skew-boundary", (0i64..4_000_000_000, -2000i64..2000), |(t, skew)| {
-        let result = check_date(Some(&http_date(t)), t + skew);
-        if skew.abs() <= MAX_CLOCK_SKEW_SECONDS {
-            prop_assert_eq!(result, Ok(()));
-        } else {
-            prop_assert_eq!(result, Err(AuthError::DateOutOfRange));
-        }
-        Ok(())
-    });
+    fuzz::run(
+        "cosmos_auth::check_date/skew-boundary",
+        (0i64..4_000_000_000, -2000i64..2000),
+        |(t, skew)| {
+            let result = check_date(Some(&http_date(t)), t + skew);
+            if skew.abs() <= MAX_CLOCK_SKEW_SECONDS {
+                prop_assert_eq!(result, Ok(()));
+            } else {
+                prop_assert_eq!(result, Err(AuthError::DateOutOfRange));
+            }
+            Ok(())
+        },
+    );
 }

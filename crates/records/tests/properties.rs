@@ -17,9 +17,9 @@ use serde_json::{json, Map, Value};
 
 use records::{
     lab_test_from_document, lab_test_to_document, lab_test_to_json, parse_new_patient,
-    parse_new_test, parse_patient_update, parse_search, patient_from_document,
-    patient_to_document, patient_to_json, DateOfBirth, JsonType, LabTest, Patient, PatientId,
-    TestId, Timestamp, ValidationError, Violation,
+    parse_new_test, parse_patient_update, parse_search, patient_from_document, patient_to_document,
+    patient_to_json, DateOfBirth, JsonType, LabTest, Patient, PatientId, TestId, Timestamp,
+    ValidationError, Violation,
 };
 
 /// Runs properties with a case budget and records how many cases ran.
@@ -64,7 +64,10 @@ mod fuzz {
     fn dir() -> PathBuf {
         match std::env::var_os("HARDENING_DIR") {
             Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/hardening")),
+            _ => PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../target/hardening"
+            )),
         }
     }
 
@@ -220,8 +223,13 @@ fn identifying(max: usize) -> impl Strategy<Value = String> {
     let regex = |r: String| proptest::string::string_regex(&r).expect("valid regex");
     prop_oneof![
         regex("[^\\p{C}\\s]".into()),
-        regex(format!("[^\\p{{C}}\\s][^\\p{{C}}]{{0,{middle}}}[^\\p{{C}}\\s]")),
-        regex(format!("[A-Za-z][A-Za-z '.-]{{0,{}}}[A-Za-z]", middle.min(20))),
+        regex(format!(
+            "[^\\p{{C}}\\s][^\\p{{C}}]{{0,{middle}}}[^\\p{{C}}\\s]"
+        )),
+        regex(format!(
+            "[A-Za-z][A-Za-z '.-]{{0,{}}}[A-Za-z]",
+            middle.min(20)
+        )),
         Just("x".repeat(max)).boxed(),
     ]
 }
@@ -319,15 +327,25 @@ fn bytes(v: &Value) -> Vec<u8> {
 /// What every error must look like: a field path and a message that does
 /// not echo `secret` (a value the body carried).
 fn check_error(e: &ValidationError, secret: Option<&str>) -> Result<(), TestCaseError> {
-    // A member named "" is echoed as the (empty) path it has: known finding
-    // F-records-1, tolerated here for unknown/duplicate member names only.
+    // F-records-1: a member named "" is reported with an empty field path;
+    // tolerated for unknown and duplicate members until fixed.
     prop_assert!(
         !e.field.is_empty()
-            || matches!(e.violation, Violation::UnknownField | Violation::DuplicateField),
+            || (!include_known_findings()
+                && matches!(
+                    e.violation,
+                    Violation::UnknownField | Violation::DuplicateField
+                )),
         "error without a field: {e:?}"
     );
-    prop_assert!(e.field.chars().count() <= 64 * 8 + 64, "field path too long");
-    prop_assert!(!e.field.chars().any(char::is_control), "control character in field path");
+    prop_assert!(
+        e.field.chars().count() <= 64 * 8 + 64,
+        "field path too long"
+    );
+    prop_assert!(
+        !e.field.chars().any(char::is_control),
+        "control character in field path"
+    );
     let message = e.message();
     prop_assert!(!message.is_empty());
     if let Some(secret) = secret {
@@ -336,60 +354,107 @@ fn check_error(e: &ValidationError, secret: Option<&str>) -> Result<(), TestCase
     Ok(())
 }
 
+/// Known findings still open are tolerated, so CI stays a signal for new
+/// ones; `FUZZ_KNOWN_FINDINGS=1` makes the properties strict again.
+fn include_known_findings() -> bool {
+    std::env::var("FUZZ_KNOWN_FINDINGS").is_ok_and(|v| v == "1")
+}
+
+/// F-records-1, kept as a reproducer until it is fixed: the error for a
+/// member named "" names no field (detail " is not a known field").
+#[test]
+#[ignore = "known finding F-records-1: a member named \"\" gives an error with an empty field"]
+fn known_finding_empty_member_name_is_named_in_the_error() {
+    let route = PatientId::from_uuid(uuid::Uuid::from_u128(7));
+    for e in [
+        parse_new_patient(b"{\"\": 1}").unwrap_err(),
+        parse_patient_update(&route, b"{\"\": 1}").unwrap_err(),
+        parse_new_test(&route, b"{\"\": 1}").unwrap_err(),
+        parse_search(b"{\"\": 1}").unwrap_err(),
+    ] {
+        assert!(!e.field.is_empty(), "{e:?}: {}", e.message());
+    }
+}
+
 // ---------------------------------------------------------------- patients
 
 #[test]
 fn patient_parsers_reject_hostile_bytes_with_typed_errors() {
     let route = PatientId::from_uuid(uuid::Uuid::from_u128(7));
-    fuzz::run("records::parse_new_patient+update/bytes", hostile_bytes(), |body| {
-        if let Err(e) = parse_new_patient(&body) {
-            check_error(&e, None)?;
-        }
-        if let Err(e) = parse_patient_update(&route, &body) {
-            check_error(&e, None)?;
-        }
-        Ok(())
-    });
+    fuzz::run(
+        "records::parse_new_patient+update/bytes",
+        hostile_bytes(),
+        |body| {
+            if let Err(e) = parse_new_patient(&body) {
+                check_error(&e, None)?;
+            }
+            if let Err(e) = parse_patient_update(&route, &body) {
+                check_error(&e, None)?;
+            }
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn patient_parsers_on_arbitrary_json_objects() {
     let route = PatientId::from_uuid(uuid::Uuid::from_u128(7));
-    fuzz::run("records::parse_new_patient+update/json", object_text(PATIENT_FIELDS), |(text, duplicated)| {
-        for result in [parse_new_patient(text.as_bytes()), parse_patient_update(&route, text.as_bytes())] {
-            match result {
-                Ok(_) => prop_assert!(!duplicated, "duplicate members accepted"),
-                Err(e) => {
-                    check_error(&e, None)?;
-                    if duplicated {
-                        prop_assert_eq!(e.violation, Violation::DuplicateField);
+    fuzz::run(
+        "records::parse_new_patient+update/json",
+        object_text(PATIENT_FIELDS),
+        |(text, duplicated)| {
+            for result in [
+                parse_new_patient(text.as_bytes()),
+                parse_patient_update(&route, text.as_bytes()),
+            ] {
+                match result {
+                    Ok(_) => prop_assert!(!duplicated, "duplicate members accepted"),
+                    Err(e) => {
+                        check_error(&e, None)?;
+                        if duplicated {
+                            prop_assert_eq!(e.violation, Violation::DuplicateField);
+                        }
                     }
                 }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn valid_patients_parse_and_round_trip() {
     let strategy = (patient_body(), patient_id(), timestamp());
-    fuzz::run("records::parse_new_patient/valid-roundtrip", strategy, |(body, id, at)| {
-        let fields = parse_new_patient(&bytes(&Value::Object(body.clone())))
-            .map_err(|e| TestCaseError::fail(format!("valid body refused: {e}")))?;
-        let patient = Patient { id, fields: fields.clone(), last_updated: at };
-        // The API representation goes back through PUT unchanged...
-        let shown = patient_to_json(&patient);
-        prop_assert_eq!(parse_patient_update(&id, &bytes(&shown)), Ok(fields.clone()));
-        // ...shows exactly what was sent, plus id and lastUpdated...
-        let mut expected = body;
-        expected.insert("id".into(), json!(id.to_string()));
-        expected.insert("lastUpdated".into(), json!(at.to_string()));
-        prop_assert_eq!(shown, Value::Object(expected));
-        // ...and the store document reads back as the same patient.
-        prop_assert_eq!(patient_from_document(patient_to_document(&patient)), Ok(patient));
-        Ok(())
-    });
+    fuzz::run(
+        "records::parse_new_patient/valid-roundtrip",
+        strategy,
+        |(body, id, at)| {
+            let fields = parse_new_patient(&bytes(&Value::Object(body.clone())))
+                .map_err(|e| TestCaseError::fail(format!("valid body refused: {e}")))?;
+            let patient = Patient {
+                id,
+                fields: fields.clone(),
+                last_updated: at,
+            };
+            // The API representation goes back through PUT unchanged...
+            let shown = patient_to_json(&patient);
+            prop_assert_eq!(
+                parse_patient_update(&id, &bytes(&shown)),
+                Ok(fields.clone())
+            );
+            // ...shows exactly what was sent, plus id and lastUpdated...
+            let mut expected = body;
+            expected.insert("id".into(), json!(id.to_string()));
+            expected.insert("lastUpdated".into(), json!(at.to_string()));
+            prop_assert_eq!(shown, Value::Object(expected));
+            // ...and the store document reads back as the same patient.
+            prop_assert_eq!(
+                patient_from_document(patient_to_document(&patient)),
+                Ok(patient)
+            );
+            Ok(())
+        },
+    );
 }
 
 /// One defect planted in a valid body, and the error it must produce.
@@ -400,12 +465,24 @@ enum Defect {
 }
 
 fn set(field: &str, value: Value, violation: Violation) -> (Defect, String, Violation) {
-    (Defect::Set(field.to_owned(), value), field.to_owned(), violation)
+    (
+        Defect::Set(field.to_owned(), value),
+        field.to_owned(),
+        violation,
+    )
 }
 
 fn patient_defect() -> impl Strategy<Value = (Defect, String, Violation)> {
     let required = select(&["firstName", "gender", "dateOfBirth", "postCode"][..]);
-    let text_field = select(&["firstName", "lastName", "fullName", "insuranceNumber", "preferredContactNumber"][..]);
+    let text_field = select(
+        &[
+            "firstName",
+            "lastName",
+            "fullName",
+            "insuranceNumber",
+            "preferredContactNumber",
+        ][..],
+    );
     prop_oneof![
         required.clone().prop_map(|f| (Defect::Remove(f), f.to_owned(), Violation::Required)),
         required.prop_map(|f| set(f, Value::Null, Violation::Required)),
@@ -437,47 +514,92 @@ fn patient_defect() -> impl Strategy<Value = (Defect, String, Violation)> {
 
 #[test]
 fn one_defect_gives_exactly_its_error() {
-    fuzz::run("records::parse_new_patient/one-defect", (patient_body(), patient_defect()), |(mut body, (defect, field, violation))| {
-        match defect {
-            Defect::Remove(k) => {
-                body.remove(k);
+    fuzz::run(
+        "records::parse_new_patient/one-defect",
+        (patient_body(), patient_defect()),
+        |(mut body, (defect, field, violation))| {
+            match defect {
+                Defect::Remove(k) => {
+                    body.remove(k);
+                }
+                Defect::Set(k, v) => {
+                    body.insert(k, v);
+                }
             }
-            Defect::Set(k, v) => {
-                body.insert(k, v);
-            }
-        }
-        let e = parse_new_patient(&bytes(&Value::Object(body))).expect_err("defective body accepted");
-        prop_assert_eq!(e.field, field);
-        prop_assert_eq!(e.violation, violation);
-        Ok(())
-    });
+            let e = parse_new_patient(&bytes(&Value::Object(body)))
+                .expect_err("defective body accepted");
+            prop_assert_eq!(e.field, field);
+            prop_assert_eq!(e.violation, violation);
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn field_values_never_appear_in_errors() {
     // Every member gets a value marked with a random tag; whatever fails,
     // the message names fields, never a value.
-    let strategy = (patient_body(), "[A-Z]{12}", select(&["firstName", "lastName", "postCode", "dateOfBirth", "gender", "insuranceNumber"][..]), "[^\\p{C}]{0,3}");
-    fuzz::run("records::errors-never-echo-values", strategy, |(mut body, tag, field, noise)| {
-        body.insert(field.into(), json!(format!("{noise}{tag}{noise}\u{1}")));
-        if let Err(e) = parse_new_patient(&bytes(&Value::Object(body))) {
-            check_error(&e, Some(&tag))?;
-        }
-        Ok(())
-    });
+    let strategy = (
+        patient_body(),
+        "[A-Z]{12}",
+        select(
+            &[
+                "firstName",
+                "lastName",
+                "postCode",
+                "dateOfBirth",
+                "gender",
+                "insuranceNumber",
+            ][..],
+        ),
+        "[^\\p{C}]{0,3}",
+    );
+    fuzz::run(
+        "records::errors-never-echo-values",
+        strategy,
+        |(mut body, tag, field, noise)| {
+            body.insert(field.into(), json!(format!("{noise}{tag}{noise}\u{1}")));
+            if let Err(e) = parse_new_patient(&bytes(&Value::Object(body))) {
+                check_error(&e, Some(&tag))?;
+            }
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn dates_of_birth_follow_the_calendar() {
-    let strategy = prop_oneof!["[0-9]{4}-[0-9]{2}-[0-9]{2}", "[0-9]{4}(-[0-9]{2})?", any::<String>()];
+    let strategy = prop_oneof![
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+        "[0-9]{4}(-[0-9]{2})?",
+        any::<String>()
+    ];
     fuzz::run("records::DateOfBirth::parse", strategy, |text| {
         let b = text.as_bytes();
         let expected_ok = match b.len() {
-            4 | 7 | 10 if text.bytes().enumerate().all(|(i, c)| if i == 4 || i == 7 { c == b'-' } else { c.is_ascii_digit() }) => {
+            4 | 7 | 10
+                if text.bytes().enumerate().all(|(i, c)| {
+                    if i == 4 || i == 7 {
+                        c == b'-'
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                }) =>
+            {
                 let y: i32 = text[0..4].parse().unwrap();
-                let m: u8 = if b.len() >= 7 { text[5..7].parse().unwrap() } else { 1 };
-                let d: u8 = if b.len() == 10 { text[8..10].parse().unwrap() } else { 1 };
-                y >= 1 && time::Month::try_from(m).is_ok_and(|m| time::Date::from_calendar_date(y, m, d).is_ok())
+                let m: u8 = if b.len() >= 7 {
+                    text[5..7].parse().unwrap()
+                } else {
+                    1
+                };
+                let d: u8 = if b.len() == 10 {
+                    text[8..10].parse().unwrap()
+                } else {
+                    1
+                };
+                y >= 1
+                    && time::Month::try_from(m)
+                        .is_ok_and(|m| time::Date::from_calendar_date(y, m, d).is_ok())
             }
             _ => false,
         };
@@ -519,60 +641,85 @@ fn test_parser_on_arbitrary_json_objects() {
             (Value::Object(body).to_string(), false)
         }),
     ];
-    fuzz::run("records::parse_new_test/json", strategy, |(text, duplicated)| {
-        match parse_new_test(&route, text.as_bytes()) {
-            Ok(_) => prop_assert!(!duplicated, "duplicate members accepted"),
-            Err(e) => {
-                check_error(&e, None)?;
-                if duplicated {
-                    prop_assert_eq!(e.violation, Violation::DuplicateField);
+    fuzz::run(
+        "records::parse_new_test/json",
+        strategy,
+        |(text, duplicated)| {
+            match parse_new_test(&route, text.as_bytes()) {
+                Ok(_) => prop_assert!(!duplicated, "duplicate members accepted"),
+                Err(e) => {
+                    check_error(&e, None)?;
+                    if duplicated {
+                        prop_assert_eq!(e.violation, Violation::DuplicateField);
+                    }
                 }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn valid_tests_parse_and_round_trip() {
-    let strategy = (test_body(), patient_id(), any::<u128>(), timestamp(), any::<bool>());
-    fuzz::run("records::parse_new_test/valid-roundtrip", strategy, |(mut body, patient, test, at, with_patient)| {
-        if with_patient {
-            body.insert("patientId".into(), json!(patient.to_string()));
-        }
-        let fields = parse_new_test(&patient, &bytes(&Value::Object(body.clone())))
-            .map_err(|e| TestCaseError::fail(format!("valid body refused: {e}")))?;
-        prop_assert_eq!(fields.observations.len(), body["observations"].as_array().unwrap().len());
-        let stored = LabTest {
-            id: TestId::from_uuid(uuid::Uuid::from_u128(test)),
-            patient_id: patient,
-            fields,
-            last_updated: at,
-        };
-        // Observations' `issued` was generated in canonical form, so the API
-        // representation is exactly what was sent (plus the server's members).
-        let shown = lab_test_to_json(&stored);
-        let mut expected = body;
-        expected.insert("id".into(), json!(stored.id.to_string()));
-        expected.insert("patientId".into(), json!(patient.to_string()));
-        expected.insert("lastUpdated".into(), json!(at.to_string()));
-        prop_assert_eq!(&shown, &Value::Object(expected));
-        prop_assert_eq!(lab_test_from_document(lab_test_to_document(&stored)), Ok(stored));
-        Ok(())
-    });
+    let strategy = (
+        test_body(),
+        patient_id(),
+        any::<u128>(),
+        timestamp(),
+        any::<bool>(),
+    );
+    fuzz::run(
+        "records::parse_new_test/valid-roundtrip",
+        strategy,
+        |(mut body, patient, test, at, with_patient)| {
+            if with_patient {
+                body.insert("patientId".into(), json!(patient.to_string()));
+            }
+            let fields = parse_new_test(&patient, &bytes(&Value::Object(body.clone())))
+                .map_err(|e| TestCaseError::fail(format!("valid body refused: {e}")))?;
+            prop_assert_eq!(
+                fields.observations.len(),
+                body["observations"].as_array().unwrap().len()
+            );
+            let stored = LabTest {
+                id: TestId::from_uuid(uuid::Uuid::from_u128(test)),
+                patient_id: patient,
+                fields,
+                last_updated: at,
+            };
+            // Observations' `issued` was generated in canonical form, so the API
+            // representation is exactly what was sent (plus the server's members).
+            let shown = lab_test_to_json(&stored);
+            let mut expected = body;
+            expected.insert("id".into(), json!(stored.id.to_string()));
+            expected.insert("patientId".into(), json!(patient.to_string()));
+            expected.insert("lastUpdated".into(), json!(at.to_string()));
+            prop_assert_eq!(&shown, &Value::Object(expected));
+            prop_assert_eq!(
+                lab_test_from_document(lab_test_to_document(&stored)),
+                Ok(stored)
+            );
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn a_test_for_another_patient_is_refused() {
     let strategy = (test_body(), patient_id(), patient_id());
-    fuzz::run("records::parse_new_test/patient-mismatch", strategy, |(mut body, route, other)| {
-        prop_assume!(route != other);
-        body.insert("patientId".into(), json!(other.to_string().to_uppercase()));
-        let e = parse_new_test(&route, &bytes(&Value::Object(body))).expect_err("mismatch accepted");
-        prop_assert_eq!(e.field.as_str(), "patientId");
-        prop_assert_eq!(e.violation, Violation::PatientIdMismatch);
-        Ok(())
-    });
+    fuzz::run(
+        "records::parse_new_test/patient-mismatch",
+        strategy,
+        |(mut body, route, other)| {
+            prop_assume!(route != other);
+            body.insert("patientId".into(), json!(other.to_string().to_uppercase()));
+            let e = parse_new_test(&route, &bytes(&Value::Object(body)))
+                .expect_err("mismatch accepted");
+            prop_assert_eq!(e.field.as_str(), "patientId");
+            prop_assert_eq!(e.violation, Violation::PatientIdMismatch);
+            Ok(())
+        },
+    );
 }
 
 #[test]
@@ -586,7 +733,12 @@ fn timestamps_round_trip() {
         if let Ok(t) = text.parse::<Timestamp>() {
             let canonical = t.to_string();
             prop_assert_eq!(canonical.parse::<Timestamp>(), Ok(t));
-            prop_assert_eq!(canonical.len(), 24, "not YYYY-MM-DDTHH:MM:SS.mmmZ: {}", canonical);
+            prop_assert_eq!(
+                canonical.len(),
+                24,
+                "not YYYY-MM-DDTHH:MM:SS.mmmZ: {}",
+                canonical
+            );
         }
         Ok(())
     });
@@ -615,7 +767,9 @@ fn search_rejects_hostile_bytes_with_typed_errors() {
 
 /// Query text is built only from the fixed vocabulary: no value in it.
 fn check_query_text(text: &str) -> Result<(), TestCaseError> {
-    let rest = text.strip_prefix("SELECT * FROM c").ok_or_else(|| TestCaseError::fail("prefix"))?;
+    let rest = text
+        .strip_prefix("SELECT * FROM c")
+        .ok_or_else(|| TestCaseError::fail("prefix"))?;
     // Search runs across partitions: no ORDER BY (Cosmos' gateway refuses it).
     if rest.contains("ORDER BY") {
         return Err(TestCaseError::fail("cross-partition ORDER BY"));
@@ -625,15 +779,21 @@ fn check_query_text(text: &str) -> Result<(), TestCaseError> {
             break;
         }
         let condition = if i == 0 {
-            condition.strip_prefix(" WHERE ").ok_or_else(|| TestCaseError::fail("WHERE"))?
+            condition
+                .strip_prefix(" WHERE ")
+                .ok_or_else(|| TestCaseError::fail("WHERE"))?
         } else {
             condition
         };
         let parts: Vec<&str> = condition.split(' ').collect();
         prop_assert_eq!(parts.len(), 3, "condition {:?}", condition);
-        prop_assert!(parts[0].starts_with("c.") && parts[0][2..].chars().all(|c| c.is_ascii_alphabetic()));
+        prop_assert!(
+            parts[0].starts_with("c.") && parts[0][2..].chars().all(|c| c.is_ascii_alphabetic())
+        );
         prop_assert!(["=", ">=", "<="].contains(&parts[1]));
-        prop_assert!(SEARCH_FIELDS.iter().any(|f| parts[2].strip_prefix('@') == Some(*f)));
+        prop_assert!(SEARCH_FIELDS
+            .iter()
+            .any(|f| parts[2].strip_prefix('@') == Some(*f)));
     }
     Ok(())
 }
@@ -652,35 +812,53 @@ fn valid_search_criteria_become_parameters() {
         identifying(128).prop_map(|s| ("insuranceNumber", json!(s))),
         identifying(128).prop_map(|s| ("preferredContactNumber", json!(s))),
     ];
-    fuzz::run("records::parse_search/valid", vec(criterion, 0..10), |chosen| {
-        let body: Map<String, Value> = chosen.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
-        let from = body.get("dateOfBirthFrom").and_then(Value::as_str).map(|s| DateOfBirth::parse(s).unwrap());
-        let to = body.get("dateOfBirthTo").and_then(Value::as_str).map(|s| DateOfBirth::parse(s).unwrap());
-        let empty_range = matches!((from, to), (Some(f), Some(t)) if f.first_day_key() > t.last_day_key());
-        match parse_search(&bytes(&Value::Object(body.clone()))) {
-            Err(e) => {
-                prop_assert!(empty_range, "valid criteria refused: {e}");
-                prop_assert_eq!(e.violation, Violation::EmptyDateRange);
-            }
-            Ok(criteria) => {
-                prop_assert!(!empty_range, "empty date range accepted");
-                let query = criteria.to_query();
-                check_query_text(&query.text)?;
-                let mut names: Vec<&str> = criteria.field_names();
-                names.sort_unstable();
-                let mut given: Vec<&str> = body.keys().map(String::as_str).collect();
-                given.sort_unstable();
-                prop_assert_eq!(names, given);
-                for (name, value) in &query.parameters {
-                    let field = &name[1..];
-                    match field {
-                        "dateOfBirthFrom" => prop_assert_eq!(value, &json!(from.unwrap().first_day_key())),
-                        "dateOfBirthTo" => prop_assert_eq!(value, &json!(to.unwrap().last_day_key())),
-                        _ => prop_assert_eq!(value, &body[field]),
+    fuzz::run(
+        "records::parse_search/valid",
+        vec(criterion, 0..10),
+        |chosen| {
+            let body: Map<String, Value> = chosen
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect();
+            let from = body
+                .get("dateOfBirthFrom")
+                .and_then(Value::as_str)
+                .map(|s| DateOfBirth::parse(s).unwrap());
+            let to = body
+                .get("dateOfBirthTo")
+                .and_then(Value::as_str)
+                .map(|s| DateOfBirth::parse(s).unwrap());
+            let empty_range =
+                matches!((from, to), (Some(f), Some(t)) if f.first_day_key() > t.last_day_key());
+            match parse_search(&bytes(&Value::Object(body.clone()))) {
+                Err(e) => {
+                    prop_assert!(empty_range, "valid criteria refused: {e}");
+                    prop_assert_eq!(e.violation, Violation::EmptyDateRange);
+                }
+                Ok(criteria) => {
+                    prop_assert!(!empty_range, "empty date range accepted");
+                    let query = criteria.to_query();
+                    check_query_text(&query.text)?;
+                    let mut names: Vec<&str> = criteria.field_names();
+                    names.sort_unstable();
+                    let mut given: Vec<&str> = body.keys().map(String::as_str).collect();
+                    given.sort_unstable();
+                    prop_assert_eq!(names, given);
+                    for (name, value) in &query.parameters {
+                        let field = &name[1..];
+                        match field {
+                            "dateOfBirthFrom" => {
+                                prop_assert_eq!(value, &json!(from.unwrap().first_day_key()))
+                            }
+                            "dateOfBirthTo" => {
+                                prop_assert_eq!(value, &json!(to.unwrap().last_day_key()))
+                            }
+                            _ => prop_assert_eq!(value, &body[field]),
+                        }
                     }
                 }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
 }

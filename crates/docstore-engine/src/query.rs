@@ -328,6 +328,11 @@ impl Parser {
                         if key.contains('"') {
                             return Err(unsupported("property names containing '\"'"));
                         }
+                        // SQLite's JSON paths end at NUL; such a name could
+                        // never match and would reach SQLite as an error.
+                        if key.contains('\0') {
+                            return Err(unsupported("property names containing NUL"));
+                        }
                         steps.push(PathStep::Key(key));
                     }
                     Some(Token::Number(n)) => {

@@ -1120,11 +1120,10 @@ fn equality_on_any_property_name_finds_exactly_the_matching_documents() {
     );
 }
 
-/// F-docstore-1, kept as a reproducer until it is fixed: a NUL character in
-/// a bracketed property name is a client error (400), not a server error.
+/// F-docstore-1 (fixed): a NUL character in a bracketed property name is a
+/// client error (400), not a server error.
 #[test]
-#[ignore = "known finding F-docstore-1: NUL in a JSON-path key answers 500"]
-fn known_finding_nul_in_a_property_name_is_a_client_error() {
+fn nul_in_a_property_name_is_a_client_error() {
     let store = Store::seeded();
     for query in [
         "SELECT * FROM c ORDER BY c[\"\u{0}\"]",

@@ -38,6 +38,9 @@ pub enum GatewayError {
     /// The backend refused the gateway's host key: a deployment mistake,
     /// never the client's.
     BackendRejectedHostKey,
+    /// The backend failed without a problem answer (a trap: the runtime's
+    /// bare 500): its text is not passed on.
+    BackendFailed,
 }
 
 impl GatewayError {
@@ -54,7 +57,7 @@ impl GatewayError {
             HealthKeyRejected => 401,
             LimitStoreUnavailable | Misconfigured | NotReady(_) | BackendUnreachable => 503,
             BackendTimeout => 504,
-            BackendRejectedHostKey => 502,
+            BackendRejectedHostKey | BackendFailed => 502,
         }
     }
 
@@ -79,6 +82,7 @@ impl GatewayError {
             BackendTimeout => "backend_timeout",
             BackendUnreachable => "backend_unreachable",
             BackendRejectedHostKey => "backend_rejected_host_key",
+            BackendFailed => "backend_failed",
         }
     }
 
@@ -103,6 +107,7 @@ impl GatewayError {
             BackendTimeout => "The service did not answer in time.".into(),
             BackendUnreachable => "The service is unavailable; try again.".into(),
             BackendRejectedHostKey => "The service could not be reached.".into(),
+            BackendFailed => "The service failed; try again.".into(),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use cosmos::CosmosError;
 use problem::Problem;
-use records::ValidationError;
+use records::{ValidationError, Violation};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -102,7 +102,11 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => "not found".into(),
             ApiError::MethodNotAllowed { .. } => "method not allowed".into(),
-            // The field name only: the message is safe too, but short is better in logs.
+            // An unknown or duplicated member's name is the client's own text
+            // (it may be patient data): logged by kind only.
+            ApiError::Invalid(e) if e.violation == Violation::UnknownField => "invalid body: unknown member".into(),
+            ApiError::Invalid(e) if e.violation == Violation::DuplicateField => "invalid body: duplicate member".into(),
+            // Otherwise the path of a known member: safe, and short is better in logs.
             ApiError::Invalid(e) => format!("invalid {}", e.field),
             ApiError::BadParameter { field, .. } => format!("invalid {field}"),
             ApiError::TooLarge => "body too large".into(),
@@ -161,6 +165,16 @@ mod tests {
         let e = ApiError::Invalid(ValidationError::new("id", records::Violation::IdUnexpected));
         let p = e.problem();
         assert_eq!((p.status, p.detail.as_str(), p.field.as_deref()), (400, "Id unexpected.", Some("id")));
+    }
+
+    #[test]
+    fn client_chosen_member_names_stay_out_of_the_log() {
+        for violation in [Violation::UnknownField, Violation::DuplicateField] {
+            let e = ApiError::Invalid(ValidationError::new("observations[0].Vandersloot", violation));
+            assert!(!e.reason().contains("Vandersloot"), "{}", e.reason());
+        }
+        let known = ApiError::Invalid(ValidationError::new("postCode", Violation::WrongLength { exact: 4 }));
+        assert_eq!(known.reason(), "invalid postCode");
     }
 
     #[test]

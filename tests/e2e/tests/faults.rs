@@ -59,9 +59,7 @@ fn count_case(faults: usize) {
 /// Starts the in-process app; `None` against an external app.
 fn start() -> Option<TestApp> {
     let app = TestApp::start();
-    if app.host().is_none() {
-        return None;
-    }
+    app.host()?;
     Some(app)
 }
 

@@ -3,7 +3,8 @@
 //! down, a store answering with its own error text, broken configuration,
 //! bad input, direct calls to the private components with wrong keys), no
 //! response body, no response header, no component log line and no stored
-//! document holds a key, a token or a connection secret, nor a recognisable
+//! document holds a key, a token or a connection secret (nor does a log line
+//! hold a member name a client made up), nor a recognisable
 //! part or encoding of one: the first 12 characters, the base64/base64url/
 //! hex forms of the decoded key bytes (the Cosmos key above all), and the
 //! SHA-256 digests of the subscription keys that the `subscriptions`
@@ -23,6 +24,8 @@ const AUDIENCE: &str = "api://patient-records";
 const KID: &str = "secrets-ec-1";
 /// A marker the faulted store puts in its error text; it must not travel on.
 const STORE_CANARY: &str = "store-canary-7d1c9e";
+/// A member name a client sends (it could be patient data): never logged.
+const MEMBER_CANARY: &str = "Vandersloot1961";
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
@@ -232,6 +235,9 @@ fn no_secret_in_any_response_header_body_or_log_line() {
         ("oversized", "POST", "/patient".into(), format!("{{\"firstName\": \"{}\"}}", "x".repeat(70_000))),
         ("bad search", "POST", "/patient/search?limit=0".into(), "{}".into()),
         ("bad test", "POST", format!("{ppath}/tests"), json!({"performer": 5}).to_string()),
+        ("unknown member", "POST", "/patient".into(), json!({"firstName": "A", MEMBER_CANARY: 1}).to_string()),
+        ("unknown criterion", "POST", "/patient/search".into(), json!({MEMBER_CANARY: "x"}).to_string()),
+        ("duplicate member", "POST", "/patient".into(), format!("{{\"{MEMBER_CANARY}\": 1, \"{MEMBER_CANARY}\": 2}}")),
     ] {
         let body = (!body.is_empty()).then_some(body.as_str());
         scan.add(what, &send(method, &path, &h, body));
@@ -340,6 +346,11 @@ fn no_secret_in_any_response_header_body_or_log_line() {
         .map(|(what, text)| (format!("response to {what}"), text.as_str()))
         .chain(logs.iter().map(|l| (format!("log line of {} ({})", l.component, l.stream), l.line.as_str())))
         .chain(stored.iter().map(|body| ("a stored document".to_string(), body.as_str())));
+    for line in &logs {
+        if line.line.contains(MEMBER_CANARY) {
+            leaks.push(format!("a client's member name in a log line of {}", line.component));
+        }
+    }
     for (where_, text) in haystacks {
         leaks.extend(leaks_in(text, &needles).into_iter().map(|what| format!("{what} in the {where_}")));
     }

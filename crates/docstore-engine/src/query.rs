@@ -328,10 +328,14 @@ impl Parser {
                         if key.contains('"') {
                             return Err(unsupported("property names containing '\"'"));
                         }
-                        // SQLite's JSON paths end at NUL; such a name could
-                        // never match and would reach SQLite as an error.
+                        // SQLite's JSON paths end at NUL and read backslashes
+                        // as escapes, so such names would fail or match the
+                        // wrong property.
                         if key.contains('\0') {
                             return Err(unsupported("property names containing NUL"));
+                        }
+                        if key.contains('\\') {
+                            return Err(unsupported("property names containing '\\'"));
                         }
                         steps.push(PathStep::Key(key));
                     }

@@ -444,12 +444,15 @@ fn path_step() -> impl Strategy<Value = (String, PathStep)> {
     })
 }
 
-/// F-docstore-1: a NUL, or a backslash before the closing quote, in a
-/// bracketed key makes SQLite's JSON path invalid and the store answers 500.
-/// F-docstore-2: SQLite reads backslashes in a quoted JSON-path key as JSON
-/// escapes, so `c["a\\b"]` matches the property "a\u{8}", not "a\\b".
+/// Open findings about backslashes in a bracketed key (SQLite reads a
+/// quoted JSON-path key with JSON escapes):
+/// F-docstore-2: a backslash before the closing quote (`c["\\"]`,
+/// `c["a\\"]`) makes the path invalid and the store answers 500.
+/// F-docstore-3: other backslashes are read as escapes, so `c["a\\b"]`
+/// matches the property "a\u{8}" and `c["\\u0041"]` matches "A".
+/// (A NUL, F-docstore-1, is fixed: refused as an unsupported query.)
 fn has_known_finding(key: &str) -> bool {
-    key.contains(['\0', '\\'])
+    key.contains('\\')
 }
 
 fn is_reserved(word: &str) -> bool {
@@ -591,6 +594,18 @@ fn generated_queries_parse_to_what_was_generated() {
         "docstore_engine::query::parse/grammar",
         generated_query(),
         |g| {
+            // A NUL in a property name is refused on purpose (F-docstore-1).
+            let nul = g
+                .conditions
+                .iter()
+                .map(|(steps, _, _)| steps)
+                .chain(g.order.as_ref().map(|(steps, _)| steps))
+                .flatten()
+                .any(|s| matches!(s, PathStep::Key(k) if k.contains('\0')));
+            if nul {
+                prop_assert!(query::parse(&g.text).is_err(), "{}", g.text);
+                return Ok(());
+            }
             let q = query::parse(&g.text)
                 .map_err(|e| TestCaseError::fail(format!("{}: {e}", g.text)))?;
             prop_assert_eq!(q.conditions.len(), g.conditions.len());
@@ -1099,6 +1114,11 @@ fn equality_on_any_property_name_finds_exactly_the_matching_documents() {
                 body.into_bytes(),
             );
             let answer = check_response(&r, &text)?;
+            if key.contains('\0') {
+                // Refused on purpose: SQLite's JSON paths end at a NUL.
+                prop_assert_eq!(r.status, 400, "{}", text);
+                return Ok(());
+            }
             prop_assert_eq!(r.status, 200, "{}", text);
             let mut got: Vec<String> = answer["Documents"]
                 .as_array()
@@ -1142,5 +1162,24 @@ fn nul_in_a_property_name_is_a_client_error() {
             "{query:?}: {}",
             String::from_utf8_lossy(&r.body)
         );
+    }
+}
+
+/// F-docstore-2 and F-docstore-3 (fixed by refusing them): a backslash in
+/// a bracketed property name is a client error, never a server error nor
+/// read as a JSON escape by SQLite.
+#[test]
+fn backslash_in_a_property_name_is_refused_as_unsupported() {
+    let store = Store::seeded();
+    for key in ["\\", "a\\", "a\\b", "\\\\"] {
+        let query = format!("SELECT * FROM c WHERE c[\"{}\"] = @p", escape(key));
+        let body = json!({"query": query, "parameters": [{"name": "@p", "value": 1}]}).to_string();
+        let r = store.send(
+            "POST",
+            DOCS,
+            vec![("content-type".into(), "application/query+json".into())],
+            body.into_bytes(),
+        );
+        assert_eq!(r.status, 400, "{query}: {}", String::from_utf8_lossy(&r.body));
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - `POST /auditrecord`: validate, seal onto the resource's hash chain and
 //!   store (audit_chain::append decides; this shell does the store calls).
+//!   The 201 leaves once the record is stored; the chain head is advanced
+//!   after it, off the caller's critical path.
 //! - `GET /audit/records?resourceType=&resourceId=&from=&to=&limit=`: one
 //!   page of a chain, `x-continuation-token` both ways.
 //! - `GET /audit/verify?resourceType=&resourceId=`: is the chain intact?
@@ -15,12 +17,13 @@ use std::time::Duration;
 use audit_chain::document::head_document_id;
 use audit_chain::params::{parse_records_query, parse_verify_query};
 use audit_chain::{
-    append, chain_records_query, chain_tail_query, parse_audit_input, record_from_document,
-    record_to_json, verify_documents, Actor, AppendError, AppendPolicy, AppendRequest, AppendStore,
-    AuditInputError, AuditQuery, AuditTime, ChainKey, CorrelationId, Violation,
+    advance_head, append_record, chain_records_query, chain_tail_query, parse_audit_input,
+    record_from_document, record_to_json, verify_documents, Actor, AppendError, AppendPolicy,
+    AppendRequest, AppendStore, AuditInputError, AuditQuery, AuditTime, ChainKey, CorrelationId,
+    PendingHead, Violation,
 };
 use component_kit::{
-    correlation_id, json_response, misconfigured, problem_response, require_host_key, variable,
+    correlation_id, AfterResponse, json_response, misconfigured, problem_response, require_host_key, variable,
     MissingVariable, WasiClock, WasiTransport, ACTOR_HEADER, CORRELATION_HEADER,
 };
 use cosmos::{
@@ -29,7 +32,7 @@ use cosmos::{
 };
 use problem::Problem;
 use serde_json::Value;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 const CONTINUATION_HEADER: &str = "x-continuation-token";
@@ -42,11 +45,19 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 type Store = CosmosClient<WasiTransport, WasiClock>;
 
 #[http_component]
-fn handle(request: Request) -> Response {
+async fn handle(request: IncomingRequest, out: ResponseOutparam) {
+    component_kit::serve_then(request, out, handle_request).await
+}
+
+/// The response, and for an append the chain head's advance, which runs
+/// after the response has left (the record is stored and linked before the
+/// 201; a head that lags or never moves is allowed, see audit_chain::append).
+fn handle_request(request: Request) -> (Response, Option<AfterResponse>) {
     let started = WasiClock.now_millis();
     let correlation = correlation_id(&request);
     let route = Route::of(request.path());
     let mut note = Note::default();
+    let mut head_work = None;
     let response = match require_host_key(
         &request,
         "auditapiprimarykey",
@@ -54,7 +65,7 @@ fn handle(request: Request) -> Response {
         &correlation,
     ) {
         Err(denied) => denied,
-        Ok(()) => match serve(&request, route, &correlation, &mut note) {
+        Ok(()) => match serve(&request, route, &correlation, &mut note, &mut head_work) {
             Ok(response) => response,
             Err(error) => {
                 note.error = Some(error.kind());
@@ -62,8 +73,26 @@ fn handle(request: Request) -> Response {
             }
         },
     };
-    log(&request, route, &response, &correlation, &note, started);
-    response
+    let line = log_line(&request, route, &response, &correlation, started);
+    match head_work {
+        None => {
+            log(line, &note);
+            (response, None)
+        }
+        Some(HeadWork { mut store, head }) => {
+            let after = move || {
+                note.head_advanced = Some(advance_head(&mut store, head, &AppendPolicy::default()));
+                log(line, &note);
+            };
+            (response, Some(Box::new(after) as AfterResponse))
+        }
+    }
+}
+
+/// An append's step 4, left for after the response.
+struct HeadWork {
+    store: AuditStore,
+    head: PendingHead,
 }
 
 /// The routes this component serves; anything else is `Other`. Logged by
@@ -104,9 +133,10 @@ fn serve(
     route: Route,
     correlation: &str,
     note: &mut Note,
+    head_work: &mut Option<HeadWork>,
 ) -> Result<Response, ApiError> {
     match (request.method(), route) {
-        (Method::Post, Route::AuditRecord) => append_record(request, correlation, note),
+        (Method::Post, Route::AuditRecord) => append(request, correlation, note, head_work),
         (Method::Get, Route::Records) => list_records(request, correlation),
         (Method::Get, Route::Verify) => verify(request, correlation),
         (Method::Get, Route::Ready) => ready(correlation),
@@ -217,10 +247,11 @@ impl From<AppendError<CosmosError>> for ApiError {
 
 // --- POST /auditrecord -------------------------------------------------------
 
-fn append_record(
+fn append(
     request: &Request,
     correlation: &str,
     note: &mut Note,
+    head_work: &mut Option<HeadWork>,
 ) -> Result<Response, ApiError> {
     if request.body().len() > MAX_BODY_BYTES {
         return Err(ApiError::BodyTooLarge);
@@ -235,14 +266,14 @@ fn append_record(
         actor,
     };
     let mut store = AuditStore::open()?;
-    let appended = append(&mut store, &append_request, &AppendPolicy::default())?;
-    note.attempts = Some(appended.attempts);
-    note.head_advanced = Some(appended.head_advanced);
-    Ok(json_response(
-        201,
-        &record_to_json(&appended.record),
-        correlation,
-    ))
+    let stored = append_record(&mut store, &append_request, &AppendPolicy::default())?;
+    note.attempts = Some(stored.attempts);
+    let response = json_response(201, &record_to_json(&stored.record), correlation);
+    *head_work = Some(HeadWork {
+        store,
+        head: stored.head,
+    });
+    Ok(response)
 }
 
 /// A header validated by an audit_chain parser; errors name the header.
@@ -522,18 +553,17 @@ struct Note {
     head_advanced: Option<bool>,
 }
 
-/// One JSON line per request: route name, status, timing, correlation id.
-/// No header values, query strings, bodies or keys.
-fn log(
+/// One JSON line per request: route name, status, timing (to the response),
+/// correlation id. No header values, query strings, bodies or keys.
+fn log_line(
     request: &Request,
     route: Route,
     response: &Response,
     correlation: &str,
-    note: &Note,
     started: u64,
-) {
+) -> Value {
     let status = *response.status();
-    let mut line = serde_json::json!({
+    serde_json::json!({
         "level": if status >= 500 { "error" } else { "info" },
         "component": "audit-api",
         "method": method_name(request.method()),
@@ -541,7 +571,11 @@ fn log(
         "status": status,
         "durationMs": WasiClock.now_millis().saturating_sub(started),
         "correlationId": correlation,
-    });
+    })
+}
+
+/// Writes the line with what the request added to it.
+fn log(mut line: Value, note: &Note) {
     if let Some(error) = note.error {
         line["error"] = error.into();
     }

@@ -7,7 +7,7 @@
 
 use component_kit::{header, variable, WasiClock};
 use docstore_engine::{handle as engine_handle, Sql, SqlError, SqlValue, StoreConfig, StoreRequest};
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::sqlite::{Connection, Value};
 
@@ -95,7 +95,11 @@ fn base_url(request: &Request) -> String {
 }
 
 #[http_component]
-fn handle(request: Request) -> Response {
+async fn handle(request: IncomingRequest, out: ResponseOutparam) {
+    component_kit::serve(request, out, handle_request).await
+}
+
+fn handle_request(request: Request) -> Response {
     let config = match config() {
         Ok(config) => config,
         Err(variable) => {

@@ -34,7 +34,7 @@ use gateway_policy::{
     HEALTH_KEY_HEADER, SUBSCRIPTION_KEY_HEADER, TRACEPARENT_HEADER,
 };
 use hostkey::{AcceptedKeys, HOST_KEY_HEADER};
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 use error::GatewayError;
@@ -55,7 +55,11 @@ struct Outcome {
 }
 
 #[http_component]
-fn handle(request: IncomingRequest) -> Response {
+async fn handle(request: IncomingRequest, out: ResponseOutparam) {
+    component_kit::serve(request, out, handle_request).await
+}
+
+fn handle_request(request: IncomingRequest) -> Response {
     let started = wasi::clocks::monotonic_clock::now();
     let request = Incoming::new(request);
     let random: [u8; 24] = random_array();

@@ -18,7 +18,7 @@ use component_kit::{
 use cosmos::{Clock, CosmosClient, MasterKey};
 use problem::Problem;
 use records::Timestamp;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 use std::time::Duration;
 
@@ -34,7 +34,11 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 const SOURCE_SYSTEM: &str = "patient-api";
 
 #[http_component]
-fn handle(request: Request) -> Response {
+async fn handle(request: IncomingRequest, out: ResponseOutparam) {
+    component_kit::serve(request, out, handle_request).await
+}
+
+fn handle_request(request: Request) -> Response {
     let started = WasiClock.now_millis();
     let correlation = correlation_id(&request);
     let method = method_name(request.method());

@@ -11,7 +11,9 @@
 //!    position, and seal again after it. From the second time on, wait a
 //!    jittered, growing delay first so that a crowd of appenders spreads
 //!    out. Bounded: when attempts run out the caller answers 503.
-//! 4. Advance the head with a conditional replace (or create it); a stale
+//! 4. Advance the head with a conditional replace (or create it); the
+//!    audit service does this after it has answered ([`append_record`]
+//!    then [`advance_head`]), so it costs the caller nothing. A stale
 //!    etag means someone else moved it: re-read, and stop once it is at or
 //!    past this record. A head left behind is allowed (verification accepts
 //!    correctly linked records after the head), so failing here does not
@@ -155,14 +157,51 @@ impl<E> From<DocumentError> for AppendError<E> {
     }
 }
 
-/// Appends `request` to its resource's chain. See the module documentation.
+/// A record created on its chain whose head has not been advanced yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub record: AuditRecord,
+    /// Record creates it took (1 without contention).
+    pub attempts: u32,
+    /// Step 4, still to do: [`advance_head`].
+    pub head: PendingHead,
+}
+
+/// Where a chain's head must move after an append, and what it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingHead {
+    key: ChainKey,
+    target: ChainHead,
+    current: Option<(ChainHead, String)>,
+}
+
+/// Appends `request` to its resource's chain, head advance included. See
+/// the module documentation.
 pub fn append<S: AppendStore>(
     store: &mut S,
     request: &AppendRequest,
     policy: &AppendPolicy,
 ) -> Result<Appended, AppendError<S::Error>> {
+    let stored = append_record(store, request, policy)?;
+    let head_advanced = advance_head(store, stored.head, policy);
+    Ok(Appended {
+        record: stored.record,
+        attempts: stored.attempts,
+        head_advanced,
+    })
+}
+
+/// Steps 1 to 3: the record is stored (and can be acknowledged) when this
+/// returns. The head advance is left to the caller, who may run it after
+/// answering: a lagging head is allowed, so its outcome never changes
+/// whether the append happened.
+pub fn append_record<S: AppendStore>(
+    store: &mut S,
+    request: &AppendRequest,
+    policy: &AppendPolicy,
+) -> Result<Stored, AppendError<S::Error>> {
     let key = ChainKey::of(&request.input.resource);
-    let mut head = read_head(store, &key)?;
+    let head = read_head(store, &key)?;
     let mut end: Option<ChainHead> = head.as_ref().map(|(h, _)| h.clone());
     let max_attempts = policy.max_attempts.max(1);
     for attempt in 1..=max_attempts {
@@ -178,11 +217,14 @@ pub fn append<S: AppendStore>(
             .create_record(&key, &record_to_document(&record))
             .map_err(AppendError::Store)?;
         if created {
-            let head_advanced = advance_head(store, &key, &new_head, head.take(), policy);
-            return Ok(Appended {
+            return Ok(Stored {
                 record,
                 attempts: attempt,
-                head_advanced,
+                head: PendingHead {
+                    key,
+                    target: new_head,
+                    current: head,
+                },
             });
         }
         if attempt == max_attempts {
@@ -254,21 +296,17 @@ fn chain_end<S: AppendStore>(
     }
 }
 
-/// Moves the head forward to `target`, starting from the head read before
-/// the append (if any). Returns whether the head is at or past `target`.
-fn advance_head<S: AppendStore>(
-    store: &mut S,
-    key: &ChainKey,
-    target: &ChainHead,
-    mut current: Option<(ChainHead, String)>,
-    policy: &AppendPolicy,
-) -> bool {
-    let doc = head_to_document(target);
+/// Step 4: moves the head forward to the stored record, starting from the
+/// head read before the append (if any). Returns whether the head is at or
+/// past the record; `false` leaves a lagging head, which is allowed.
+pub fn advance_head<S: AppendStore>(store: &mut S, pending: PendingHead, policy: &AppendPolicy) -> bool {
+    let PendingHead { key, target, mut current } = pending;
+    let doc = head_to_document(&target);
     for _ in 0..policy.max_head_attempts.max(1) {
         let done = match &current {
             Some((head, _)) if head.sequence >= target.sequence => return true,
-            Some((_, etag)) => store.replace_head(key, &doc, etag),
-            None => store.create_head(key, &doc),
+            Some((_, etag)) => store.replace_head(&key, &doc, etag),
+            None => store.create_head(&key, &doc),
         };
         match done {
             Ok(true) => return true,
@@ -276,7 +314,7 @@ fn advance_head<S: AppendStore>(
             // The record stands; a lagging head is allowed.
             Err(_) => return false,
         }
-        current = match read_head(store, key) {
+        current = match read_head(store, &key) {
             Ok(head) => head,
             Err(_) => return false,
         };
@@ -502,6 +540,25 @@ mod tests {
         store.tail_blind = true;
         let out = append(&mut store, &request(5), &AppendPolicy::default()).unwrap();
         assert_eq!(out.record.sequence, 5);
+        assert!(verify(&store).intact);
+    }
+
+    #[test]
+    fn a_deferred_head_advance_may_run_late_and_out_of_order() {
+        let policy = AppendPolicy::default();
+        let mut store = Fake::default();
+        // Two appends answered before either advanced the head.
+        let first = append_record(&mut store, &request(1), &policy).unwrap();
+        assert!(store.head.is_none(), "append_record must not touch the head");
+        let second = append_record(&mut store, &request(2), &policy).unwrap();
+        assert_eq!((second.record.sequence, second.attempts), (2, 2));
+        assert!(verify(&store).intact, "a lagging head is a valid chain");
+        // The later advance lands first; the earlier one must not move the
+        // head back.
+        assert!(advance_head(&mut store, second.head, &policy));
+        assert_eq!(head_sequence(&store), 2);
+        assert!(advance_head(&mut store, first.head, &policy));
+        assert_eq!(head_sequence(&store), 2);
         assert!(verify(&store).intact);
     }
 

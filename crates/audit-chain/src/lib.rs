@@ -31,7 +31,10 @@ pub mod params;
 mod stamp;
 mod verify;
 
-pub use append::{append, AppendError, AppendPolicy, AppendRequest, AppendStore, Appended};
+pub use append::{
+    advance_head, append, append_record, AppendError, AppendPolicy, AppendRequest, AppendStore,
+    Appended, PendingHead, Stored,
+};
 pub use chain::{
     canonical_bytes, record_hash, seal, AuditRecord, ChainHead, ChainKey, Digest, InvalidDigest,
     SealContext, CANONICAL_VERSION,

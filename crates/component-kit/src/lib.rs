@@ -6,18 +6,21 @@
 //! - [`WasiClock`]: wall and monotonic clocks, sleeping and jitter from WASI.
 //! - [`variable`], [`accepted_keys`]: Spin variables, read per request so a
 //!   rotated key is picked up without a restart.
-//! - [`problem_response`], [`json_response`]: responses in one place.
+//! - [`problem_response`], [`json_response`]: responses in one place;
+//!   [`respond::serve`] hands them to the host so each leaves in one write.
 //!
 //! This crate must never log or return a variable's value, and never answer
 //! 500 for something a client sent.
 
 pub mod outbound;
+pub mod respond;
 
 use hostkey::{AcceptedKeys, KeyRejection, HOST_KEY_HEADER};
 use problem::Problem;
 use spin_sdk::http::{Request, Response};
 
 pub use cosmos::{HttpRequest, HttpResponse, Method, TransportError};
+pub use respond::{serve, serve_then, AfterResponse};
 
 /// The header carrying the correlation id between components.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";

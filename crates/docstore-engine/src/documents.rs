@@ -129,14 +129,24 @@ fn document_response(status: u16, body: String, etag: String) -> StoreResponse {
     response
 }
 
-fn insert(sql: &impl Sql, container: &ContainerDef, doc: &IncomingDocument, rid: &str, etag: &str, body: &str, ts: i64) -> Result<(), Failure> {
+#[allow(clippy::too_many_arguments)]
+fn insert(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    id: &DocumentId,
+    partition_key: &PartitionKey,
+    rid: &str,
+    etag: &str,
+    body: &str,
+    ts: i64,
+) -> Result<(), Failure> {
     sql.execute(
         "INSERT INTO docstore_documents (db, coll, pk, id, rid, etag, ts, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             container.database.as_str().into(),
             container.container.as_str().into(),
-            doc.partition_key.canonical().into(),
-            doc.id.as_str().into(),
+            partition_key.canonical().into(),
+            id.as_str().into(),
             rid.into(),
             etag.into(),
             SqlValue::Integer(ts),
@@ -167,25 +177,32 @@ fn update(sql: &impl Sql, container: &ContainerDef, doc: &IncomingDocument, etag
 pub(crate) fn create(sql: &impl Sql, container: &ContainerDef, request: &StoreRequest, now: i64) -> Result<StoreResponse, Failure> {
     let doc = parse_document(container, request)?;
     let upsert = request.header_is_true("x-ms-documentdb-is-upsert");
-    sqlstore::prepare(sql)?;
+    if !upsert {
+        // One statement, no transaction: the primary key lets exactly one
+        // of two concurrent creates of an id in, and the other gets 409.
+        let etag = rid::new_etag();
+        let new_rid = rid::new_document(container.database.as_str(), container.container.as_str());
+        let body = stored_body(container, doc.properties, &new_rid, &etag, now);
+        insert(sql, container, &doc.id, &doc.partition_key, &new_rid, &etag, &body, now)?;
+        return Ok(document_response(201, body, etag));
+    }
     sqlstore::transaction(sql, || {
         let etag = rid::new_etag();
         match find(sql, container, &doc.partition_key.canonical(), doc.id.as_str())? {
-            Some(_) if !upsert => Err(Failure::conflict_document()),
             Some(existing) => {
                 check_if_match(request, &existing)?;
                 let body = stored_body(container, doc.properties.clone(), &existing.rid, &etag, now);
                 update(sql, container, &doc, &etag, &body, now)?;
                 Ok(document_response(200, body, etag))
             }
-            None if upsert && request.header("if-match").is_some() => Err(Failure::PreconditionFailed(
+            None if request.header("if-match").is_some() => Err(Failure::PreconditionFailed(
                 "One of the specified pre-condition is not met: If-Match was sent but the document does not exist."
                     .into(),
             )),
             None => {
                 let new_rid = rid::new_document(container.database.as_str(), container.container.as_str());
                 let body = stored_body(container, doc.properties.clone(), &new_rid, &etag, now);
-                insert(sql, container, &doc, &new_rid, &etag, &body, now)?;
+                insert(sql, container, &doc.id, &doc.partition_key, &new_rid, &etag, &body, now)?;
                 Ok(document_response(201, body, etag))
             }
         }
@@ -201,7 +218,6 @@ pub(crate) fn replace(sql: &impl Sql, container: &ContainerDef, id: &str, reques
             "the id in the document does not match the id in the request path".into(),
         ));
     }
-    sqlstore::prepare(sql)?;
     sqlstore::transaction(sql, || {
         let existing = find(sql, container, &doc.partition_key.canonical(), doc.id.as_str())?
             .ok_or_else(Failure::not_found_document)?;
@@ -218,7 +234,6 @@ pub(crate) fn replace(sql: &impl Sql, container: &ContainerDef, id: &str, reques
 pub(crate) fn read(sql: &impl Sql, container: &ContainerDef, id: &str, request: &StoreRequest) -> Result<StoreResponse, Failure> {
     let id = DocumentId::parse(id)?;
     let pk = partition::required_from_header(request)?;
-    sqlstore::prepare(sql)?;
     let rows = sql.execute(
         "SELECT body, etag FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
         &[
@@ -242,7 +257,6 @@ pub(crate) fn read(sql: &impl Sql, container: &ContainerDef, id: &str, request: 
 pub(crate) fn delete(sql: &impl Sql, container: &ContainerDef, id: &str, request: &StoreRequest) -> Result<StoreResponse, Failure> {
     let id = DocumentId::parse(id)?;
     let pk = partition::required_from_header(request)?.canonical();
-    sqlstore::prepare(sql)?;
     sqlstore::transaction(sql, || {
         let existing = find(sql, container, &pk, id.as_str())?.ok_or_else(Failure::not_found_document)?;
         check_if_match(request, &existing)?;

@@ -16,7 +16,7 @@ use crate::config::ContainerDef;
 use crate::partition;
 use crate::query::{self, Condition, Query};
 use crate::reply::{json_response, raw_json_response, Failure};
-use crate::sqlstore::{self, text};
+use crate::sqlstore::text;
 use crate::{rid, Sql, SqlValue, StoreRequest, StoreResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -371,7 +371,6 @@ fn run(
     // One extra row tells whether another page exists.
     stmt.bind(SqlValue::Integer(limit + 1));
 
-    sqlstore::prepare(sql)?;
     let mut rows = sql.execute(&stmt.text, &stmt.params)?;
     let mut more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);

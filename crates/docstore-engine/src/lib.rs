@@ -54,6 +54,8 @@ pub enum SqlError {
     Busy(String),
     /// A constraint (such as the document key) was violated.
     Constraint(String),
+    /// The documents table does not exist: a new, empty database file.
+    NoTable(String),
     /// Anything else.
     Other(String),
 }
@@ -72,6 +74,8 @@ impl SqlError {
             SqlError::Busy(message)
         } else if lower.contains("constraint failed") {
             SqlError::Constraint(message)
+        } else if lower.contains("no such table") {
+            SqlError::NoTable(message)
         } else {
             SqlError::Other(message)
         }
@@ -83,6 +87,7 @@ impl std::fmt::Display for SqlError {
         match self {
             SqlError::Busy(m) => write!(f, "database busy: {m}"),
             SqlError::Constraint(m) => write!(f, "constraint violated: {m}"),
+            SqlError::NoTable(m) => write!(f, "no table: {m}"),
             SqlError::Other(m) => write!(f, "SQL error: {m}"),
         }
     }
@@ -153,7 +158,18 @@ pub fn handle(sql: &impl Sql, config: &StoreConfig, request: &StoreRequest, now_
         if request.body.len() > MAX_BODY_BYTES {
             return Err(Failure::TooLarge);
         }
-        dispatch(sql, config, request, &route, now_unix_seconds)
+        // The schema is made on first use rather than checked on every
+        // request (two statements saved per request). Every operation either
+        // only reads, is one statement, or runs in a transaction that was
+        // rolled back, so running it again after creating the table is safe.
+        sqlstore::prepare(sql)?;
+        match dispatch(sql, config, request, &route, now_unix_seconds) {
+            Err(Failure::NoSchema) => {
+                sqlstore::create_schema(sql)?;
+                dispatch(sql, config, request, &route, now_unix_seconds)
+            }
+            other => other,
+        }
     });
     let mut response = match outcome {
         Ok(response) => response,

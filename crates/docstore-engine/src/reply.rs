@@ -21,6 +21,9 @@ pub(crate) enum Failure {
     /// The database stayed locked past the busy timeout: 429, retried by
     /// Cosmos clients after `x-ms-retry-after-ms`.
     Busy,
+    /// The database has no documents table yet; `handle` creates it and
+    /// runs the request again. Answered as `Internal` if it ever escapes.
+    NoSchema,
     /// A truly internal storage failure.
     Internal,
 }
@@ -66,7 +69,7 @@ impl Failure {
                 "TooManyRequests",
                 "The local document store's database is busy; retry after x-ms-retry-after-ms.".into(),
             ),
-            Failure::Internal => (
+            Failure::Internal | Failure::NoSchema => (
                 500,
                 "InternalServerError",
                 "The local document store failed to access its database.".into(),
@@ -90,10 +93,10 @@ impl From<SqlError> for Failure {
     fn from(error: SqlError) -> Self {
         match error {
             SqlError::Busy(_) => Failure::Busy,
-            // The key is checked inside the transaction before inserting, so a
-            // constraint violation can only be a concurrent insert of the same
-            // document: the same answer the check would have given.
+            // The only constraint is the document key, so a violation means
+            // a document with that id is in the partition already.
             SqlError::Constraint(_) => Failure::conflict_document(),
+            SqlError::NoTable(_) => Failure::NoSchema,
             SqlError::Other(_) => Failure::Internal,
         }
     }

@@ -33,7 +33,8 @@ fn map_error(error: rusqlite::Error) -> SqlError {
         rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation => {
             SqlError::Constraint(error.to_string())
         }
-        _ => SqlError::Other(error.to_string()),
+        // The rest is classified by message, as for Spin's (e.g. "no such table").
+        _ => SqlError::from_message(error.to_string()),
     }
 }
 

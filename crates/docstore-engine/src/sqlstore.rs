@@ -1,11 +1,12 @@
 //! The SQLite side: connection setup, the schema and transactions.
 //!
 //! Every request gets a fresh connection with SQLite's defaults, so each one
-//! sets a busy timeout, makes sure the file is in WAL mode (a persistent
-//! property, set once) and that the table exists (cheap when it does).
-//! Every write, and every read-check-write, runs inside one
-//! `BEGIN IMMEDIATE ... COMMIT`, so concurrent requests serialize on the
-//! write lock instead of racing between the check and the write.
+//! sets a busy timeout. The file is switched to WAL mode (a persistent
+//! property) and the table created the first time a statement finds no
+//! table. A create is one `INSERT` (the key constraint answers 409); every
+//! read-check-write runs inside one `BEGIN IMMEDIATE ... COMMIT`, so
+//! concurrent requests serialize on the write lock instead of racing
+//! between the check and the write.
 
 use crate::reply::Failure;
 use crate::{Sql, SqlValue};
@@ -25,9 +26,16 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS docstore_documents (\
     body TEXT NOT NULL, \
     PRIMARY KEY (db, coll, pk, id))";
 
-/// Prepares a fresh connection for one request.
+/// Prepares a fresh connection for one request: only the busy timeout,
+/// which is per connection. The schema is the database file's and is made
+/// once, by [`create_schema`], when a statement finds no table.
 pub(crate) fn prepare(sql: &impl Sql) -> Result<(), Failure> {
     sql.execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"), &[])?;
+    Ok(())
+}
+
+/// Switches the file to WAL (a persistent property) and creates the table.
+pub(crate) fn create_schema(sql: &impl Sql) -> Result<(), Failure> {
     let mode = sql.execute("PRAGMA journal_mode", &[])?;
     let is_wal = matches!(mode.first().and_then(|row| row.first()),
         Some(SqlValue::Text(m)) if m.eq_ignore_ascii_case("wal"));

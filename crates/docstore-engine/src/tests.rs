@@ -645,7 +645,7 @@ fn paging_covers_every_document_once_and_rejects_foreign_tokens() {
 fn page_size_defaults_to_100_and_caps_at_1000() {
     let s = store();
     let sql = RusqliteSql::open(&s.path).unwrap();
-    crate::sqlstore::prepare(&sql).unwrap();
+    crate::sqlstore::create_schema(&sql).unwrap();
     // Bulk insert directly: 1,001 documents through the API would be slow.
     sql.execute("BEGIN", &[]).unwrap();
     for i in 0..1001 {

@@ -63,6 +63,10 @@ struct Figures {
     p95_ms: f64,
     p99_ms: f64,
     throughput_per_s: f64,
+    /// Requests that took 35 ms or more: the mark of a delayed-ACK stall
+    /// (a response leaving in two writes on a connection without
+    /// TCP_NODELAY), far above anything else a request here costs.
+    stalls: usize,
 }
 
 fn measure(operation: &str, connection: &str, n: usize, mut one: impl FnMut(usize)) -> Figures {
@@ -87,10 +91,18 @@ fn measure(operation: &str, connection: &str, n: usize, mut one: impl FnMut(usiz
         p95_ms: pick(0.95),
         p99_ms: pick(0.99),
         throughput_per_s: n as f64 / total,
+        stalls: samples.iter().filter(|ms| **ms >= 35.0).count(),
     };
     println!(
-        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s",
-        figures.operation, figures.connection, n, figures.p50_ms, figures.p95_ms, figures.p99_ms, figures.throughput_per_s
+        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s  stalls {}",
+        figures.operation,
+        figures.connection,
+        n,
+        figures.p50_ms,
+        figures.p95_ms,
+        figures.p99_ms,
+        figures.throughput_per_s,
+        figures.stalls
     );
     figures
 }

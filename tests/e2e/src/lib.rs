@@ -146,8 +146,21 @@ pub struct Host {
 }
 
 impl Host {
+    /// Sets (or clears) a fault for the requests that follow, once work
+    /// still running from earlier requests has finished.
     pub fn set_fault(&self, component: &str, fault: Option<Fault>) {
+        self.settle();
         self.app.set_fault(component, fault).expect("known component");
+    }
+
+    /// Waits until no component instance is running, so that work done
+    /// after a response (audit-api's chain-head advance) has finished.
+    pub fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.app.running_instances() > 0 {
+            assert!(std::time::Instant::now() < deadline, "component instances still running after 30 s");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// A request straight to one component (private ones too), as chained.

@@ -39,8 +39,11 @@ impl<'a> Audit<'a> {
         self.app.secrets.variables["auditapiprimarykey"].clone()
     }
 
+    /// An append, and the chain-head advance audit-api does after answering.
     fn post_with(&self, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        self.host.invoke("audit-api", "POST", "/auditrecord", headers, body)
+        let reply = self.host.invoke("audit-api", "POST", "/auditrecord", headers, body);
+        self.host.settle();
+        reply
     }
 
     fn post(&self, body: &Value) -> Reply {

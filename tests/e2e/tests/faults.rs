@@ -424,6 +424,7 @@ fn a_retried_write_whose_first_answer_was_lost_is_stored_once() {
     let lost = |status| Fault::LoseResponse { status, times: Some(1) };
     let mut faults = 0;
     let mut step = |app: &TestApp, what: &str| {
+        host(app).settle(); // a chain-head write happens after the response
         let now = injected(app, "docstore");
         assert_eq!(now - faults, 1, "{what}: one lost answer");
         faults = now;

@@ -48,6 +48,13 @@ impl App {
     }
 
     /// Outbound requests refused by `allowed_outbound_hosts` so far.
+    /// Component instances running now. A component may go on working after
+    /// its response has been handed over (audit-api advances its chain head
+    /// then), as in Spin; tests wait for 0 before they look at stored state.
+    pub fn running_instances(&self) -> usize {
+        self.inner.running_instances()
+    }
+
     pub fn denials(&self) -> Vec<Denial> {
         self.inner.denials()
     }

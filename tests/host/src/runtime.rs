@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 use std::time::Duration;
@@ -149,7 +150,26 @@ pub(crate) struct AppInner {
     denials: Mutex<Vec<Denial>>,
     logs: Mutex<Vec<LogLine>>,
     faults: Mutex<HashMap<String, Fault>>,
+    /// Component instances running now, including work a component does
+    /// after its response has been handed over.
+    running: Arc<AtomicUsize>,
     echo: bool,
+}
+
+/// Counts one running instance for as long as it lives.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn start(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Running(counter.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The `T` of every `Store<T>`: one per request per component, as in Spin.
@@ -337,8 +357,13 @@ impl AppInner {
             denials: Mutex::new(Vec::new()),
             logs: Mutex::new(Vec::new()),
             faults: Mutex::new(HashMap::new()),
+            running: Arc::new(AtomicUsize::new(0)),
             echo: options.echo_component_output,
         }))
+    }
+
+    pub(crate) fn running_instances(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
     }
 
     pub(crate) fn denials(&self) -> Vec<Denial> {
@@ -452,7 +477,9 @@ impl AppInner {
         let pre = component.pre.clone();
         let app = self.clone();
         let id = component_id.to_string();
+        let running = Running::start(&self.running);
         let task = tokio::task::spawn(async move {
+            let _running = running;
             let result = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy

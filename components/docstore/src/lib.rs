@@ -6,7 +6,11 @@
 //! `docstore-engine`, which holds all the behaviour.
 
 use component_kit::{header, variable, WasiClock};
-use docstore_engine::{handle as engine_handle, Sql, SqlError, SqlValue, StoreConfig, StoreRequest};
+use cosmos::Clock;
+use docstore_engine::{
+    handle as engine_handle, lock_backoff, LockWait, Sql, SqlError, SqlValue, StoreConfig,
+    StoreRequest, LOCK_WAIT_BUDGET,
+};
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::sqlite::{Connection, Value};
@@ -45,6 +49,24 @@ impl Sql for SpinSql {
                     .collect()
             })
             .collect())
+    }
+}
+
+/// Waits for a database another request has locked, in short jittered
+/// steps, until the budget is spent (then the engine answers 429).
+struct WasiLockWait {
+    started_nanos: u64,
+}
+
+impl LockWait for WasiLockWait {
+    fn wait(&mut self, retry: u32) -> bool {
+        let waited = WasiClock.monotonic_nanos().saturating_sub(self.started_nanos);
+        if u128::from(waited) >= LOCK_WAIT_BUDGET.as_nanos() {
+            return false;
+        }
+        // Half to all of the step, so that waiting requests spread out.
+        WasiClock.sleep(lock_backoff(retry).mul_f64(0.5 + WasiClock.jitter() / 2.0));
+        true
     }
 }
 
@@ -123,8 +145,9 @@ fn handle_request(request: Request) -> Response {
         base_url: base_url(&request),
         body: request.into_body(),
     };
-    let now = cosmos::Clock::now_unix_seconds(&WasiClock);
-    let reply = engine_handle(&connection, &config, &store_request, now);
+    let now = WasiClock.now_unix_seconds();
+    let mut lock_wait = WasiLockWait { started_nanos: WasiClock.monotonic_nanos() };
+    let reply = engine_handle(&connection, &config, &store_request, now, &mut lock_wait);
     let mut builder = Response::builder();
     builder.status(reply.status);
     for (name, value) in reply.headers {

@@ -134,6 +134,11 @@ impl WasiClock {
         let now = wasi::clocks::wall_clock::now();
         now.seconds as i64 * 1000 + i64::from(now.nanoseconds / 1_000_000)
     }
+
+    /// The monotonic clock in nanoseconds, for measuring short waits.
+    pub fn monotonic_nanos(&self) -> u64 {
+        wasi::clocks::monotonic_clock::now()
+    }
 }
 
 impl cosmos::Clock for WasiClock {

@@ -11,7 +11,11 @@
 mod rusqlite_sql;
 
 // `Sql`, `SqlError` and `SqlValue` are used by the included module via `super`.
-use docstore_engine::{handle, Sql, SqlError, SqlValue, StoreConfig, StoreRequest, StoreResponse};
+#[allow(unused_imports)]
+use docstore_engine::{
+    handle, lock_backoff, LockWait, Sql, SqlError, SqlValue, StoreConfig, StoreRequest, StoreResponse,
+    LOCK_WAIT_BUDGET,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,7 +84,7 @@ fn serve_one(mut request: tiny_http::Request, config: &StoreConfig, db: &Path, b
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     // A fresh connection per request, as Spin opens one.
     let response = match rusqlite_sql::RusqliteSql::open(db) {
-        Ok(sql) => handle(&sql, config, &store_request, now),
+        Ok(sql) => handle(&sql, config, &store_request, now, &mut rusqlite_sql::ThreadLockWait::new()),
         Err(e) => StoreResponse {
             status: 500,
             headers: vec![("content-type".into(), "application/json".into())],

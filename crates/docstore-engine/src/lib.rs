@@ -50,7 +50,7 @@ pub enum SqlValue {
 /// Why a statement failed, as far as the store needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqlError {
-    /// The database stayed locked past the busy timeout ("database is locked").
+    /// The database is locked by another connection ("database is locked").
     Busy(String),
     /// A constraint (such as the document key) was violated.
     Constraint(String),
@@ -150,25 +150,63 @@ impl StoreResponse {
 /// The largest request body accepted (Cosmos DB's 2 MB document limit).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
+/// How a request waits while another request holds the database's write
+/// lock. Connections have no busy timeout (Spin's default), so a locked
+/// database fails a statement at once and the store waits here instead:
+/// SQLite's own busy handler would sleep a whole millisecond first, while a
+/// write here holds the lock for a fraction of that.
+pub trait LockWait {
+    /// Called after the database was found locked for the `retry`-th time
+    /// (from 0): waits and returns true to try again, or returns false to
+    /// give up (the request is answered 429 with `x-ms-retry-after-ms`).
+    fn wait(&mut self, retry: u32) -> bool;
+}
+
+/// How long the store keeps trying before answering 429.
+pub const LOCK_WAIT_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The wait before retry `retry`: 50 µs doubling up to 2 ms. Callers add
+/// jitter so that waiting requests spread out.
+pub fn lock_backoff(retry: u32) -> std::time::Duration {
+    let micros = 50u64.saturating_mul(1 << retry.min(16));
+    std::time::Duration::from_micros(micros.min(2_000))
+}
+
 /// Answers one request. `now_unix_seconds` is the clock used for the
 /// `x-ms-date` check and for `_ts`.
-pub fn handle(sql: &impl Sql, config: &StoreConfig, request: &StoreRequest, now_unix_seconds: i64) -> StoreResponse {
+pub fn handle(
+    sql: &impl Sql,
+    config: &StoreConfig,
+    request: &StoreRequest,
+    now_unix_seconds: i64,
+    lock_wait: &mut impl LockWait,
+) -> StoreResponse {
     let outcome = route::parse(&request.path).and_then(|route| {
         authorize(config, request, &route, now_unix_seconds)?;
         if request.body.len() > MAX_BODY_BYTES {
             return Err(Failure::TooLarge);
         }
-        // The schema is made on first use rather than checked on every
-        // request (two statements saved per request). Every operation either
-        // only reads, is one statement, or runs in a transaction that was
-        // rolled back, so running it again after creating the table is safe.
-        sqlstore::prepare(sql)?;
-        match dispatch(sql, config, request, &route, now_unix_seconds) {
-            Err(Failure::NoSchema) => {
-                sqlstore::create_schema(sql)?;
-                dispatch(sql, config, request, &route, now_unix_seconds)
+        // Every operation either only reads, is one statement, or runs in a
+        // transaction that was rolled back on failure, so running it again
+        // is safe: after a lock wait, and after creating the schema, which
+        // is made on first use rather than checked on every request.
+        let (mut retry, mut schema_made) = (0, false);
+        loop {
+            let failure = match dispatch(sql, config, request, &route, now_unix_seconds) {
+                Ok(response) => return Ok(response),
+                Err(Failure::NoSchema) if !schema_made => match sqlstore::create_schema(sql) {
+                    Ok(()) => {
+                        schema_made = true;
+                        continue;
+                    }
+                    Err(failure) => failure,
+                },
+                Err(failure) => failure,
+            };
+            if failure != Failure::Busy || !lock_wait.wait(retry) {
+                return Err(failure);
             }
-            other => other,
+            retry += 1;
         }
     });
     let mut response = match outcome {

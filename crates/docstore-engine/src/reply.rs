@@ -4,7 +4,7 @@
 use crate::{SqlError, StoreResponse};
 
 /// How long a client should wait before retrying after the database stayed
-/// locked past the busy timeout.
+/// locked past the store's lock-wait budget.
 pub(crate) const BUSY_RETRY_AFTER_MS: u32 = 100;
 
 /// Why a request failed. Messages never contain secrets or SQL error text.
@@ -18,8 +18,9 @@ pub(crate) enum Failure {
     Conflict(String),
     PreconditionFailed(String),
     TooLarge,
-    /// The database stayed locked past the busy timeout: 429, retried by
-    /// Cosmos clients after `x-ms-retry-after-ms`.
+    /// The database is locked by another request; past the lock-wait
+    /// budget it is a 429, retried by Cosmos clients after
+    /// `x-ms-retry-after-ms`.
     Busy,
     /// The database has no documents table yet; `handle` creates it and
     /// runs the request again. Answered as `Internal` if it ever escapes.

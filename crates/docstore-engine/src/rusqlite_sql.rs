@@ -4,11 +4,11 @@
 
 // `super` is the crate root in unit tests and the example's root (which
 // imports these from the crate) in `examples/serve.rs`.
-use super::{Sql, SqlError, SqlValue};
+use super::{lock_backoff, LockWait, Sql, SqlError, SqlValue, LOCK_WAIT_BUDGET};
 use rusqlite::types::{Value as RValue, ValueRef};
 use rusqlite::{params_from_iter, Connection, ErrorCode};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct RusqliteSql {
     conn: Connection,
@@ -20,6 +20,28 @@ impl RusqliteSql {
         let conn = Connection::open(path).map_err(map_error)?;
         conn.busy_timeout(Duration::ZERO).map_err(map_error)?;
         Ok(Self { conn })
+    }
+}
+
+/// Waits for a locked database with the thread's sleep, as the docstore
+/// component does with WASI's clock.
+pub struct ThreadLockWait {
+    started: Instant,
+}
+
+impl ThreadLockWait {
+    pub fn new() -> Self {
+        Self { started: Instant::now() }
+    }
+}
+
+impl LockWait for ThreadLockWait {
+    fn wait(&mut self, retry: u32) -> bool {
+        if self.started.elapsed() >= LOCK_WAIT_BUDGET {
+            return false;
+        }
+        std::thread::sleep(lock_backoff(retry));
+        true
     }
 }
 

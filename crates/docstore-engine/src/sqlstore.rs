@@ -1,7 +1,8 @@
 //! The SQLite side: connection setup, the schema and transactions.
 //!
-//! Every request gets a fresh connection with SQLite's defaults, so each one
-//! sets a busy timeout. The file is switched to WAL mode (a persistent
+//! Every request gets a fresh connection with SQLite's defaults (no busy
+//! timeout: a locked database is waited for by `handle`, see
+//! [`crate::LockWait`]). The file is switched to WAL mode (a persistent
 //! property) and the table created the first time a statement finds no
 //! table. A create is one `INSERT` (the key constraint answers 409); every
 //! read-check-write runs inside one `BEGIN IMMEDIATE ... COMMIT`, so
@@ -10,10 +11,6 @@
 
 use crate::reply::Failure;
 use crate::{Sql, SqlValue};
-
-/// How long a connection waits for a lock before failing with "database is
-/// locked" (answered 429 with `x-ms-retry-after-ms`).
-pub(crate) const BUSY_TIMEOUT_MS: u32 = 5000;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS docstore_documents (\
     db TEXT NOT NULL, \
@@ -25,14 +22,6 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS docstore_documents (\
     ts INTEGER NOT NULL, \
     body TEXT NOT NULL, \
     PRIMARY KEY (db, coll, pk, id))";
-
-/// Prepares a fresh connection for one request: only the busy timeout,
-/// which is per connection. The schema is the database file's and is made
-/// once, by [`create_schema`], when a statement finds no table.
-pub(crate) fn prepare(sql: &impl Sql) -> Result<(), Failure> {
-    sql.execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"), &[])?;
-    Ok(())
-}
 
 /// Switches the file to WAL (a persistent property) and creates the table.
 pub(crate) fn create_schema(sql: &impl Sql) -> Result<(), Failure> {

@@ -1,7 +1,7 @@
 //! Behaviour of [`handle`] end to end, on a real SQLite file through rusqlite,
 //! with a fresh connection per request (no busy timeout) as under Spin.
 
-use crate::rusqlite_sql::RusqliteSql;
+use crate::rusqlite_sql::{RusqliteSql, ThreadLockWait};
 use crate::{handle, route, Sql, SqlError, SqlValue, StoreConfig, StoreRequest, StoreResponse};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -67,7 +67,7 @@ impl Store {
     fn raw(&self, request: StoreRequest) -> StoreResponse {
         // A new connection per request, with SQLite's defaults, as Spin.
         let sql = RusqliteSql::open(&self.path).unwrap();
-        handle(&sql, &self.config, &request, NOW)
+        handle(&sql, &self.config, &request, NOW, &mut ThreadLockWait::new())
     }
 
     fn create(&self, doc: Value, pk: Value) -> StoreResponse {
@@ -784,7 +784,7 @@ fn through(sql: &impl Sql) -> StoreResponse {
     let mut headers = signed_headers(KEY, "POST", TESTS, &http_date(NOW));
     headers.push(pk_header(json!("p")));
     let body = json!({"id": "a", "patientId": "p"}).to_string().into_bytes();
-    handle(sql, &config, &StoreRequest { method: "POST".into(), path: TESTS.into(), headers, body, base_url: BASE.into() }, NOW)
+    handle(sql, &config, &StoreRequest { method: "POST".into(), path: TESTS.into(), headers, body, base_url: BASE.into() }, NOW, &mut ThreadLockWait::new())
 }
 
 #[test]
@@ -810,12 +810,29 @@ fn a_held_write_lock_times_out_into_429() {
     let started = std::time::Instant::now();
     let r = s.test_doc("y", "p", json!({}));
     assert_eq!(r.status, 429);
-    assert!(started.elapsed() >= std::time::Duration::from_millis(4500), "the busy timeout was not applied");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(4500), "the lock was not waited for");
     holder.execute("ROLLBACK", &[]).unwrap();
     // Reads proceed during a write in WAL mode.
     holder.execute("BEGIN IMMEDIATE", &[]).unwrap();
     assert_eq!(s.send("GET", &format!("{TESTS}/x"), vec![pk_header(json!("p"))], vec![]).status, 200);
     holder.execute("ROLLBACK", &[]).unwrap();
+}
+
+#[test]
+fn a_briefly_held_write_lock_is_waited_for_in_short_steps() {
+    let s = store();
+    s.test_doc("x", "p", json!({}));
+    let holder = RusqliteSql::open(&s.path).unwrap();
+    holder.execute("BEGIN IMMEDIATE", &[]).unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        holder.execute("ROLLBACK", &[]).unwrap();
+    });
+    assert_eq!(s.test_doc("y", "p", json!({})).status, 201, "created once the lock was free");
+    release.join().unwrap();
+    assert_eq!(crate::lock_backoff(0), std::time::Duration::from_micros(50));
+    assert_eq!(crate::lock_backoff(3), std::time::Duration::from_micros(400));
+    assert_eq!(crate::lock_backoff(40), std::time::Duration::from_millis(2));
 }
 
 #[test]

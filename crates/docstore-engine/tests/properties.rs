@@ -21,11 +21,14 @@ use base64::Engine;
 use cosmos_auth::{http_date, MasterKey, SignedRequest};
 use docstore_engine::query::{self, CompareOp, Condition, PathStep};
 #[allow(unused_imports)]
-use docstore_engine::{handle, Sql, SqlError, SqlValue, StoreConfig, StoreRequest, StoreResponse};
+use docstore_engine::{
+    handle, lock_backoff, LockWait, Sql, SqlError, SqlValue, StoreConfig, StoreRequest, StoreResponse,
+    LOCK_WAIT_BUDGET,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
-use rusqlite_sql::RusqliteSql;
+use rusqlite_sql::{RusqliteSql, ThreadLockWait};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -119,7 +122,7 @@ impl Store {
     fn raw(&self, request: &StoreRequest) -> StoreResponse {
         // A new connection per request, with SQLite's defaults, as Spin.
         let sql = RusqliteSql::open(&self.path).unwrap();
-        handle(&sql, &self.config, request, NOW)
+        handle(&sql, &self.config, request, NOW, &mut ThreadLockWait::new())
     }
 
     fn send(

@@ -23,8 +23,8 @@ use audit_chain::{
     PendingHead, Violation,
 };
 use component_kit::{
-    correlation_id, AfterResponse, json_response, misconfigured, problem_response, require_host_key, variable,
-    MissingVariable, WasiClock, WasiTransport, ACTOR_HEADER, CORRELATION_HEADER,
+    correlation_id, json_response, misconfigured, problem_response, require_host_key, variable,
+    AfterResponse, MissingVariable, WasiClock, WasiTransport, ACTOR_HEADER, CORRELATION_HEADER,
 };
 use cosmos::{
     Clock, ContainerRef, CosmosClient, CosmosError, DocumentId, ETag, MasterKey, PageRequest,

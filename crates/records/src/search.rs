@@ -139,6 +139,13 @@ impl SearchCriteria {
         self.conditions().is_empty()
     }
 
+    /// The id, when it is the only criterion: such a search has at most one
+    /// result and is answered by a point read (the id is the partition key).
+    pub fn only_id(&self) -> Option<&PatientId> {
+        let only_id = SearchCriteria { id: self.id, ..SearchCriteria::default() };
+        (self.id.is_some() && *self == only_id).then_some(self.id.as_ref()).flatten()
+    }
+
     /// The names of the given criteria, for the audit record: never values.
     pub fn field_names(&self) -> Vec<&'static str> {
         self.conditions().iter().map(|c| c.param).collect()
@@ -251,6 +258,21 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str().unwrap()))
             .collect()
+    }
+
+    #[test]
+    fn only_an_id_alone_is_a_point_read() {
+        let id = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+        let alone = search(&format!(r#"{{"id":"{id}"}}"#)).unwrap();
+        assert_eq!(alone.only_id().map(|p| p.to_string()), Some(id.to_string()));
+        for body in [
+            format!(r#"{{"id":"{id}","lastName":"Smith"}}"#),
+            format!(r#"{{"id":"{id}","dateOfBirthFrom":"1980"}}"#),
+            r#"{"lastName":"Smith"}"#.to_string(),
+            "{}".to_string(),
+        ] {
+            assert_eq!(search(&body).unwrap().only_id(), None, "{body}");
+        }
     }
 
     #[test]

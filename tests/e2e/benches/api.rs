@@ -1,6 +1,10 @@
 //! The API's speed through the whole chain, side by side with the floor the
-//! runtime sets: the same four components doing nothing but passing the
-//! request on (tests/fixtures/noop-chain). One client, sequential requests,
+//! runtime sets: the same four components making the same calls to each
+//! other and doing nothing else (tests/fixtures/noop-chain): six instances
+//! for create patient, load patient and search (gateway, patient-api,
+//! audit-api, and docstore for the chain head, the audit record and the
+//! patient), seven for create test, and the plain line of four for
+//! reference. One client, sequential requests,
 //! on the wasmtime test host (pooling allocator, pre-instantiated components).
 //! Kept-alive and fresh-connection figures are reported separately (Spin does
 //! not set TCP_NODELAY; see SPIN-PARITY.md). Prints figures and writes them
@@ -107,6 +111,11 @@ fn measure(operation: &str, connection: &str, n: usize, mut one: impl FnMut(usiz
     figures
 }
 
+/// No-op floors (see tests/fixtures/noop-chain/spin.toml).
+const NOOP_LINE: &str = "no-op, 4 in a line";
+const NOOP_AUDITED: &str = "no-op, audited (6)";
+const NOOP_AUDITED_TWO_READS: &str = "no-op, audited+1 (7)";
+
 fn patient(i: usize) -> Value {
     json!({
         "firstName": format!("Bench{}", i % 100000),
@@ -188,23 +197,46 @@ fn main() {
         }));
     }
 
-    let noop = TestApp::in_process(Start {
-        manifest: Some(repo_root().join("tests/fixtures/noop-chain/spin.toml")),
-        ..Start::default()
-    });
-    for (connection, keep_alive) in [("kept-alive", true), ("fresh", false)] {
-        let client = Client::new(keep_alive);
-        all.push(measure("no-op chain (4 comps)", connection, requests, |_| {
-            let (s, body, _) = client.call("GET", &noop.url("/noop"), "none", None);
-            assert_eq!(s, 200, "{body}");
-        }));
+    // The floor: the same calls between the same four components, each a
+    // probe that only passes the request on (tests/fixtures/noop-chain).
+    const AUDIT: &str = "http://audit-api.spin.internal";
+    const STORE: &str = "http://docstore.spin.internal";
+    let floors = [
+        (NOOP_LINE, format!("{AUDIT}"), format!("{STORE}")),
+        (NOOP_AUDITED, format!("{AUDIT},{STORE}"), format!("{STORE},{STORE}")),
+        (NOOP_AUDITED_TWO_READS, format!("{AUDIT},{STORE},{STORE}"), format!("{STORE},{STORE}")),
+    ];
+    for (name, patient_next, audit_next) in floors {
+        let noop = TestApp::in_process(Start {
+            manifest: Some(repo_root().join("tests/fixtures/noop-chain/spin.toml")),
+            environment: [
+                ("SPIN_VARIABLE_PATIENTAPINEXT".to_string(), patient_next),
+                ("SPIN_VARIABLE_AUDITAPINEXT".to_string(), audit_next),
+            ]
+            .into(),
+            ..Start::default()
+        });
+        for (connection, keep_alive) in [("kept-alive", true), ("fresh", false)] {
+            let client = Client::new(keep_alive);
+            all.push(measure(name, connection, requests, |_| {
+                let (s, body, _) = client.call("GET", &noop.url("/noop"), "none", None);
+                assert_eq!(s, 200, "{body}");
+            }));
+        }
     }
 
-    println!("\nfull chain p50 / no-op chain p50 (same hops):");
+    println!("\nfull chain p50 / no-op p50 with the same hops (create test makes one more store call):");
     for connection in ["kept-alive", "fresh"] {
-        let floor = all.iter().find(|f| f.operation.starts_with("no-op") && f.connection == connection).unwrap().p50_ms;
+        let floor = |name: &str| all.iter().find(|f| f.operation == name && f.connection == connection).unwrap().p50_ms;
         for f in all.iter().filter(|f| !f.operation.starts_with("no-op") && f.connection == connection) {
-            println!("  {:<16} {:<11} {:>5.2}x", f.operation, connection, f.p50_ms / floor);
+            let same_hops = if f.operation == "create test" { NOOP_AUDITED_TWO_READS } else { NOOP_AUDITED };
+            println!(
+                "  {:<16} {:<11} {:>5.2}x   ({:.2}x the four-component line)",
+                f.operation,
+                connection,
+                f.p50_ms / floor(same_hops),
+                f.p50_ms / floor(NOOP_LINE)
+            );
         }
     }
 

@@ -52,8 +52,9 @@ impl Sql for SpinSql {
     }
 }
 
-/// Waits for a database another request has locked, in short jittered
-/// steps, until the budget is spent (then the engine answers 429).
+/// Waits for a database another request has locked: a few immediate
+/// retries, then jittered sleeps, until the budget is spent (then the
+/// engine answers 429).
 struct WasiLockWait {
     started_nanos: u64,
 }
@@ -64,8 +65,11 @@ impl LockWait for WasiLockWait {
         if u128::from(waited) >= LOCK_WAIT_BUDGET.as_nanos() {
             return false;
         }
-        // Half to all of the step, so that waiting requests spread out.
-        WasiClock.sleep(lock_backoff(retry).mul_f64(0.5 + WasiClock.jitter() / 2.0));
+        let step = lock_backoff(retry);
+        if !step.is_zero() {
+            // Half to all of the step, so that waiting requests spread out.
+            WasiClock.sleep(step.mul_f64(0.5 + WasiClock.jitter() / 2.0));
+        }
         true
     }
 }

@@ -165,11 +165,20 @@ pub trait LockWait {
 /// How long the store keeps trying before answering 429.
 pub const LOCK_WAIT_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The wait before retry `retry`: 50 µs doubling up to 2 ms. Callers add
+/// Retries made at once, before any wait: each retried statement is itself
+/// a round trip to the host of some tens of microseconds, and a write holds
+/// the lock for a few hundred, while the shortest sleep a host timer gives
+/// is about a millisecond.
+pub const IMMEDIATE_LOCK_RETRIES: u32 = 8;
+
+/// The wait before retry `retry`: none for the first
+/// [`IMMEDIATE_LOCK_RETRIES`], then 1 ms doubling up to 8 ms. Callers add
 /// jitter so that waiting requests spread out.
 pub fn lock_backoff(retry: u32) -> std::time::Duration {
-    let micros = 50u64.saturating_mul(1 << retry.min(16));
-    std::time::Duration::from_micros(micros.min(2_000))
+    match retry.checked_sub(IMMEDIATE_LOCK_RETRIES) {
+        None => std::time::Duration::ZERO,
+        Some(n) => std::time::Duration::from_millis(1u64 << n.min(3)),
+    }
 }
 
 /// Answers one request. `now_unix_seconds` is the clock used for the

@@ -40,7 +40,10 @@ impl LockWait for ThreadLockWait {
         if self.started.elapsed() >= LOCK_WAIT_BUDGET {
             return false;
         }
-        std::thread::sleep(lock_backoff(retry));
+        let step = lock_backoff(retry);
+        if !step.is_zero() {
+            std::thread::sleep(step);
+        }
         true
     }
 }

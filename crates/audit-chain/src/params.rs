@@ -6,6 +6,7 @@
 //! Parameters these routes do not know are ignored: the gateway may pass
 //! its own (such as `subscription-key`) along.
 
+use percent::Plus;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -119,12 +120,12 @@ impl Params {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
             // Unknown (or undecodable) names are not ours to judge.
-            let Some(name) =
-                percent_decode(raw_name).and_then(|n| known.iter().copied().find(|k| *k == n))
+            let Some(name) = percent::decode(raw_name, Plus::Literal)
+                .and_then(|n| known.iter().copied().find(|k| *k == n))
             else {
                 continue;
             };
-            let value = percent_decode(raw_value).ok_or_else(|| {
+            let value = percent::decode(raw_value, Plus::Literal).ok_or_else(|| {
                 AuditInputError::new(name, Violation::InvalidCharacters("percent-encoded UTF-8"))
             })?;
             if found.iter().any(|(n, _)| *n == name) {
@@ -146,25 +147,6 @@ impl Params {
         self.take(name)
             .ok_or_else(|| AuditInputError::new(name, Violation::Required))
     }
-}
-
-/// `%XX` decoding to UTF-8; `None` for a bad escape or invalid UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -129,7 +129,7 @@ pub fn verify(
     authorization: Option<&str>,
 ) -> Result<(), AuthError> {
     let header = authorization.ok_or(AuthError::MissingAuthorization)?;
-    let decoded = url_decode(header).ok_or(AuthError::MalformedAuthorization)?;
+    let decoded = percent::decode(header, percent::Plus::Space).ok_or(AuthError::MalformedAuthorization)?;
     let mut kind = None;
     let mut version = None;
     let mut signature = None;
@@ -205,30 +205,6 @@ fn url_encode(text: &str) -> String {
         }
     }
     out
-}
-
-fn url_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = text.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            byte => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -146,7 +146,7 @@ pub fn server_view(request: &HttpRequest) -> ServerView {
     let segments: Vec<String> = path[1..]
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s).expect("well-formed percent-encoding"))
+        .map(|s| percent::decode(s, percent::Plus::Literal).expect("well-formed percent-encoding"))
         .collect();
     let resource_type = match segments.len() {
         0 => "",
@@ -185,20 +185,4 @@ pub fn server_verify(request: &HttpRequest, key: &MasterKey) -> Result<(), AuthE
         date: date.unwrap_or_default(),
     };
     verify(key, &signed, request.header("authorization"))
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(text.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }

@@ -34,7 +34,7 @@ pub(crate) fn parse(path: &str) -> Result<ParsedPath, Failure> {
     } else {
         trimmed
             .split('/')
-            .map(percent_decode)
+            .map(|segment| percent::decode(segment, percent::Plus::Literal))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Failure::BadRequest("the request path is not valid percent-encoded UTF-8".into()))?
     };
@@ -69,23 +69,6 @@ pub(crate) fn parse(path: &str) -> Result<ParsedPath, Failure> {
         _ => Route::Unsupported(format!("resources of type '{resource_type}'")),
     };
     Ok(ParsedPath { route, resource_type, resource_link })
-}
-
-fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

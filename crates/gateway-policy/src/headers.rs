@@ -2,6 +2,8 @@
 //! headers the gateway sets itself, where credentials are read from, and the
 //! body size limit.
 
+use percent::Plus;
+
 /// Set by the gateway: the authenticated actor ([`crate::Actor::audit_name`]).
 pub const ACTOR_HEADER: &str = "x-actor";
 /// Set by the gateway: the trace id, on forwarded requests and on responses.
@@ -84,36 +86,15 @@ pub fn split_subscription_key(query: &str) -> (Option<String>, String) {
     let mut rest = Vec::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(name).as_deref() == Some(SUBSCRIPTION_KEY_QUERY) {
+        if percent::decode(name, Plus::Literal).as_deref() == Some(SUBSCRIPTION_KEY_QUERY) {
             if key.is_none() {
-                key = Some(percent_decode(value).unwrap_or_else(|| value.to_owned()));
+                key = Some(percent::decode(value, Plus::Literal).unwrap_or_else(|| value.to_owned()));
             }
         } else {
             rest.push(pair);
         }
     }
     (key, rest.join("&"))
-}
-
-/// `%XX` decoding (no `+`-as-space: keys are not form data). `None` if an
-/// escape is broken or the result is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let mut byte = [0u8; 1];
-            hex::decode_to_slice(hex, &mut byte).ok()?;
-            out.push(byte[0]);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Default largest request body: 1 MiB.

@@ -261,7 +261,7 @@ fn append(
     let actor = required_header(request, ACTOR_HEADER, Actor::parse)?;
     let append_request = AppendRequest {
         input,
-        id: random_uuid(),
+        id: component_kit::random_uuid(),
         correlation_id,
         actor,
     };
@@ -289,14 +289,6 @@ fn required_header<T>(
         .as_str()
         .ok_or_else(|| invalid(Violation::InvalidCharacters("printable ASCII characters")))?;
     parse(value).map_err(|e| invalid(e.violation))
-}
-
-/// A version 4 GUID from WASI's secure random source.
-fn random_uuid() -> uuid::Uuid {
-    let bytes = wasi::random::random::get_random_bytes(16);
-    let mut random = [0u8; 16];
-    random.copy_from_slice(&bytes[..16]);
-    uuid::Builder::from_random_bytes(random).into_uuid()
 }
 
 // --- GET /audit/records ------------------------------------------------------

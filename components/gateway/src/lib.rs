@@ -62,7 +62,7 @@ async fn handle(request: IncomingRequest, out: ResponseOutparam) {
 fn handle_request(request: IncomingRequest) -> Response {
     let started = wasi::clocks::monotonic_clock::now();
     let request = Incoming::new(request);
-    let random: [u8; 24] = random_array();
+    let random: [u8; 24] = component_kit::random_bytes();
     let trace = continue_or_start(request.single_or_none(TRACEPARENT_HEADER), random);
     let correlation = trace.correlation_id();
     let matched = route(&request.method, &request.path);
@@ -281,11 +281,4 @@ fn ready(request: &Incoming, trace: &TraceContext) -> Result<Reply, GatewayError
 
 fn unix_now() -> i64 {
     i64::try_from(wasi::clocks::wall_clock::now().seconds).unwrap_or(i64::MAX)
-}
-
-fn random_array<const N: usize>() -> [u8; N] {
-    let bytes = wasi::random::random::get_random_bytes(N as u64);
-    let mut out = [0u8; N];
-    out.copy_from_slice(&bytes[..N]);
-    out
 }

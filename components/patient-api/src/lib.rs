@@ -154,10 +154,7 @@ impl Environment for Wasi {
     }
 
     fn new_uuid(&self) -> uuid::Uuid {
-        let bytes: [u8; 16] = wasi::random::random::get_random_bytes(16)
-            .try_into()
-            .unwrap_or([0; 16]);
-        uuid::Builder::from_random_bytes(bytes).into_uuid()
+        component_kit::random_uuid()
     }
 }
 

@@ -94,6 +94,19 @@ fn is_correlation_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// `N` bytes from WASI's secure random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let bytes = wasi::random::random::get_random_bytes(N as u64);
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes[..N]);
+    out
+}
+
+/// A version 4 GUID from WASI's secure random source.
+pub fn random_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(random_bytes()).into_uuid()
+}
+
 /// `n` random bytes as lowercase hex, from WASI's secure random source.
 pub fn random_hex(n: usize) -> String {
     wasi::random::random::get_random_bytes(n as u64)

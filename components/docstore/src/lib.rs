@@ -8,12 +8,12 @@
 use component_kit::{header, variable, WasiClock};
 use cosmos::Clock;
 use docstore_engine::{
-    handle as engine_handle, lock_backoff, LockWait, Sql, SqlError, SqlValue, StoreConfig,
-    StoreRequest, LOCK_WAIT_BUDGET,
+    handle as engine_handle, LockWait, Sql, SqlError, SqlValue, StoreConfig, StoreRequest,
 };
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::sqlite::{Connection, Value};
+use std::time::Duration;
 
 struct SpinSql(Connection);
 
@@ -52,25 +52,19 @@ impl Sql for SpinSql {
     }
 }
 
-/// Waits for a database another request has locked: a few immediate
-/// retries, then jittered sleeps, until the budget is spent (then the
-/// engine answers 429).
+/// The clock the engine waits on for a database another request has locked.
 struct WasiLockWait {
     started_nanos: u64,
 }
 
 impl LockWait for WasiLockWait {
-    fn wait(&mut self, retry: u32) -> bool {
-        let waited = WasiClock.monotonic_nanos().saturating_sub(self.started_nanos);
-        if u128::from(waited) >= LOCK_WAIT_BUDGET.as_nanos() {
-            return false;
-        }
-        let step = lock_backoff(retry);
-        if !step.is_zero() {
-            // Half to all of the step, so that waiting requests spread out.
-            WasiClock.sleep(step.mul_f64(0.5 + WasiClock.jitter() / 2.0));
-        }
-        true
+    fn elapsed(&self) -> Duration {
+        Duration::from_nanos(WasiClock.monotonic_nanos().saturating_sub(self.started_nanos))
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        // Half to all of it, so that waiting requests spread out.
+        WasiClock.sleep(duration.mul_f64(0.5 + WasiClock.jitter() / 2.0));
     }
 }
 

@@ -13,8 +13,7 @@ mod rusqlite_sql;
 // `Sql`, `SqlError` and `SqlValue` are used by the included module via `super`.
 #[allow(unused_imports)]
 use docstore_engine::{
-    handle, lock_backoff, LockWait, Sql, SqlError, SqlValue, StoreConfig, StoreRequest, StoreResponse,
-    LOCK_WAIT_BUDGET,
+    handle, LockWait, Sql, SqlError, SqlValue, StoreConfig, StoreRequest, StoreResponse,
 };
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -150,35 +150,47 @@ impl StoreResponse {
 /// The largest request body accepted (Cosmos DB's 2 MB document limit).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
-/// How a request waits while another request holds the database's write
-/// lock. Connections have no busy timeout (Spin's default), so a locked
-/// database fails a statement at once and the store waits here instead:
-/// SQLite's own busy handler would sleep a whole millisecond first, while a
-/// write here holds the lock for a fraction of that.
+/// The clock a request waits on while another request holds the database's
+/// write lock. Connections have no busy timeout (Spin's default), so a
+/// locked database fails a statement at once and `handle` decides how long
+/// to wait (see [`lock_backoff`]); the shell only measures and sleeps.
 pub trait LockWait {
-    /// Called after the database was found locked for the `retry`-th time
-    /// (from 0): waits and returns true to try again, or returns false to
-    /// give up (the request is answered 429 with `x-ms-retry-after-ms`).
-    fn wait(&mut self, retry: u32) -> bool;
+    /// Time since the request started.
+    fn elapsed(&self) -> std::time::Duration;
+    /// Sleeps for about `duration`, jittered so that waiting requests
+    /// spread out.
+    fn sleep(&mut self, duration: std::time::Duration);
 }
 
 /// How long the store keeps trying before answering 429.
-pub const LOCK_WAIT_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+const LOCK_WAIT_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Retries made at once, before any wait: each retried statement is itself
 /// a round trip to the host of some tens of microseconds, and a write holds
 /// the lock for a few hundred, while the shortest sleep a host timer gives
-/// is about a millisecond.
-pub const IMMEDIATE_LOCK_RETRIES: u32 = 8;
+/// is about a millisecond (SQLite's own busy handler also starts at 1 ms).
+const IMMEDIATE_LOCK_RETRIES: u32 = 8;
 
-/// The wait before retry `retry`: none for the first
-/// [`IMMEDIATE_LOCK_RETRIES`], then 1 ms doubling up to 8 ms. Callers add
-/// jitter so that waiting requests spread out.
-pub fn lock_backoff(retry: u32) -> std::time::Duration {
+/// The wait before retry `retry` (from 0): none for the first
+/// [`IMMEDIATE_LOCK_RETRIES`], then 1 ms doubling up to 8 ms.
+fn lock_backoff(retry: u32) -> std::time::Duration {
     match retry.checked_sub(IMMEDIATE_LOCK_RETRIES) {
         None => std::time::Duration::ZERO,
         Some(n) => std::time::Duration::from_millis(1u64 << n.min(3)),
     }
+}
+
+/// Waits before retry `retry`; false when the budget is spent (the request
+/// is then answered 429 with `x-ms-retry-after-ms`).
+fn wait_for_lock(lock_wait: &mut impl LockWait, retry: u32) -> bool {
+    if lock_wait.elapsed() >= LOCK_WAIT_BUDGET {
+        return false;
+    }
+    let step = lock_backoff(retry);
+    if !step.is_zero() {
+        lock_wait.sleep(step);
+    }
+    true
 }
 
 /// Answers one request. `now_unix_seconds` is the clock used for the
@@ -212,7 +224,7 @@ pub fn handle(
                 },
                 Err(failure) => failure,
             };
-            if failure != Failure::Busy || !lock_wait.wait(retry) {
+            if failure != Failure::Busy || !wait_for_lock(lock_wait, retry) {
                 return Err(failure);
             }
             retry += 1;

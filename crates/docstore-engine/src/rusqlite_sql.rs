@@ -4,7 +4,7 @@
 
 // `super` is the crate root in unit tests and the example's root (which
 // imports these from the crate) in `examples/serve.rs`.
-use super::{lock_backoff, LockWait, Sql, SqlError, SqlValue, LOCK_WAIT_BUDGET};
+use super::{LockWait, Sql, SqlError, SqlValue};
 use rusqlite::types::{Value as RValue, ValueRef};
 use rusqlite::{params_from_iter, Connection, ErrorCode};
 use std::path::Path;
@@ -36,15 +36,12 @@ impl ThreadLockWait {
 }
 
 impl LockWait for ThreadLockWait {
-    fn wait(&mut self, retry: u32) -> bool {
-        if self.started.elapsed() >= LOCK_WAIT_BUDGET {
-            return false;
-        }
-        let step = lock_backoff(retry);
-        if !step.is_zero() {
-            std::thread::sleep(step);
-        }
-        true
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
     }
 }
 

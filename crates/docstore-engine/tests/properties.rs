@@ -22,8 +22,7 @@ use cosmos_auth::{http_date, MasterKey, SignedRequest};
 use docstore_engine::query::{self, CompareOp, Condition, PathStep};
 #[allow(unused_imports)]
 use docstore_engine::{
-    handle, lock_backoff, LockWait, Sql, SqlError, SqlValue, StoreConfig, StoreRequest, StoreResponse,
-    LOCK_WAIT_BUDGET,
+    handle, LockWait, Sql, SqlError, SqlValue, StoreConfig, StoreRequest, StoreResponse,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;

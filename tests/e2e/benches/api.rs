@@ -202,7 +202,7 @@ fn main() {
     const AUDIT: &str = "http://audit-api.spin.internal";
     const STORE: &str = "http://docstore.spin.internal";
     let floors = [
-        (NOOP_LINE, format!("{AUDIT}"), format!("{STORE}")),
+        (NOOP_LINE, AUDIT.to_string(), STORE.to_string()),
         (NOOP_AUDITED, format!("{AUDIT},{STORE}"), format!("{STORE},{STORE}")),
         (NOOP_AUDITED_TWO_READS, format!("{AUDIT},{STORE},{STORE}"), format!("{STORE},{STORE}")),
     ];

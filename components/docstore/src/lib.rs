@@ -18,7 +18,11 @@ use std::time::Duration;
 struct SpinSql(Connection);
 
 impl Sql for SpinSql {
-    fn execute(&self, statement: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, SqlError> {
+    fn execute(
+        &self,
+        statement: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, SqlError> {
         let params: Vec<Value> = params
             .iter()
             .map(|p| match p {
@@ -59,7 +63,11 @@ struct WasiLockWait {
 
 impl LockWait for WasiLockWait {
     fn elapsed(&self) -> Duration {
-        Duration::from_nanos(WasiClock.monotonic_nanos().saturating_sub(self.started_nanos))
+        Duration::from_nanos(
+            WasiClock
+                .monotonic_nanos()
+                .saturating_sub(self.started_nanos),
+        )
     }
 
     fn sleep(&mut self, duration: Duration) {
@@ -107,7 +115,10 @@ fn base_url(request: &Request) -> String {
     let full = header(request, "spin-full-url").unwrap_or("http://localhost/");
     match full.find("://").map(|i| i + 3) {
         Some(start) => {
-            let end = full[start..].find('/').map(|i| start + i).unwrap_or(full.len());
+            let end = full[start..]
+                .find('/')
+                .map(|i| start + i)
+                .unwrap_or(full.len());
             full[..end].to_string()
         }
         None => "http://localhost".to_string(),
@@ -137,14 +148,18 @@ fn handle_request(request: Request) -> Response {
         headers: request
             .headers()
             .filter_map(|(name, value)| {
-                value.as_str().map(|v| (name.to_ascii_lowercase(), v.to_string()))
+                value
+                    .as_str()
+                    .map(|v| (name.to_ascii_lowercase(), v.to_string()))
             })
             .collect(),
         base_url: base_url(&request),
         body: request.into_body(),
     };
     let now = WasiClock.now_unix_seconds();
-    let mut lock_wait = WasiLockWait { started_nanos: WasiClock.monotonic_nanos() };
+    let mut lock_wait = WasiLockWait {
+        started_nanos: WasiClock.monotonic_nanos(),
+    };
     let reply = engine_handle(&connection, &config, &store_request, now, &mut lock_wait);
     let mut builder = Response::builder();
     builder.status(reply.status);

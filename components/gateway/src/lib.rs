@@ -230,9 +230,11 @@ fn forward(
     }
     // Every error a client sees is problem+json (CONTRACT.md); a backend
     // 5xx that is not one is a crash, and its text stays inside.
-    let is_problem = response
-        .header("content-type")
-        .is_some_and(|t| t.trim().to_ascii_lowercase().starts_with(problem::CONTENT_TYPE));
+    let is_problem = response.header("content-type").is_some_and(|t| {
+        t.trim()
+            .to_ascii_lowercase()
+            .starts_with(problem::CONTENT_TYPE)
+    });
     if response.status >= 500 && !is_problem {
         return Err(GatewayError::BackendFailed);
     }

@@ -14,7 +14,10 @@ pub enum ApiError {
     /// 400 about a body member.
     Invalid(ValidationError),
     /// 400 about a header or query parameter.
-    BadParameter { field: &'static str, detail: &'static str },
+    BadParameter {
+        field: &'static str,
+        detail: &'static str,
+    },
     /// 413: the body is over [`crate::service::MAX_BODY_BYTES`].
     TooLarge,
     /// 412: `If-Match` is stale.
@@ -104,8 +107,12 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method not allowed".into(),
             // An unknown or duplicated member's name is the client's own text
             // (it may be patient data): logged by kind only.
-            ApiError::Invalid(e) if e.violation == Violation::UnknownField => "invalid body: unknown member".into(),
-            ApiError::Invalid(e) if e.violation == Violation::DuplicateField => "invalid body: duplicate member".into(),
+            ApiError::Invalid(e) if e.violation == Violation::UnknownField => {
+                "invalid body: unknown member".into()
+            }
+            ApiError::Invalid(e) if e.violation == Violation::DuplicateField => {
+                "invalid body: duplicate member".into()
+            }
             // Otherwise the path of a known member: safe, and short is better in logs.
             ApiError::Invalid(e) => format!("invalid {}", e.field),
             ApiError::BadParameter { field, .. } => format!("invalid {field}"),
@@ -127,14 +134,18 @@ pub fn store_error(e: CosmosError) -> ApiError {
         CosmosError::Throttled { retry_after } => ApiError::StoreUnavailable {
             retry_after_secs: retry_after.as_millis().div_ceil(1000).clamp(1, 60) as u64,
         },
-        CosmosError::Unavailable { .. } => ApiError::StoreUnavailable { retry_after_secs: 1 },
+        CosmosError::Unavailable { .. } => ApiError::StoreUnavailable {
+            retry_after_secs: 1,
+        },
         // Wrong key or permissions: configuration, and it may heal on rotation.
         CosmosError::Unauthorized | CosmosError::Forbidden => ApiError::Misconfigured("cosmoskey"),
         CosmosError::Protocol(_) => ApiError::StoreProtocol,
         CosmosError::TooLarge => ApiError::TooLarge,
         CosmosError::NotFound => ApiError::Internal("store: unexpected not found"),
         CosmosError::Conflict => ApiError::Internal("store: unexpected conflict"),
-        CosmosError::PreconditionFailed => ApiError::Internal("store: unexpected precondition failure"),
+        CosmosError::PreconditionFailed => {
+            ApiError::Internal("store: unexpected precondition failure")
+        }
         CosmosError::BadRequest { .. } => ApiError::Internal("store: request rejected"),
         CosmosError::InvalidInput(_) => ApiError::Internal("store: invalid input"),
     }
@@ -148,15 +159,26 @@ mod tests {
     #[test]
     fn store_outages_are_503_with_retry_after_never_500() {
         for e in [
-            CosmosError::Throttled { retry_after: Duration::from_millis(100) },
-            CosmosError::Unavailable { reason: "timeout".into() },
+            CosmosError::Throttled {
+                retry_after: Duration::from_millis(100),
+            },
+            CosmosError::Unavailable {
+                reason: "timeout".into(),
+            },
             CosmosError::Unauthorized,
         ] {
             let api = store_error(e);
             assert_eq!(api.status(), 503);
-            assert!(api.headers().iter().any(|(k, v)| *k == "retry-after" && v == "1"), "{api:?}");
+            assert!(
+                api.headers()
+                    .iter()
+                    .any(|(k, v)| *k == "retry-after" && v == "1"),
+                "{api:?}"
+            );
         }
-        let slow = store_error(CosmosError::Throttled { retry_after: Duration::from_millis(2500) });
+        let slow = store_error(CosmosError::Throttled {
+            retry_after: Duration::from_millis(2500),
+        });
         assert_eq!(slow.headers(), vec![("retry-after", "3".to_string())]);
     }
 
@@ -164,16 +186,25 @@ mod tests {
     fn legacy_messages_reach_the_problem_detail() {
         let e = ApiError::Invalid(ValidationError::new("id", records::Violation::IdUnexpected));
         let p = e.problem();
-        assert_eq!((p.status, p.detail.as_str(), p.field.as_deref()), (400, "Id unexpected.", Some("id")));
+        assert_eq!(
+            (p.status, p.detail.as_str(), p.field.as_deref()),
+            (400, "Id unexpected.", Some("id"))
+        );
     }
 
     #[test]
     fn client_chosen_member_names_stay_out_of_the_log() {
         for violation in [Violation::UnknownField, Violation::DuplicateField] {
-            let e = ApiError::Invalid(ValidationError::new("observations[0].Vandersloot", violation));
+            let e = ApiError::Invalid(ValidationError::new(
+                "observations[0].Vandersloot",
+                violation,
+            ));
             assert!(!e.reason().contains("Vandersloot"), "{}", e.reason());
         }
-        let known = ApiError::Invalid(ValidationError::new("postCode", Violation::WrongLength { exact: 4 }));
+        let known = ApiError::Invalid(ValidationError::new(
+            "postCode",
+            Violation::WrongLength { exact: 4 },
+        ));
         assert_eq!(known.reason(), "invalid postCode");
     }
 

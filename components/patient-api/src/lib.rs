@@ -11,9 +11,8 @@ mod store;
 
 use audit_chain::{Actor, AuditInput, AuditResource, SourceSystemName};
 use component_kit::{
-    correlation_id, header, json_response, outbound, problem_response, require_host_key,
-    variable, HttpRequest, Method as OutMethod, WasiClock, WasiTransport, ACTOR_HEADER,
-    CORRELATION_HEADER,
+    correlation_id, header, json_response, outbound, problem_response, require_host_key, variable,
+    HttpRequest, Method as OutMethod, WasiClock, WasiTransport, ACTOR_HEADER, CORRELATION_HEADER,
 };
 use cosmos::{Clock, CosmosClient, MasterKey};
 use problem::Problem;
@@ -43,18 +42,32 @@ fn handle_request(request: Request) -> Response {
     let correlation = correlation_id(&request);
     let method = method_name(request.method());
     let (response, template, outcome) = respond(&request, &method, &correlation);
-    log(&method, template, *response.status(), &outcome, &correlation, started);
+    log(
+        &method,
+        template,
+        *response.status(),
+        &outcome,
+        &correlation,
+        started,
+    );
     response
 }
 
 /// The response, the route template and a data-free outcome for the log.
 fn respond(request: &Request, method: &str, correlation: &str) -> (Response, &'static str, String) {
-    if let Err(denied) = require_host_key(request, "patientapiprimarykey", "patientapisecondarykey", correlation) {
+    if let Err(denied) = require_host_key(
+        request,
+        "patientapiprimarykey",
+        "patientapisecondarykey",
+        correlation,
+    ) {
         return (denied, "-", "host key rejected".into());
     }
     let route = match route(method, request.path()) {
         Ok(route) => route,
-        Err(NoRoute::NotFound) => return failed(ApiError::NotFound("No such route."), "-", correlation),
+        Err(NoRoute::NotFound) => {
+            return failed(ApiError::NotFound("No such route."), "-", correlation)
+        }
         Err(NoRoute::MethodNotAllowed(allow)) => {
             return failed(ApiError::MethodNotAllowed { allow }, "-", correlation)
         }
@@ -83,7 +96,11 @@ fn serve(request: &Request, route: Route<'_>, correlation: &str) -> Result<Reply
         actor: actor.as_str().to_string(),
         traceparent: header(request, "traceparent").map(str::to_string),
     };
-    let service = Service { auditor, documents: store()?, environment: Wasi };
+    let service = Service {
+        auditor,
+        documents: store()?,
+        environment: Wasi,
+    };
     let incoming = Incoming {
         query: request.query(),
         body: request.body(),
@@ -98,8 +115,15 @@ fn store() -> Result<CosmosClient<WasiTransport, WasiClock>, ApiError> {
     let endpoint = variable("cosmosendpoint").map_err(|m| ApiError::Misconfigured(m.0))?;
     let key = variable("cosmoskey").map_err(|m| ApiError::Misconfigured(m.0))?;
     let key = MasterKey::from_base64(&key).map_err(|_| ApiError::Misconfigured("cosmoskey"))?;
-    CosmosClient::new(&endpoint, key, WasiTransport { timeout: STORE_TIMEOUT }, WasiClock)
-        .map_err(|_| ApiError::Misconfigured("cosmosendpoint"))
+    CosmosClient::new(
+        &endpoint,
+        key,
+        WasiTransport {
+            timeout: STORE_TIMEOUT,
+        },
+        WasiClock,
+    )
+    .map_err(|_| ApiError::Misconfigured("cosmosendpoint"))
 }
 
 /// `POST /auditrecord` on audit-api; only a 201 counts as written.
@@ -113,7 +137,10 @@ struct AuditApi {
 impl Auditor for AuditApi {
     fn record(&self, resource: &AuditResource) -> Result<(), AuditFailed> {
         let source = SourceSystemName::parse(SOURCE_SYSTEM).map_err(|_| AuditFailed)?;
-        let input = AuditInput { source_system_name: source, resource: resource.clone() };
+        let input = AuditInput {
+            source_system_name: source,
+            resource: resource.clone(),
+        };
         let mut headers = vec![
             (hostkey::HOST_KEY_HEADER.to_string(), self.key.clone()),
             (CORRELATION_HEADER.to_string(), self.correlation.clone()),
@@ -132,7 +159,11 @@ impl Auditor for AuditApi {
         match outbound::send(&request, AUDIT_TIMEOUT) {
             Ok(response) if response.status == 201 => Ok(()),
             Ok(response) => {
-                warn("audit record refused", &format!("status {}", response.status), &self.correlation);
+                warn(
+                    "audit record refused",
+                    &format!("status {}", response.status),
+                    &self.correlation,
+                );
                 Err(AuditFailed)
             }
             Err(e) => {
@@ -173,9 +204,12 @@ fn ready(correlation: &str) -> Response {
         ],
         body: Vec::new(),
     };
-    let audit_ready = matches!(outbound::send(&probe, Duration::from_secs(10)), Ok(r) if r.status == 200);
+    let audit_ready =
+        matches!(outbound::send(&probe, Duration::from_secs(10)), Ok(r) if r.status == 200);
     if !audit_ready {
-        return problem_response(Problem::new(503, "audit-api is not ready.").with_correlation_id(correlation));
+        return problem_response(
+            Problem::new(503, "audit-api is not ready.").with_correlation_id(correlation),
+        );
     }
     let client = match store() {
         Ok(client) => client,
@@ -184,12 +218,17 @@ fn ready(correlation: &str) -> Response {
     match client.database_account() {
         Ok(_) => json_response(200, &serde_json::json!({"status": "ready"}), correlation),
         Err(_) => problem_response(
-            Problem::new(503, "The document store is not reachable.").with_correlation_id(correlation),
+            Problem::new(503, "The document store is not reachable.")
+                .with_correlation_id(correlation),
         ),
     }
 }
 
-fn failed(e: ApiError, template: &'static str, correlation: &str) -> (Response, &'static str, String) {
+fn failed(
+    e: ApiError,
+    template: &'static str,
+    correlation: &str,
+) -> (Response, &'static str, String) {
     (error_response(&e, correlation), template, e.reason())
 }
 
@@ -209,7 +248,9 @@ fn error_response(e: &ApiError, correlation: &str) -> Response {
 
 fn reply_response(reply: Reply, correlation: &str) -> Response {
     let mut builder = Response::builder();
-    builder.status(reply.status).header(CORRELATION_HEADER, correlation);
+    builder
+        .status(reply.status)
+        .header(CORRELATION_HEADER, correlation);
     for (name, value) in reply.headers {
         builder.header(name, value);
     }

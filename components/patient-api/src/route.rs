@@ -75,31 +75,72 @@ mod tests {
         assert_eq!(route("POST", "/patient"), Ok(Route::CreatePatient));
         assert_eq!(route("POST", "/patient/search"), Ok(Route::SearchPatients));
         assert_eq!(route("GET", "/patient/abc"), Ok(Route::ReadPatient("abc")));
-        assert_eq!(route("PUT", "/patient/abc"), Ok(Route::UpdatePatient("abc")));
-        assert_eq!(route("POST", "/patient/abc/tests"), Ok(Route::CreateTest("abc")));
-        assert_eq!(route("GET", "/patient/abc/tests"), Ok(Route::ListTests("abc")));
-        assert_eq!(route("GET", "/patient/a/tests/t"), Ok(Route::ReadTest("a", "t")));
+        assert_eq!(
+            route("PUT", "/patient/abc"),
+            Ok(Route::UpdatePatient("abc"))
+        );
+        assert_eq!(
+            route("POST", "/patient/abc/tests"),
+            Ok(Route::CreateTest("abc"))
+        );
+        assert_eq!(
+            route("GET", "/patient/abc/tests"),
+            Ok(Route::ListTests("abc"))
+        );
+        assert_eq!(
+            route("GET", "/patient/a/tests/t"),
+            Ok(Route::ReadTest("a", "t"))
+        );
         assert_eq!(route("GET", "/health/ready"), Ok(Route::Ready));
     }
 
     #[test]
     fn wrong_methods_name_the_allowed_ones() {
-        assert_eq!(route("GET", "/patient"), Err(NoRoute::MethodNotAllowed("POST")));
-        assert_eq!(route("GET", "/patient/search"), Err(NoRoute::MethodNotAllowed("POST")));
-        assert_eq!(route("DELETE", "/patient/x"), Err(NoRoute::MethodNotAllowed("GET, PUT")));
-        assert_eq!(route("PUT", "/patient/x/tests"), Err(NoRoute::MethodNotAllowed("GET, POST")));
-        assert_eq!(route("POST", "/patient/x/tests/y"), Err(NoRoute::MethodNotAllowed("GET")));
+        assert_eq!(
+            route("GET", "/patient"),
+            Err(NoRoute::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            route("GET", "/patient/search"),
+            Err(NoRoute::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            route("DELETE", "/patient/x"),
+            Err(NoRoute::MethodNotAllowed("GET, PUT"))
+        );
+        assert_eq!(
+            route("PUT", "/patient/x/tests"),
+            Err(NoRoute::MethodNotAllowed("GET, POST"))
+        );
+        assert_eq!(
+            route("POST", "/patient/x/tests/y"),
+            Err(NoRoute::MethodNotAllowed("GET"))
+        );
     }
 
     #[test]
     fn other_paths_are_not_found() {
-        for path in ["", "/", "/patients", "/patient/", "//patient", "/patient//tests", "/patient/x/tests/", "/patient/x/y", "/patient/x/tests/y/z", "/auditrecord"] {
+        for path in [
+            "",
+            "/",
+            "/patients",
+            "/patient/",
+            "//patient",
+            "/patient//tests",
+            "/patient/x/tests/",
+            "/patient/x/y",
+            "/patient/x/tests/y/z",
+            "/auditrecord",
+        ] {
             assert_eq!(route("GET", path), Err(NoRoute::NotFound), "{path}");
         }
     }
 
     #[test]
     fn templates_hide_ids() {
-        assert_eq!(route("GET", "/patient/a/tests/b").unwrap().template(), "/patient/{patientId}/tests/{testId}");
+        assert_eq!(
+            route("GET", "/patient/a/tests/b").unwrap().template(),
+            "/patient/{patientId}/tests/{testId}"
+        );
     }
 }

@@ -10,9 +10,8 @@ use audit_chain::{AuditResource, CriterionName, Operation, ResourceId, ResourceT
 use cosmos::{CosmosError, ETag, PageRequest};
 use records::{
     lab_test_from_document, lab_test_to_document, lab_test_to_json, parse_new_patient,
-    parse_new_test, parse_patient_update, parse_search, patient_from_document,
-    patient_to_document, patient_to_json, tests_of_patient_query, LabTest, Patient, PatientId,
-    TestId, Timestamp,
+    parse_new_test, parse_patient_update, parse_search, patient_from_document, patient_to_document,
+    patient_to_json, tests_of_patient_query, LabTest, Patient, PatientId, TestId, Timestamp,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -70,7 +69,11 @@ pub struct Reply {
 
 impl Reply {
     fn json(status: u16, body: Value) -> Self {
-        Self { status, headers: Vec::new(), body: Some(body) }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Some(body),
+        }
     }
 
     fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -113,7 +116,11 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         // The id exists before the audit record, so the record names it.
         let id = PatientId::from_uuid(self.environment.new_uuid());
         self.audit(ResourceType::Patient, &id.to_string(), Operation::Create)?;
-        let patient = Patient { id, fields, last_updated: self.environment.now() };
+        let patient = Patient {
+            id,
+            fields,
+            last_updated: self.environment.now(),
+        };
         let key = id.to_string();
         let stored = self
             .documents
@@ -145,12 +152,22 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         let fields = parse_patient_update(&id, request.body)?;
         let if_match = if_match(request.if_match)?;
         self.audit(ResourceType::Patient, &id.to_string(), Operation::Update)?;
-        let patient = Patient { id, fields, last_updated: self.environment.now() };
+        let patient = Patient {
+            id,
+            fields,
+            last_updated: self.environment.now(),
+        };
         let key = id.to_string();
         // Replace, never upsert: an unknown patient stays unknown (404).
         let stored = self
             .documents
-            .replace(Container::Patients, &key, &key, &patient_to_document(&patient), if_match.as_ref())
+            .replace(
+                Container::Patients,
+                &key,
+                &key,
+                &patient_to_document(&patient),
+                if_match.as_ref(),
+            )
             .map_err(|e| match e {
                 CosmosError::NotFound => ApiError::NotFound(PATIENT_NOT_FOUND),
                 CosmosError::PreconditionFailed => ApiError::PreconditionFailed,
@@ -184,7 +201,10 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
                 .map_err(not_found_as(NO_PATIENTS))?;
             let patient = patient_from_document(doc.body)
                 .map_err(|_| ApiError::Internal("stored patient is invalid"))?;
-            return Ok(Reply::json(200, Value::Array(vec![patient_to_json(&patient)])));
+            return Ok(Reply::json(
+                200,
+                Value::Array(vec![patient_to_json(&patient)]),
+            ));
         }
 
         let spec = criteria.to_query();
@@ -199,7 +219,10 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
                     Container::Patients,
                     &spec,
                     None,
-                    PageRequest { max_item_count: Some(limit), continuation: token.take() },
+                    PageRequest {
+                        max_item_count: Some(limit),
+                        continuation: token.take(),
+                    },
                 )
                 .map_err(|e| match e {
                     // The store refuses a token it did not issue for this query.
@@ -211,7 +234,10 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
                     e => store_error(e),
                 })?;
             empty_pages += 1;
-            if !page.documents.is_empty() || page.continuation.is_none() || empty_pages >= MAX_EMPTY_PAGES {
+            if !page.documents.is_empty()
+                || page.continuation.is_none()
+                || empty_pages >= MAX_EMPTY_PAGES
+            {
                 break page;
             }
             token = page.continuation;
@@ -241,7 +267,12 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         self.documents
             .read(Container::Patients, &key, &key)
             .map_err(not_found_as(PATIENT_NOT_FOUND))?;
-        let test = LabTest { id, patient_id: patient, fields, last_updated: self.environment.now() };
+        let test = LabTest {
+            id,
+            patient_id: patient,
+            fields,
+            last_updated: self.environment.now(),
+        };
         let stored = self
             .documents
             .create(Container::Tests, &key, &lab_test_to_document(&test))
@@ -255,7 +286,8 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         let patient = patient_id(raw_patient)?;
         // A query over the tests by patient: audited on the patient's id,
         // so the register shows whose tests were listed.
-        let by_patient = CriterionName::parse("patientId").map_err(|_| ApiError::Internal("audit criterion"))?;
+        let by_patient =
+            CriterionName::parse("patientId").map_err(|_| ApiError::Internal("audit criterion"))?;
         let resource = AuditResource::search(
             ResourceType::Test,
             resource_id(&patient.to_string())?,
@@ -274,7 +306,10 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
                     Container::Tests,
                     &spec,
                     Some(&key),
-                    PageRequest { max_item_count: Some(MAX_LIMIT), continuation: token },
+                    PageRequest {
+                        max_item_count: Some(MAX_LIMIT),
+                        continuation: token,
+                    },
                 )
                 .map_err(store_error)?;
             for doc in page.documents {
@@ -293,9 +328,16 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         Ok(Reply::json(200, Value::Array(tests)))
     }
 
-    fn read_test(&self, raw_patient: &str, raw_test: &str, request: &Incoming<'_>) -> Result<Reply, ApiError> {
+    fn read_test(
+        &self,
+        raw_patient: &str,
+        raw_test: &str,
+        request: &Incoming<'_>,
+    ) -> Result<Reply, ApiError> {
         let patient = patient_id(raw_patient)?;
-        let id: TestId = raw_test.parse().map_err(|_| ApiError::NotFound(TEST_NOT_FOUND))?;
+        let id: TestId = raw_test
+            .parse()
+            .map_err(|_| ApiError::NotFound(TEST_NOT_FOUND))?;
         self.audit(ResourceType::Test, &id.to_string(), Operation::Read)?;
         let doc = self
             .documents
@@ -314,17 +356,21 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
     }
 
     fn audit_resource(&self, resource: &AuditResource) -> Result<(), ApiError> {
-        self.auditor.record(resource).map_err(|AuditFailed| ApiError::AuditUnavailable)
+        self.auditor
+            .record(resource)
+            .map_err(|AuditFailed| ApiError::AuditUnavailable)
     }
 }
 
 fn resource_id(id: &str) -> Result<ResourceId, ApiError> {
-    ResourceId::parse(id).map_err(|_| ApiError::Internal("resource id not accepted by the audit register"))
+    ResourceId::parse(id)
+        .map_err(|_| ApiError::Internal("resource id not accepted by the audit register"))
 }
 
 /// A route id that is not a GUID names nothing that can exist: 404.
 fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound(PATIENT_NOT_FOUND))
+    raw.parse()
+        .map_err(|_| ApiError::NotFound(PATIENT_NOT_FOUND))
 }
 
 fn not_found_as(detail: &'static str) -> impl Fn(CosmosError) -> ApiError {
@@ -335,12 +381,20 @@ fn not_found_as(detail: &'static str) -> impl Fn(CosmosError) -> ApiError {
 }
 
 fn not_modified(etag: &ETag) -> Reply {
-    Reply { status: 304, headers: vec![("etag", etag.as_str().to_string())], body: None }
+    Reply {
+        status: 304,
+        headers: vec![("etag", etag.as_str().to_string())],
+        body: None,
+    }
 }
 
 /// `If-None-Match`: `*` or a list of etags, one of which is the current one.
 fn etag_matches(if_none_match: Option<&str>, etag: &ETag) -> bool {
-    if_none_match.is_some_and(|v| v.split(',').map(str::trim).any(|t| t == "*" || t == etag.as_str()))
+    if_none_match.is_some_and(|v| {
+        v.split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t == etag.as_str())
+    })
 }
 
 /// `If-Match`: absent or `*` is no condition (a replace needs the patient
@@ -348,10 +402,12 @@ fn etag_matches(if_none_match: Option<&str>, etag: &ETag) -> bool {
 fn if_match(header: Option<&str>) -> Result<Option<ETag>, ApiError> {
     match header.map(str::trim) {
         None | Some("*") => Ok(None),
-        Some(value) => ETag::new(value).map(Some).map_err(|_| ApiError::BadParameter {
-            field: "If-Match",
-            detail: "If-Match must be an entity tag.",
-        }),
+        Some(value) => ETag::new(value)
+            .map(Some)
+            .map_err(|_| ApiError::BadParameter {
+                field: "If-Match",
+                detail: "If-Match must be an entity tag.",
+            }),
     }
 }
 
@@ -362,13 +418,18 @@ pub fn parse_limit(query: &str) -> Result<u32, ApiError> {
         field: "limit",
         detail: "limit must be a whole number from 1 to 1000, given once.",
     };
-    let mut values = query
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("limit=").or((pair == "limit").then_some("")));
+    let mut values = query.split('&').filter_map(|pair| {
+        pair.strip_prefix("limit=")
+            .or((pair == "limit").then_some(""))
+    });
     let Some(value) = values.next() else {
         return Ok(DEFAULT_LIMIT);
     };
-    if values.next().is_some() || value.is_empty() || value.len() > 4 || !value.bytes().all(|b| b.is_ascii_digit()) {
+    if values.next().is_some()
+        || value.is_empty()
+        || value.len() > 4
+        || !value.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(invalid);
     }
     match value.parse::<u32>() {
@@ -389,7 +450,11 @@ fn invalid_continuation() -> ApiError {
 fn continuation(header: Option<&str>) -> Result<Option<String>, ApiError> {
     match header {
         None => Ok(None),
-        Some(t) if !t.is_empty() && t.len() <= MAX_CONTINUATION_CHARS && t.bytes().all(|b| (0x20..=0x7e).contains(&b)) => {
+        Some(t)
+            if !t.is_empty()
+                && t.len() <= MAX_CONTINUATION_CHARS
+                && t.bytes().all(|b| (0x20..=0x7e).contains(&b)) =>
+        {
             Ok(Some(t.to_string()))
         }
         Some(_) => Err(invalid_continuation()),
@@ -466,7 +531,10 @@ mod tests {
     }
 
     fn document(body: &Value, etag: u32) -> Document {
-        Document { body: body.clone(), etag: ETag::new(format!("\"{etag}\"")).unwrap() }
+        Document {
+            body: body.clone(),
+            etag: ETag::new(format!("\"{etag}\"")).unwrap(),
+        }
     }
 
     impl Documents for FakeDocs<'_> {
@@ -485,11 +553,20 @@ mod tests {
         fn read(&self, c: Container, pk: &str, id: &str) -> Result<Document, CosmosError> {
             self.note(format!("read {c:?}"))?;
             let docs = self.memory.docs.borrow();
-            let (body, etag) = docs.get(&(c, pk.to_string(), id.to_string())).ok_or(CosmosError::NotFound)?;
+            let (body, etag) = docs
+                .get(&(c, pk.to_string(), id.to_string()))
+                .ok_or(CosmosError::NotFound)?;
             Ok(document(body, *etag))
         }
 
-        fn replace(&self, c: Container, pk: &str, id: &str, doc: &Value, if_match: Option<&ETag>) -> Result<Document, CosmosError> {
+        fn replace(
+            &self,
+            c: Container,
+            pk: &str,
+            id: &str,
+            doc: &Value,
+            if_match: Option<&ETag>,
+        ) -> Result<Document, CosmosError> {
             self.note(format!("replace {c:?}"))?;
             let mut docs = self.memory.docs.borrow_mut();
             let key = (c, pk.to_string(), id.to_string());
@@ -502,8 +579,17 @@ mod tests {
             Ok(document(doc, etag))
         }
 
-        fn query(&self, c: Container, q: &QuerySpec, partition: Option<&str>, page: PageRequest) -> Result<QueryPage, CosmosError> {
-            self.note(format!("query {c:?} {} {:?} {:?}", q.text, page.max_item_count, page.continuation))?;
+        fn query(
+            &self,
+            c: Container,
+            q: &QuerySpec,
+            partition: Option<&str>,
+            page: PageRequest,
+        ) -> Result<QueryPage, CosmosError> {
+            self.note(format!(
+                "query {c:?} {} {:?} {:?}",
+                q.text, page.max_item_count, page.continuation
+            ))?;
             let mut scripted = self.memory.pages.borrow_mut();
             if !scripted.is_empty() {
                 return scripted.remove(0);
@@ -516,7 +602,10 @@ mod tests {
                 .filter(|((dc, pk, _), _)| *dc == c && partition.is_none_or(|p| p == pk))
                 .map(|(_, (v, _))| v.clone())
                 .collect();
-            Ok(QueryPage { documents, continuation: None })
+            Ok(QueryPage {
+                documents,
+                continuation: None,
+            })
         }
     }
 
@@ -543,20 +632,36 @@ mod tests {
 
     impl World {
         fn new() -> Self {
-            Self { journal: RefCell::new(Vec::new()), memory: Memory::default(), audit_fails: false }
+            Self {
+                journal: RefCell::new(Vec::new()),
+                memory: Memory::default(),
+                audit_fails: false,
+            }
         }
 
         fn service(&self) -> Service<FakeAuditor<'_>, FakeDocs<'_>, FixedEnv> {
             Service {
-                auditor: FakeAuditor { journal: &self.journal, fail: self.audit_fails },
-                documents: FakeDocs { journal: &self.journal, memory: &self.memory },
+                auditor: FakeAuditor {
+                    journal: &self.journal,
+                    fail: self.audit_fails,
+                },
+                documents: FakeDocs {
+                    journal: &self.journal,
+                    memory: &self.memory,
+                },
                 environment: FixedEnv { ids: Cell::new(0) },
             }
         }
 
         fn run(&self, route: Route<'_>, body: &Value) -> Result<Reply, ApiError> {
             let body = body.to_string();
-            self.service().handle(route, &Incoming { body: body.as_bytes(), ..Incoming::default() })
+            self.service().handle(
+                route,
+                &Incoming {
+                    body: body.as_bytes(),
+                    ..Incoming::default()
+                },
+            )
         }
 
         fn journal(&self) -> Vec<String> {
@@ -582,7 +687,11 @@ mod tests {
     }
 
     fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
-        reply.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        reply
+            .headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     const FIRST_ID: &str = "10000000-0000-4000-8000-000000000001";
@@ -595,9 +704,18 @@ mod tests {
         let body = reply.body.clone().unwrap();
         assert_eq!(body["id"], FIRST_ID);
         assert_eq!(body["lastUpdated"], "2023-11-14T22:13:20.000Z");
-        assert_eq!(header(&reply, "location"), Some(format!("/patient/{FIRST_ID}").as_str()));
+        assert_eq!(
+            header(&reply, "location"),
+            Some(format!("/patient/{FIRST_ID}").as_str())
+        );
         assert_eq!(header(&reply, "etag"), Some("\"1\""));
-        assert_eq!(w.journal(), vec![format!("audit patient {FIRST_ID} create "), "create Patients".into()]);
+        assert_eq!(
+            w.journal(),
+            vec![
+                format!("audit patient {FIRST_ID} create "),
+                "create Patients".into()
+            ]
+        );
     }
 
     #[test]
@@ -613,7 +731,11 @@ mod tests {
             (Route::UpdatePatient(FIRST_ID), patient(), 400),
             (Route::SearchPatients, json!({"shoeSize": "4"}), 400),
             (Route::CreateTest("x"), test_body(), 404),
-            (Route::CreateTest(FIRST_ID), json!({"performer": "Lab"}), 400),
+            (
+                Route::CreateTest(FIRST_ID),
+                json!({"performer": "Lab"}),
+                400,
+            ),
             (Route::ListTests("x"), json!(null), 404),
             (Route::ReadTest(FIRST_ID, "x"), json!(null), 404),
             (Route::ReadTest("x", FIRST_ID), json!(null), 404),
@@ -624,7 +746,13 @@ mod tests {
         }
         assert!(w.journal().is_empty(), "{:?}", w.journal());
         let big = vec![b' '; MAX_BODY_BYTES + 1];
-        let e = w.service().handle(Route::SearchPatients, &Incoming { body: &big, ..Incoming::default() });
+        let e = w.service().handle(
+            Route::SearchPatients,
+            &Incoming {
+                body: &big,
+                ..Incoming::default()
+            },
+        );
         assert_eq!(e.unwrap_err(), ApiError::TooLarge);
         assert!(w.journal().is_empty());
     }
@@ -653,7 +781,11 @@ mod tests {
             assert_eq!(e, ApiError::AuditUnavailable, "{route:?}");
             assert_eq!(e.status(), 503);
         }
-        assert!(w.journal().iter().all(|line| line.starts_with("audit ")), "{:?}", w.journal());
+        assert!(
+            w.journal().iter().all(|line| line.starts_with("audit ")),
+            "{:?}",
+            w.journal()
+        );
         assert_eq!(w.stored(), before);
     }
 
@@ -671,18 +803,31 @@ mod tests {
         let put = |if_match: Option<&str>| {
             w.service().handle(
                 Route::UpdatePatient(FIRST_ID),
-                &Incoming { body: text.as_bytes(), if_match, ..Incoming::default() },
+                &Incoming {
+                    body: text.as_bytes(),
+                    if_match,
+                    ..Incoming::default()
+                },
             )
         };
         let ok = put(Some("\"1\"")).unwrap();
         assert_eq!((ok.status, header(&ok, "etag")), (200, Some("\"2\"")));
         assert_eq!(ok.body.unwrap()["postCode"], "8000");
-        assert_eq!(put(Some("\"1\"")).unwrap_err(), ApiError::PreconditionFailed);
+        assert_eq!(
+            put(Some("\"1\"")).unwrap_err(),
+            ApiError::PreconditionFailed
+        );
         assert_eq!(put(Some("*")).unwrap().status, 200);
         assert_eq!(put(None).unwrap().status, 200);
         let not_modified = w
             .service()
-            .handle(Route::ReadPatient(FIRST_ID), &Incoming { if_none_match: Some("\"4\""), ..Incoming::default() })
+            .handle(
+                Route::ReadPatient(FIRST_ID),
+                &Incoming {
+                    if_none_match: Some("\"4\""),
+                    ..Incoming::default()
+                },
+            )
             .unwrap();
         assert_eq!((not_modified.status, not_modified.body), (304, None));
     }
@@ -692,13 +837,29 @@ mod tests {
         let w = World::new();
         let mut body = patient();
         body["id"] = json!(FIRST_ID);
-        assert_eq!(w.run(Route::UpdatePatient(FIRST_ID), &body).unwrap_err().status(), 404);
-        assert_eq!(w.run(Route::ReadPatient(FIRST_ID), &json!(null)).unwrap_err().status(), 404);
-        let e = w.run(Route::CreateTest(FIRST_ID), &test_body()).unwrap_err();
+        assert_eq!(
+            w.run(Route::UpdatePatient(FIRST_ID), &body)
+                .unwrap_err()
+                .status(),
+            404
+        );
+        assert_eq!(
+            w.run(Route::ReadPatient(FIRST_ID), &json!(null))
+                .unwrap_err()
+                .status(),
+            404
+        );
+        let e = w
+            .run(Route::CreateTest(FIRST_ID), &test_body())
+            .unwrap_err();
         assert_eq!(e, ApiError::NotFound("Patient not found."));
         assert_eq!(w.stored(), 0);
         // Each was audited first all the same: the attempt is an access.
-        let audits = w.journal().iter().filter(|l| l.starts_with("audit ")).count();
+        let audits = w
+            .journal()
+            .iter()
+            .filter(|l| l.starts_with("audit "))
+            .count();
         assert_eq!(audits, 3);
     }
 
@@ -706,7 +867,10 @@ mod tests {
     fn tests_are_created_listed_and_read() {
         let w = World::new();
         w.run(Route::CreatePatient, &patient()).unwrap();
-        assert_eq!(w.run(Route::ListTests(FIRST_ID), &json!(null)).unwrap_err(), ApiError::NotFound(NO_TESTS));
+        assert_eq!(
+            w.run(Route::ListTests(FIRST_ID), &json!(null)).unwrap_err(),
+            ApiError::NotFound(NO_TESTS)
+        );
         w.take_journal();
         let created = w.run(Route::CreateTest(FIRST_ID), &test_body()).unwrap();
         let test_id = "10000000-0000-4000-8000-000000000001";
@@ -718,43 +882,81 @@ mod tests {
         );
         assert_eq!(
             w.take_journal(),
-            vec![format!("audit test {test_id} create "), "read Patients".into(), "create Tests".into()]
+            vec![
+                format!("audit test {test_id} create "),
+                "read Patients".into(),
+                "create Tests".into()
+            ]
         );
         let list = w.run(Route::ListTests(FIRST_ID), &json!(null)).unwrap();
         assert_eq!(list.body.unwrap().as_array().unwrap().len(), 1);
-        assert_eq!(w.take_journal()[0], format!("audit test {FIRST_ID} search patientId"));
-        let read = w.run(Route::ReadTest(FIRST_ID, test_id), &json!(null)).unwrap();
+        assert_eq!(
+            w.take_journal()[0],
+            format!("audit test {FIRST_ID} search patientId")
+        );
+        let read = w
+            .run(Route::ReadTest(FIRST_ID, test_id), &json!(null))
+            .unwrap();
         assert_eq!(read.body.unwrap()["id"], test_id);
         let other = "20000000-0000-4000-8000-000000000001";
-        assert_eq!(w.run(Route::ReadTest(other, test_id), &json!(null)).unwrap_err().status(), 404);
+        assert_eq!(
+            w.run(Route::ReadTest(other, test_id), &json!(null))
+                .unwrap_err()
+                .status(),
+            404
+        );
     }
 
     #[test]
     fn search_audits_names_only_and_pages() {
         let w = World::new();
         assert_eq!(
-            w.run(Route::SearchPatients, &json!({"firstName": "Ana", "dateOfBirthFrom": "1980"})).unwrap_err(),
+            w.run(
+                Route::SearchPatients,
+                &json!({"firstName": "Ana", "dateOfBirthFrom": "1980"})
+            )
+            .unwrap_err(),
             ApiError::NotFound(NO_PATIENTS)
         );
         let journal = w.take_journal();
-        assert_eq!(journal[0], "audit patient * search firstName,dateOfBirthFrom");
+        assert_eq!(
+            journal[0],
+            "audit patient * search firstName,dateOfBirthFrom"
+        );
         assert!(!journal.concat().contains("Ana"));
         w.run(Route::CreatePatient, &patient()).unwrap();
         w.take_journal();
         *w.memory.pages.borrow_mut() = vec![
-            Ok(QueryPage { documents: vec![], continuation: Some("t1".into()) }),
-            Ok(QueryPage { documents: vec![w.memory.docs.borrow().values().next().unwrap().0.clone()], continuation: Some("t2".into()) }),
+            Ok(QueryPage {
+                documents: vec![],
+                continuation: Some("t1".into()),
+            }),
+            Ok(QueryPage {
+                documents: vec![w.memory.docs.borrow().values().next().unwrap().0.clone()],
+                continuation: Some("t2".into()),
+            }),
         ];
         let reply = w
             .service()
-            .handle(Route::SearchPatients, &Incoming { query: "limit=1", body: b"", ..Incoming::default() })
+            .handle(
+                Route::SearchPatients,
+                &Incoming {
+                    query: "limit=1",
+                    body: b"",
+                    ..Incoming::default()
+                },
+            )
             .unwrap();
         assert_eq!(header(&reply, CONTINUATION_HEADER), Some("t2"));
         assert_eq!(reply.body.unwrap().as_array().unwrap().len(), 1);
         let journal = w.take_journal();
         assert_eq!(journal[0], "audit patient * search ");
         assert!(journal[1].ends_with("Some(1) None"), "{}", journal[1]);
-        assert!(journal[2].ends_with("Some(1) Some(\"t1\")"), "{}", journal[2]);
+        assert!(
+            journal[2].ends_with("Some(1) Some(\"t1\")"),
+            "{}",
+            journal[2]
+        );
     }
 
     #[test]
@@ -768,45 +970,91 @@ mod tests {
         let list = found.body.unwrap();
         assert_eq!(list.as_array().unwrap().len(), 1);
         assert_eq!(list[0]["id"], id.as_str());
-        assert_eq!(w.take_journal(), vec!["audit patient * search id".to_string(), "read Patients".into()]);
+        assert_eq!(
+            w.take_journal(),
+            vec![
+                "audit patient * search id".to_string(),
+                "read Patients".into()
+            ]
+        );
         let unknown = "20000000-0000-4000-8000-000000000001";
         assert_eq!(
-            w.run(Route::SearchPatients, &json!({"id": unknown})).unwrap_err(),
+            w.run(Route::SearchPatients, &json!({"id": unknown}))
+                .unwrap_err(),
             ApiError::NotFound(NO_PATIENTS)
         );
         // With another criterion it stays a query.
         w.take_journal();
-        let _ = w.run(Route::SearchPatients, &json!({"id": id, "lastName": "Nobody"}));
-        assert!(w.take_journal()[1].starts_with("query Patients"), "a query, not a read");
+        let _ = w.run(
+            Route::SearchPatients,
+            &json!({"id": id, "lastName": "Nobody"}),
+        );
+        assert!(
+            w.take_journal()[1].starts_with("query Patients"),
+            "a query, not a read"
+        );
     }
 
     #[test]
     fn a_refused_continuation_token_is_400_and_a_last_empty_page_is_200() {
         let w = World::new();
         let search = |token: &str| {
-            w.service().handle(Route::SearchPatients, &Incoming { continuation: Some(token), ..Incoming::default() })
+            w.service().handle(
+                Route::SearchPatients,
+                &Incoming {
+                    continuation: Some(token),
+                    ..Incoming::default()
+                },
+            )
         };
-        *w.memory.pages.borrow_mut() = vec![Err(CosmosError::BadRequest { message: "x".into() })];
+        *w.memory.pages.borrow_mut() = vec![Err(CosmosError::BadRequest {
+            message: "x".into(),
+        })];
         assert_eq!(search("forged").unwrap_err().status(), 400);
-        *w.memory.pages.borrow_mut() = vec![Ok(QueryPage { documents: vec![], continuation: None })];
+        *w.memory.pages.borrow_mut() = vec![Ok(QueryPage {
+            documents: vec![],
+            continuation: None,
+        })];
         let reply = search("valid").unwrap();
         assert_eq!((reply.status, reply.body), (200, Some(json!([]))));
         w.take_journal();
         assert_eq!(search("bad\u{7f}").unwrap_err().status(), 400);
         assert_eq!(search("").unwrap_err().status(), 400);
-        assert!(w.journal().is_empty(), "malformed tokens are rejected before the audit");
+        assert!(
+            w.journal().is_empty(),
+            "malformed tokens are rejected before the audit"
+        );
     }
 
     #[test]
     fn store_outages_are_503() {
         let w = World::new();
         w.run(Route::CreatePatient, &patient()).unwrap();
-        *w.memory.fail_with.borrow_mut() = Some(CosmosError::Throttled { retry_after: Duration::from_millis(1500) });
-        let e = w.run(Route::ReadPatient(FIRST_ID), &json!(null)).unwrap_err();
-        assert_eq!((e.status(), e.headers()), (503, vec![("retry-after", "2".to_string())]));
-        *w.memory.fail_with.borrow_mut() = Some(CosmosError::Unavailable { reason: "timeout".into() });
-        assert_eq!(w.run(Route::CreatePatient, &patient()).unwrap_err().status(), 503);
-        assert_eq!(w.run(Route::SearchPatients, &json!({})).unwrap_err().status(), 503);
+        *w.memory.fail_with.borrow_mut() = Some(CosmosError::Throttled {
+            retry_after: Duration::from_millis(1500),
+        });
+        let e = w
+            .run(Route::ReadPatient(FIRST_ID), &json!(null))
+            .unwrap_err();
+        assert_eq!(
+            (e.status(), e.headers()),
+            (503, vec![("retry-after", "2".to_string())])
+        );
+        *w.memory.fail_with.borrow_mut() = Some(CosmosError::Unavailable {
+            reason: "timeout".into(),
+        });
+        assert_eq!(
+            w.run(Route::CreatePatient, &patient())
+                .unwrap_err()
+                .status(),
+            503
+        );
+        assert_eq!(
+            w.run(Route::SearchPatients, &json!({}))
+                .unwrap_err()
+                .status(),
+            503
+        );
     }
 
     #[test]
@@ -815,7 +1063,19 @@ mod tests {
         assert_eq!(parse_limit("other=5"), Ok(100));
         assert_eq!(parse_limit("limit=1"), Ok(1));
         assert_eq!(parse_limit("a=b&limit=1000"), Ok(1000));
-        for bad in ["limit=0", "limit=1001", "limit=", "limit", "limit=-1", "limit=+5", "limit=abc", "limit=1.5", "limit=99999999999", "limit=5&limit=6", "limit=%31"] {
+        for bad in [
+            "limit=0",
+            "limit=1001",
+            "limit=",
+            "limit",
+            "limit=-1",
+            "limit=+5",
+            "limit=abc",
+            "limit=1.5",
+            "limit=99999999999",
+            "limit=5&limit=6",
+            "limit=%31",
+        ] {
             assert_eq!(parse_limit(bad).unwrap_err().status(), 400, "{bad}");
         }
     }

@@ -56,7 +56,11 @@ impl<T: Transport, C: Clock> Documents for CosmosClient<T, C> {
     }
 
     fn read(&self, container: Container, pk: &str, id: &str) -> Result<Document, CosmosError> {
-        self.read_document(&container.reference()?, &PartitionKey::string(pk), &DocumentId::new(id)?)
+        self.read_document(
+            &container.reference()?,
+            &PartitionKey::string(pk),
+            &DocumentId::new(id)?,
+        )
     }
 
     fn replace(

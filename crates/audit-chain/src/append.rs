@@ -299,8 +299,16 @@ fn chain_end<S: AppendStore>(
 /// Step 4: moves the head forward to the stored record, starting from the
 /// head read before the append (if any). Returns whether the head is at or
 /// past the record; `false` leaves a lagging head, which is allowed.
-pub fn advance_head<S: AppendStore>(store: &mut S, pending: PendingHead, policy: &AppendPolicy) -> bool {
-    let PendingHead { key, target, mut current } = pending;
+pub fn advance_head<S: AppendStore>(
+    store: &mut S,
+    pending: PendingHead,
+    policy: &AppendPolicy,
+) -> bool {
+    let PendingHead {
+        key,
+        target,
+        mut current,
+    } = pending;
     let doc = head_to_document(&target);
     for _ in 0..policy.max_head_attempts.max(1) {
         let done = match &current {
@@ -549,7 +557,10 @@ mod tests {
         let mut store = Fake::default();
         // Two appends answered before either advanced the head.
         let first = append_record(&mut store, &request(1), &policy).unwrap();
-        assert!(store.head.is_none(), "append_record must not touch the head");
+        assert!(
+            store.head.is_none(),
+            "append_record must not touch the head"
+        );
         let second = append_record(&mut store, &request(2), &policy).unwrap();
         assert_eq!((second.record.sequence, second.attempts), (2, 2));
         assert!(verify(&store).intact, "a lagging head is a valid chain");

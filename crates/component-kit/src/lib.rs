@@ -69,7 +69,10 @@ pub fn require_host_key(
 /// 503 for a component whose configuration is incomplete. Names the
 /// variable, which is configuration, not a secret.
 pub fn misconfigured(missing: &MissingVariable, correlation_id: &str) -> Response {
-    eprintln!("{{\"level\":\"error\",\"msg\":\"variable not available\",\"variable\":\"{}\"}}", missing.0);
+    eprintln!(
+        "{{\"level\":\"error\",\"msg\":\"variable not available\",\"variable\":\"{}\"}}",
+        missing.0
+    );
     problem_response(
         Problem::new(503, "The service is not configured.").with_correlation_id(correlation_id),
     )
@@ -90,8 +93,7 @@ pub fn correlation_id(request: &Request) -> String {
 }
 
 fn is_correlation_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// `N` bytes from WASI's secure random source.

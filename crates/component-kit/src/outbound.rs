@@ -91,7 +91,11 @@ pub fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Tr
             Err(_) => return Err(TransportError::Other("response body interrupted".into())),
         }
     }
-    Ok(HttpResponse { status, headers, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), TransportError> {

@@ -17,7 +17,10 @@
 //! returns, and the caller already has the complete response.
 
 use spin_sdk::http::conversions::TryFromIncomingRequest;
-use spin_sdk::http::{Headers, IncomingRequest, IntoResponse, OutgoingBody, OutgoingResponse, Response, ResponseOutparam};
+use spin_sdk::http::{
+    Headers, IncomingRequest, IntoResponse, OutgoingBody, OutgoingResponse, Response,
+    ResponseOutparam,
+};
 
 /// Work to run after the response has left.
 pub type AfterResponse = Box<dyn FnOnce()>;
@@ -78,7 +81,9 @@ pub fn send(out: ResponseOutparam, mut response: Response) {
         out.set(outgoing);
         return;
     };
-    let fits = stream.check_write().is_ok_and(|permit| body.len() as u64 <= permit);
+    let fits = stream
+        .check_write()
+        .is_ok_and(|permit| body.len() as u64 <= permit);
     if fits {
         let written = body.is_empty() || stream.write(&body).is_ok();
         drop(stream);

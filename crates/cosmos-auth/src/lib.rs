@@ -129,7 +129,8 @@ pub fn verify(
     authorization: Option<&str>,
 ) -> Result<(), AuthError> {
     let header = authorization.ok_or(AuthError::MissingAuthorization)?;
-    let decoded = percent::decode(header, percent::Plus::Space).ok_or(AuthError::MalformedAuthorization)?;
+    let decoded =
+        percent::decode(header, percent::Plus::Space).ok_or(AuthError::MalformedAuthorization)?;
     let mut kind = None;
     let mut version = None;
     let mut signature = None;
@@ -172,7 +173,8 @@ pub fn http_date(unix_seconds: i64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let at = OffsetDateTime::from_unix_timestamp(unix_seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at =
+        OffsetDateTime::from_unix_timestamp(unix_seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
         DAYS[at.weekday().number_days_from_monday() as usize],
@@ -243,21 +245,47 @@ mod tests {
         };
         let header = sign(&key, &request);
         assert_eq!(verify(&key, &request, Some(&header)), Ok(()));
-        let other = SignedRequest { verb: "DELETE", ..request };
-        assert_eq!(verify(&key, &other, Some(&header)), Err(AuthError::SignatureMismatch));
+        let other = SignedRequest {
+            verb: "DELETE",
+            ..request
+        };
+        assert_eq!(
+            verify(&key, &other, Some(&header)),
+            Err(AuthError::SignatureMismatch)
+        );
         let wrong_key = MasterKey::from_base64("c2VjcmV0").unwrap();
-        assert_eq!(verify(&wrong_key, &request, Some(&header)), Err(AuthError::SignatureMismatch));
+        assert_eq!(
+            verify(&wrong_key, &request, Some(&header)),
+            Err(AuthError::SignatureMismatch)
+        );
     }
 
     #[test]
     fn verify_rejects_malformed_headers() {
         let key = MasterKey::from_base64(DOC_KEY).unwrap();
-        let request = SignedRequest { verb: "GET", resource_type: "", resource_link: "", date: "x" };
-        assert_eq!(verify(&key, &request, None), Err(AuthError::MissingAuthorization));
-        for header in ["", "type=resource&ver=1.0&sig=abc", "type=master&ver=2.0&sig=abc",
-                       "type%3Dmaster%26ver%3D1.0%26sig%3D%%%", "garbage", "%zz"] {
+        let request = SignedRequest {
+            verb: "GET",
+            resource_type: "",
+            resource_link: "",
+            date: "x",
+        };
+        assert_eq!(
+            verify(&key, &request, None),
+            Err(AuthError::MissingAuthorization)
+        );
+        for header in [
+            "",
+            "type=resource&ver=1.0&sig=abc",
+            "type=master&ver=2.0&sig=abc",
+            "type%3Dmaster%26ver%3D1.0%26sig%3D%%%",
+            "garbage",
+            "%zz",
+        ] {
             assert!(
-                matches!(verify(&key, &request, Some(header)), Err(AuthError::MalformedAuthorization)),
+                matches!(
+                    verify(&key, &request, Some(header)),
+                    Err(AuthError::MalformedAuthorization)
+                ),
                 "{header}"
             );
         }
@@ -265,9 +293,18 @@ mod tests {
 
     #[test]
     fn keys_must_be_base64() {
-        assert_eq!(MasterKey::from_base64("not base64!").unwrap_err(), AuthError::InvalidKey);
-        assert_eq!(MasterKey::from_base64("").unwrap_err(), AuthError::InvalidKey);
-        assert_eq!(format!("{:?}", MasterKey::from_base64(DOC_KEY).unwrap()), "MasterKey(..)");
+        assert_eq!(
+            MasterKey::from_base64("not base64!").unwrap_err(),
+            AuthError::InvalidKey
+        );
+        assert_eq!(
+            MasterKey::from_base64("").unwrap_err(),
+            AuthError::InvalidKey
+        );
+        assert_eq!(
+            format!("{:?}", MasterKey::from_base64(DOC_KEY).unwrap()),
+            "MasterKey(..)"
+        );
     }
 
     #[test]
@@ -277,8 +314,14 @@ mod tests {
         assert_eq!(parse_http_date(&date), Some(now));
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(check_date(Some(&date), now + 15 * 60), Ok(()));
-        assert_eq!(check_date(Some(&date), now - 15 * 60 - 1), Err(AuthError::DateOutOfRange));
-        assert_eq!(check_date(Some("yesterday"), now), Err(AuthError::MalformedDate));
+        assert_eq!(
+            check_date(Some(&date), now - 15 * 60 - 1),
+            Err(AuthError::DateOutOfRange)
+        );
+        assert_eq!(
+            check_date(Some("yesterday"), now),
+            Err(AuthError::MalformedDate)
+        );
         assert_eq!(check_date(None, now), Err(AuthError::MissingDate));
     }
 

@@ -39,18 +39,29 @@ fn run() -> Result<(), String> {
         return Err("DOCSTORE_ADDR must be a loopback address".into());
     }
     let key = std::env::var("DOCSTORE_KEY").map_err(|_| "DOCSTORE_KEY is not set".to_string())?;
-    let containers = std::env::var("DOCSTORE_CONTAINERS").unwrap_or_else(|_| DEFAULT_CONTAINERS.into());
-    let config = Arc::new(StoreConfig::from_variables(&key, &containers).map_err(|e| e.to_string())?);
-    let db: PathBuf = std::env::var("DOCSTORE_DB").map(PathBuf::from).unwrap_or_else(|_| {
-        std::env::temp_dir().join(format!("docstore-{}.sqlite", std::process::id()))
-    });
+    let containers =
+        std::env::var("DOCSTORE_CONTAINERS").unwrap_or_else(|_| DEFAULT_CONTAINERS.into());
+    let config =
+        Arc::new(StoreConfig::from_variables(&key, &containers).map_err(|e| e.to_string())?);
+    let db: PathBuf = std::env::var("DOCSTORE_DB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::env::temp_dir().join(format!("docstore-{}.sqlite", std::process::id()))
+        });
     let server = Arc::new(tiny_http::Server::http(addr).map_err(|e| e.to_string())?);
-    let base_url = format!("http://{}", server.server_addr().to_ip().ok_or("not an IP listener")?);
-    println!("docstore listening on {base_url} (database {})", db.display());
+    let base_url = format!(
+        "http://{}",
+        server.server_addr().to_ip().ok_or("not an IP listener")?
+    );
+    println!(
+        "docstore listening on {base_url} (database {})",
+        db.display()
+    );
 
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let (server, config, db, base_url) = (server.clone(), config.clone(), db.clone(), base_url.clone());
+            let (server, config, db, base_url) =
+                (server.clone(), config.clone(), db.clone(), base_url.clone());
             std::thread::spawn(move || {
                 while let Ok(request) = server.recv() {
                     serve_one(request, &config, &db, &base_url);
@@ -75,23 +86,44 @@ fn serve_one(mut request: tiny_http::Request, config: &StoreConfig, db: &Path, b
         headers: request
             .headers()
             .iter()
-            .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_ascii_lowercase(),
+                    h.value.as_str().to_string(),
+                )
+            })
             .collect(),
         body,
         base_url: base_url.to_string(),
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     // A fresh connection per request, as Spin opens one.
     let response = match rusqlite_sql::RusqliteSql::open(db) {
-        Ok(sql) => handle(&sql, config, &store_request, now, &mut rusqlite_sql::ThreadLockWait::new()),
+        Ok(sql) => handle(
+            &sql,
+            config,
+            &store_request,
+            now,
+            &mut rusqlite_sql::ThreadLockWait::new(),
+        ),
         Err(e) => StoreResponse {
             status: 500,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: format!("{{\"code\":\"InternalServerError\",\"message\":{:?}}}", e.to_string()).into_bytes(),
+            body: format!(
+                "{{\"code\":\"InternalServerError\",\"message\":{:?}}}",
+                e.to_string()
+            )
+            .into_bytes(),
         },
     };
     if std::env::var_os("DOCSTORE_LOG").is_some() {
-        eprintln!("{} {} -> {}", store_request.method, store_request.path, response.status);
+        eprintln!(
+            "{} {} -> {}",
+            store_request.method, store_request.path, response.status
+        );
     }
     let mut reply = tiny_http::Response::from_data(response.body).with_status_code(response.status);
     for (name, value) in response.headers {

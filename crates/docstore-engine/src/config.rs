@@ -54,7 +54,10 @@ pub struct ResourceName(String);
 
 impl ResourceName {
     pub fn parse(name: &str) -> Result<Self, ConfigError> {
-        let invalid = |reason| ConfigError::InvalidName { name: name.to_string(), reason };
+        let invalid = |reason| ConfigError::InvalidName {
+            name: name.to_string(),
+            reason,
+        };
         if name.is_empty() {
             return Err(invalid("it is empty"));
         }
@@ -81,12 +84,17 @@ pub struct PartitionKeyPath(Vec<String>);
 
 impl PartitionKeyPath {
     pub fn parse(path: &str) -> Result<Self, ConfigError> {
-        let invalid = || ConfigError::InvalidPartitionKeyPath { path: path.to_string() };
+        let invalid = || ConfigError::InvalidPartitionKeyPath {
+            path: path.to_string(),
+        };
         let rest = path.strip_prefix('/').ok_or_else(invalid)?;
         let segments: Vec<String> = rest.split('/').map(str::to_string).collect();
         // `"` and `\` would need escaping inside SQLite JSON paths; no
         // configured container needs them, so they are refused outright.
-        if segments.iter().any(|s| s.is_empty() || s.contains(['"', '\\'])) {
+        if segments
+            .iter()
+            .any(|s| s.is_empty() || s.contains(['"', '\\']))
+        {
             return Err(invalid());
         }
         Ok(Self(segments))
@@ -151,7 +159,10 @@ impl StoreConfig {
     pub fn parse_containers(spec: &str) -> Result<Vec<ContainerDef>, ConfigError> {
         let mut defs: Vec<ContainerDef> = Vec::new();
         for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-            let malformed = |reason| ConfigError::MalformedEntry { entry: entry.to_string(), reason };
+            let malformed = |reason| ConfigError::MalformedEntry {
+                entry: entry.to_string(),
+                reason,
+            };
             let (names, path) = entry
                 .split_once('=')
                 .ok_or_else(|| malformed("missing '=' before the partition key path"))?;
@@ -164,7 +175,10 @@ impl StoreConfig {
                 container: ResourceName::parse(container.trim())?,
                 partition_key: PartitionKeyPath::parse(path.trim())?,
             };
-            if defs.iter().any(|d| d.database == def.database && d.container == def.container) {
+            if defs
+                .iter()
+                .any(|d| d.database == def.database && d.container == def.container)
+            {
                 return Err(ConfigError::DuplicateContainer {
                     database: def.database.0,
                     container: def.container.0,
@@ -187,7 +201,9 @@ impl StoreConfig {
     }
 
     pub(crate) fn has_database(&self, database: &str) -> bool {
-        self.containers.iter().any(|d| d.database.as_str() == database)
+        self.containers
+            .iter()
+            .any(|d| d.database.as_str() == database)
     }
 
     pub(crate) fn container(&self, database: &str, container: &str) -> Option<&ContainerDef> {
@@ -220,7 +236,13 @@ mod tests {
         .unwrap();
         let flat: Vec<(&str, &str, String)> = defs
             .iter()
-            .map(|d| (d.database.as_str(), d.container.as_str(), d.partition_key.as_cosmos_path()))
+            .map(|d| {
+                (
+                    d.database.as_str(),
+                    d.container.as_str(),
+                    d.partition_key.as_cosmos_path(),
+                )
+            })
             .collect();
         assert_eq!(
             flat,
@@ -240,7 +262,10 @@ mod tests {
 
     #[test]
     fn rejects_malformed_specifications() {
-        assert_eq!(StoreConfig::parse_containers(" ; "), Err(ConfigError::NoContainers));
+        assert_eq!(
+            StoreConfig::parse_containers(" ; "),
+            Err(ConfigError::NoContainers)
+        );
         assert!(matches!(
             StoreConfig::parse_containers("patients/patients"),
             Err(ConfigError::MalformedEntry { .. })
@@ -260,7 +285,10 @@ mod tests {
         }
         for bad_name in ["d/=/id", "/c=/id", "d/c?x=/id", "d#/c=/id", "d/c /x=/id"] {
             assert!(
-                matches!(StoreConfig::parse_containers(bad_name), Err(ConfigError::InvalidName { .. })),
+                matches!(
+                    StoreConfig::parse_containers(bad_name),
+                    Err(ConfigError::InvalidName { .. })
+                ),
                 "{bad_name}"
             );
         }
@@ -271,7 +299,10 @@ mod tests {
         ));
         assert_eq!(
             StoreConfig::parse_containers("d/c=/id;d/c=/other"),
-            Err(ConfigError::DuplicateContainer { database: "d".into(), container: "c".into() })
+            Err(ConfigError::DuplicateContainer {
+                database: "d".into(),
+                container: "c".into()
+            })
         );
     }
 

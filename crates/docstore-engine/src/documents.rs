@@ -17,10 +17,14 @@ pub(crate) struct DocumentId(String);
 impl DocumentId {
     pub(crate) fn parse(id: &str) -> Result<Self, Failure> {
         if id.is_empty() {
-            return Err(Failure::BadRequest("the document id must not be empty".into()));
+            return Err(Failure::BadRequest(
+                "the document id must not be empty".into(),
+            ));
         }
         if id.chars().count() > 255 {
-            return Err(Failure::BadRequest("the document id is longer than 255 characters".into()));
+            return Err(Failure::BadRequest(
+                "the document id is longer than 255 characters".into(),
+            ));
         }
         if id.contains(['/', '\\', '?', '#']) {
             return Err(Failure::BadRequest(
@@ -43,7 +47,10 @@ struct IncomingDocument {
     properties: Map<String, Value>,
 }
 
-fn parse_document(container: &ContainerDef, request: &StoreRequest) -> Result<IncomingDocument, Failure> {
+fn parse_document(
+    container: &ContainerDef,
+    request: &StoreRequest,
+) -> Result<IncomingDocument, Failure> {
     let value: Value = serde_json::from_slice(&request.body).map_err(|e| {
         Failure::BadRequest(format!(
             "the request body is not valid JSON (line {}, column {})",
@@ -52,25 +59,36 @@ fn parse_document(container: &ContainerDef, request: &StoreRequest) -> Result<In
         ))
     })?;
     let Value::Object(properties) = value else {
-        return Err(Failure::BadRequest("the document must be a JSON object".into()));
+        return Err(Failure::BadRequest(
+            "the document must be a JSON object".into(),
+        ));
     };
     let id = match properties.get("id") {
         Some(Value::String(id)) => DocumentId::parse(id)?,
-        Some(_) => return Err(Failure::BadRequest("the document id must be a string".into())),
-        None => {
+        Some(_) => {
             return Err(Failure::BadRequest(
-                "The input content is invalid because the required properties - 'id; ' - are missing".into(),
+                "the document id must be a string".into(),
             ))
         }
+        None => return Err(Failure::BadRequest(
+            "The input content is invalid because the required properties - 'id; ' - are missing"
+                .into(),
+        )),
     };
     let from_header = partition::required_from_header(request)?;
-    let from_body = partition::from_document(&container.partition_key, &Value::Object(properties.clone()))?;
+    let from_body =
+        partition::from_document(&container.partition_key, &Value::Object(properties.clone()))?;
     if from_header.canonical() != from_body.canonical() {
         return Err(Failure::BadRequest(
-            "PartitionKey extracted from document doesn't match the one specified in the header".into(),
+            "PartitionKey extracted from document doesn't match the one specified in the header"
+                .into(),
         ));
     }
-    Ok(IncomingDocument { id, partition_key: from_header, properties })
+    Ok(IncomingDocument {
+        id,
+        partition_key: from_header,
+        properties,
+    })
 }
 
 /// The stored row of a document, as far as a write needs it.
@@ -79,7 +97,12 @@ struct Existing {
     etag: String,
 }
 
-fn find(sql: &impl Sql, container: &ContainerDef, pk: &str, id: &str) -> Result<Option<Existing>, Failure> {
+fn find(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    pk: &str,
+    id: &str,
+) -> Result<Option<Existing>, Failure> {
     let rows = sql.execute(
         "SELECT rid, etag FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
         &[
@@ -91,7 +114,10 @@ fn find(sql: &impl Sql, container: &ContainerDef, pk: &str, id: &str) -> Result<
     )?;
     match rows.first() {
         None => Ok(None),
-        Some(row) => Ok(Some(Existing { rid: text(row.first())?, etag: text(row.get(1))? })),
+        Some(row) => Ok(Some(Existing {
+            rid: text(row.first())?,
+            etag: text(row.get(1))?,
+        })),
     }
 }
 
@@ -109,14 +135,23 @@ fn check_if_match(request: &StoreRequest, existing: &Existing) -> Result<(), Fai
 }
 
 /// The document as stored: the client's properties plus system properties.
-fn stored_body(container: &ContainerDef, mut properties: Map<String, Value>, rid: &str, etag: &str, ts: i64) -> String {
+fn stored_body(
+    container: &ContainerDef,
+    mut properties: Map<String, Value>,
+    rid: &str,
+    etag: &str,
+    ts: i64,
+) -> String {
     for name in SYSTEM_PROPERTIES {
         properties.remove(name);
     }
     let db = container.database.as_str();
     let coll = container.container.as_str();
     properties.insert("_rid".into(), Value::String(rid.to_string()));
-    properties.insert("_self".into(), Value::String(rid::document_self(db, coll, rid)));
+    properties.insert(
+        "_self".into(),
+        Value::String(rid::document_self(db, coll, rid)),
+    );
     properties.insert("_etag".into(), Value::String(etag.to_string()));
     properties.insert("_attachments".into(), Value::String("attachments/".into()));
     properties.insert("_ts".into(), Value::from(ts));
@@ -156,7 +191,14 @@ fn insert(
     Ok(())
 }
 
-fn update(sql: &impl Sql, container: &ContainerDef, doc: &IncomingDocument, etag: &str, body: &str, ts: i64) -> Result<(), Failure> {
+fn update(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    doc: &IncomingDocument,
+    etag: &str,
+    body: &str,
+    ts: i64,
+) -> Result<(), Failure> {
     sql.execute(
         "UPDATE docstore_documents SET etag = ?, ts = ?, body = ? WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
         &[
@@ -174,7 +216,12 @@ fn update(sql: &impl Sql, container: &ContainerDef, doc: &IncomingDocument, etag
 
 /// `POST .../docs`: create (409 if the id exists in the partition), or upsert
 /// with `x-ms-documentdb-is-upsert: True` (201 created, 200 replaced).
-pub(crate) fn create(sql: &impl Sql, container: &ContainerDef, request: &StoreRequest, now: i64) -> Result<StoreResponse, Failure> {
+pub(crate) fn create(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    request: &StoreRequest,
+    now: i64,
+) -> Result<StoreResponse, Failure> {
     let doc = parse_document(container, request)?;
     let upsert = request.header_is_true("x-ms-documentdb-is-upsert");
     if !upsert {
@@ -183,7 +230,16 @@ pub(crate) fn create(sql: &impl Sql, container: &ContainerDef, request: &StoreRe
         let etag = rid::new_etag();
         let new_rid = rid::new_document(container.database.as_str(), container.container.as_str());
         let body = stored_body(container, doc.properties, &new_rid, &etag, now);
-        insert(sql, container, &doc.id, &doc.partition_key, &new_rid, &etag, &body, now)?;
+        insert(
+            sql,
+            container,
+            &doc.id,
+            &doc.partition_key,
+            &new_rid,
+            &etag,
+            &body,
+            now,
+        )?;
         return Ok(document_response(201, body, etag));
     }
     sqlstore::transaction(sql, || {
@@ -210,7 +266,13 @@ pub(crate) fn create(sql: &impl Sql, container: &ContainerDef, request: &StoreRe
 }
 
 /// `PUT .../docs/{id}`: replace (404 if absent, 412 on a stale `If-Match`).
-pub(crate) fn replace(sql: &impl Sql, container: &ContainerDef, id: &str, request: &StoreRequest, now: i64) -> Result<StoreResponse, Failure> {
+pub(crate) fn replace(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    id: &str,
+    request: &StoreRequest,
+    now: i64,
+) -> Result<StoreResponse, Failure> {
     let url_id = DocumentId::parse(id)?;
     let doc = parse_document(container, request)?;
     if doc.id != url_id {
@@ -219,8 +281,13 @@ pub(crate) fn replace(sql: &impl Sql, container: &ContainerDef, id: &str, reques
         ));
     }
     sqlstore::transaction(sql, || {
-        let existing = find(sql, container, &doc.partition_key.canonical(), doc.id.as_str())?
-            .ok_or_else(Failure::not_found_document)?;
+        let existing = find(
+            sql,
+            container,
+            &doc.partition_key.canonical(),
+            doc.id.as_str(),
+        )?
+        .ok_or_else(Failure::not_found_document)?;
         check_if_match(request, &existing)?;
         let etag = rid::new_etag();
         let body = stored_body(container, doc.properties.clone(), &existing.rid, &etag, now);
@@ -231,7 +298,12 @@ pub(crate) fn replace(sql: &impl Sql, container: &ContainerDef, id: &str, reques
 
 /// `GET .../docs/{id}`: 200, 404, or 304 when `If-None-Match` names the
 /// current etag.
-pub(crate) fn read(sql: &impl Sql, container: &ContainerDef, id: &str, request: &StoreRequest) -> Result<StoreResponse, Failure> {
+pub(crate) fn read(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    id: &str,
+    request: &StoreRequest,
+) -> Result<StoreResponse, Failure> {
     let id = DocumentId::parse(id)?;
     let pk = partition::required_from_header(request)?;
     let rows = sql.execute(
@@ -245,7 +317,10 @@ pub(crate) fn read(sql: &impl Sql, container: &ContainerDef, id: &str, request: 
     )?;
     let row = rows.first().ok_or_else(Failure::not_found_document)?;
     let (body, etag) = (text(row.first())?, text(row.get(1))?);
-    if request.header("if-none-match").is_some_and(|v| etag_matches(v, &etag)) {
+    if request
+        .header("if-none-match")
+        .is_some_and(|v| etag_matches(v, &etag))
+    {
         let mut response = raw_json_response(304, String::new());
         response.headers.push(("etag".into(), etag));
         return Ok(response);
@@ -254,11 +329,17 @@ pub(crate) fn read(sql: &impl Sql, container: &ContainerDef, id: &str, request: 
 }
 
 /// `DELETE .../docs/{id}`: 204, 404, or 412 on a stale `If-Match`.
-pub(crate) fn delete(sql: &impl Sql, container: &ContainerDef, id: &str, request: &StoreRequest) -> Result<StoreResponse, Failure> {
+pub(crate) fn delete(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    id: &str,
+    request: &StoreRequest,
+) -> Result<StoreResponse, Failure> {
     let id = DocumentId::parse(id)?;
     let pk = partition::required_from_header(request)?.canonical();
     sqlstore::transaction(sql, || {
-        let existing = find(sql, container, &pk, id.as_str())?.ok_or_else(Failure::not_found_document)?;
+        let existing =
+            find(sql, container, &pk, id.as_str())?.ok_or_else(Failure::not_found_document)?;
         check_if_match(request, &existing)?;
         sql.execute(
             "DELETE FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",

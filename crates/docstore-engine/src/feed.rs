@@ -32,16 +32,34 @@ pub(crate) const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 const CONTINUATION_HEADER: &str = "x-ms-continuation";
 
 /// `POST .../docs` with `application/query+json`.
-pub(crate) fn query(sql: &impl Sql, container: &ContainerDef, request: &StoreRequest) -> Result<StoreResponse, Failure> {
+pub(crate) fn query(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    request: &StoreRequest,
+) -> Result<StoreResponse, Failure> {
     let spec = QuerySpec::parse(&request.body)?;
     let parsed = query::parse(&spec.query).map_err(|e| Failure::BadRequest(e.to_string()))?;
     let params = spec.parameters()?;
-    run(sql, container, request, &parsed, &params, &spec.fingerprint_source())
+    run(
+        sql,
+        container,
+        request,
+        &parsed,
+        &params,
+        &spec.fingerprint_source(),
+    )
 }
 
 /// `GET .../docs`: every document, paged like `SELECT * FROM c`.
-pub(crate) fn read_feed(sql: &impl Sql, container: &ContainerDef, request: &StoreRequest) -> Result<StoreResponse, Failure> {
-    let all = Query { conditions: Vec::new(), order_by: None };
+pub(crate) fn read_feed(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    request: &StoreRequest,
+) -> Result<StoreResponse, Failure> {
+    let all = Query {
+        conditions: Vec::new(),
+        order_by: None,
+    };
     run(sql, container, request, &all, &HashMap::new(), "read feed")
 }
 
@@ -112,7 +130,10 @@ impl QuerySpec {
                 )));
             }
             if out.insert(p.name.clone(), p.value.clone()).is_some() {
-                return Err(Failure::BadRequest(format!("query parameter '{}' is given twice", p.name)));
+                return Err(Failure::BadRequest(format!(
+                    "query parameter '{}' is given twice",
+                    p.name
+                )));
             }
         }
         Ok(out)
@@ -124,7 +145,8 @@ impl QuerySpec {
         format!(
             "{}\u{0}{}",
             self.query,
-            serde_json::to_string(&self.parameters.as_deref().unwrap_or_default()).unwrap_or_default()
+            serde_json::to_string(&self.parameters.as_deref().unwrap_or_default())
+                .unwrap_or_default()
         )
     }
 }
@@ -174,7 +196,8 @@ fn encode_token(token: &Continuation) -> String {
 }
 
 fn decode_token(raw: &str, fingerprint: &str, ordered: bool) -> Result<Continuation, Failure> {
-    let invalid = || Failure::BadRequest("the continuation token (x-ms-continuation) is not valid".into());
+    let invalid =
+        || Failure::BadRequest("the continuation token (x-ms-continuation) is not valid".into());
     let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
     let token: Continuation = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     if token.f != fingerprint {
@@ -189,7 +212,9 @@ fn decode_token(raw: &str, fingerprint: &str, ordered: bool) -> Result<Continuat
 }
 
 fn page_size(request: &StoreRequest) -> Result<i64, Failure> {
-    let Some(raw) = request.header("x-ms-max-item-count") else { return Ok(DEFAULT_PAGE_SIZE) };
+    let Some(raw) = request.header("x-ms-max-item-count") else {
+        return Ok(DEFAULT_PAGE_SIZE);
+    };
     match raw.trim().parse::<i64>() {
         Ok(-1) => Ok(DEFAULT_PAGE_SIZE),
         Ok(n) if n >= 1 => Ok(n.min(MAX_PAGE_SIZE)),
@@ -221,7 +246,8 @@ const RANK_SQL: &str = "CASE json_type(body, ?) WHEN 'null' THEN 1 WHEN 'false' 
     WHEN 'integer' THEN 4 WHEN 'real' THEN 4 WHEN 'text' THEN 5 WHEN 'array' THEN 6 WHEN 'object' THEN 7 ELSE 0 END";
 // The value compared within one rank (0 where the rank says it all).
 // Two placeholders: the JSON path twice.
-const VALUE_SQL: &str = "CASE WHEN json_type(body, ?) IN ('integer', 'real', 'text', 'array', 'object') \
+const VALUE_SQL: &str =
+    "CASE WHEN json_type(body, ?) IN ('integer', 'real', 'text', 'array', 'object') \
     THEN json_extract(body, ?) ELSE 0 END";
 
 fn number_value(n: &serde_json::Number) -> SqlValue {
@@ -231,12 +257,20 @@ fn number_value(n: &serde_json::Number) -> SqlValue {
     }
 }
 
-fn push_condition(stmt: &mut Statement, condition: &Condition, params: &HashMap<String, Value>) -> Result<(), Failure> {
+fn push_condition(
+    stmt: &mut Statement,
+    condition: &Condition,
+    params: &HashMap<String, Value>,
+) -> Result<(), Failure> {
     let (path, param) = match condition {
-        Condition::Compare { path, param, .. } | Condition::StartsWith { path, param } => (path, param),
+        Condition::Compare { path, param, .. } | Condition::StartsWith { path, param } => {
+            (path, param)
+        }
     };
     let value = params.get(param).ok_or_else(|| {
-        Failure::BadRequest(format!("query parameter '{param}' is used in the query but not given in parameters"))
+        Failure::BadRequest(format!(
+            "query parameter '{param}' is used in the query but not given in parameters"
+        ))
     })?;
     let json_path = SqlValue::Text(path.sqlite_json_path());
     match condition {
@@ -287,7 +321,12 @@ fn push_condition(stmt: &mut Statement, condition: &Condition, params: &HashMap<
 
 fn fingerprint(container: &ContainerDef, source: &str, partition: Option<&str>) -> String {
     let mut hasher = Sha256::new();
-    for part in [container.database.as_str(), container.container.as_str(), source, partition.unwrap_or("*")] {
+    for part in [
+        container.database.as_str(),
+        container.container.as_str(),
+        source,
+        partition.unwrap_or("*"),
+    ] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
@@ -307,7 +346,10 @@ fn run(
     let order = parsed.order_by.as_ref();
     let fingerprint = fingerprint(
         container,
-        &format!("{source}\u{0}{}", order.map_or("", |o| if o.descending { "desc" } else { "asc" })),
+        &format!(
+            "{source}\u{0}{}",
+            order.map_or("", |o| if o.descending { "desc" } else { "asc" })
+        ),
         partition.as_deref(),
     );
     let after = request
@@ -316,7 +358,10 @@ fn run(
         .map(|raw| decode_token(raw, &fingerprint, order.is_some()))
         .transpose()?;
 
-    let mut stmt = Statement { text: String::new(), params: Vec::new() };
+    let mut stmt = Statement {
+        text: String::new(),
+        params: Vec::new(),
+    };
     // Inner query: filter, and compute the sort rank and value once per row.
     stmt.push("SELECT pk, id, body, r, v FROM (SELECT pk, id, body, ");
     match order {
@@ -411,12 +456,17 @@ fn run(
     // into the envelope without another parse.
     let body = format!(
         "{{\"_rid\":{},\"Documents\":[{}],\"_count\":{}}}",
-        Value::String(rid::container(container.database.as_str(), container.container.as_str())),
+        Value::String(rid::container(
+            container.database.as_str(),
+            container.container.as_str()
+        )),
         bodies.join(","),
         bodies.len()
     );
     let mut response = raw_json_response(200, body);
-    response.headers.push(("x-ms-item-count".into(), bodies.len().to_string()));
+    response
+        .headers
+        .push(("x-ms-item-count".into(), bodies.len().to_string()));
     if let Some(token) = continuation {
         response.headers.push((CONTINUATION_HEADER.into(), token));
     }
@@ -424,8 +474,14 @@ fn run(
 }
 
 #[cfg(test)]
-pub(crate) fn explain(parsed: &Query, params: &HashMap<String, Value>) -> Result<(String, Vec<SqlValue>), Failure> {
-    let mut stmt = Statement { text: String::new(), params: Vec::new() };
+pub(crate) fn explain(
+    parsed: &Query,
+    params: &HashMap<String, Value>,
+) -> Result<(String, Vec<SqlValue>), Failure> {
+    let mut stmt = Statement {
+        text: String::new(),
+        params: Vec::new(),
+    };
     for condition in &parsed.conditions {
         push_condition(&mut stmt, condition, params)?;
     }
@@ -440,7 +496,8 @@ mod tests {
     #[test]
     fn parameter_values_never_reach_the_sql_text() {
         let evil = "x'); DROP TABLE docstore_documents; --";
-        let parsed = query::parse("SELECT * FROM c WHERE c.name = @n AND STARTSWITH(c.city, @n)").unwrap();
+        let parsed =
+            query::parse("SELECT * FROM c WHERE c.name = @n AND STARTSWITH(c.city, @n)").unwrap();
         let params = HashMap::from([("@n".to_string(), json!(evil))]);
         let (text, bound) = explain(&parsed, &params).unwrap();
         assert!(!text.contains("DROP"), "{text}");
@@ -452,19 +509,39 @@ mod tests {
     #[test]
     fn undefined_parameters_and_composite_values_are_refused() {
         let parsed = query::parse("SELECT * FROM c WHERE c.a = @a").unwrap();
-        assert!(matches!(explain(&parsed, &HashMap::new()), Err(Failure::BadRequest(m)) if m.contains("@a")));
+        assert!(
+            matches!(explain(&parsed, &HashMap::new()), Err(Failure::BadRequest(m)) if m.contains("@a"))
+        );
         let params = HashMap::from([("@a".to_string(), json!([1]))]);
-        assert!(matches!(explain(&parsed, &params), Err(Failure::BadRequest(m)) if m.starts_with("Unsupported query")));
+        assert!(
+            matches!(explain(&parsed, &params), Err(Failure::BadRequest(m)) if m.starts_with("Unsupported query"))
+        );
     }
 
     #[test]
     fn tokens_round_trip_and_are_tied_to_their_query() {
-        let token = Continuation { f: "abc".into(), s: Some((5, SortValue::T("x".into()))), p: "\"p\"".into(), i: "id".into() };
+        let token = Continuation {
+            f: "abc".into(),
+            s: Some((5, SortValue::T("x".into()))),
+            p: "\"p\"".into(),
+            i: "id".into(),
+        };
         let raw = encode_token(&token);
         assert_eq!(decode_token(&raw, "abc", true).unwrap(), token);
-        assert!(matches!(decode_token(&raw, "other", true), Err(Failure::BadRequest(m)) if m.contains("does not belong")));
-        assert!(matches!(decode_token(&raw, "abc", false), Err(Failure::BadRequest(_))));
-        assert!(matches!(decode_token("!!!", "abc", true), Err(Failure::BadRequest(_))));
-        assert!(matches!(decode_token("e30", "abc", true), Err(Failure::BadRequest(_))));
+        assert!(
+            matches!(decode_token(&raw, "other", true), Err(Failure::BadRequest(m)) if m.contains("does not belong"))
+        );
+        assert!(matches!(
+            decode_token(&raw, "abc", false),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(matches!(
+            decode_token("!!!", "abc", true),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(matches!(
+            decode_token("e30", "abc", true),
+            Err(Failure::BadRequest(_))
+        ));
     }
 }

@@ -99,7 +99,8 @@ impl std::error::Error for SqlError {}
 pub trait Sql {
     /// Runs one statement with positional (`?`) parameters and returns its
     /// rows (empty for statements that return none).
-    fn execute(&self, statement: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, SqlError>;
+    fn execute(&self, statement: &str, params: &[SqlValue])
+        -> Result<Vec<Vec<SqlValue>>, SqlError>;
 }
 
 /// An HTTP request as the store sees it.
@@ -125,7 +126,8 @@ impl StoreRequest {
     }
 
     pub(crate) fn header_is_true(&self, name: &str) -> bool {
-        self.header(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        self.header(name)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     }
 }
 
@@ -238,7 +240,12 @@ pub fn handle(
     response
 }
 
-fn authorize(config: &StoreConfig, request: &StoreRequest, route: &route::ParsedPath, now: i64) -> Result<(), Failure> {
+fn authorize(
+    config: &StoreConfig,
+    request: &StoreRequest,
+    route: &route::ParsedPath,
+    now: i64,
+) -> Result<(), Failure> {
     let date = request.header(cosmos_auth::DATE_HEADER);
     let signed = cosmos_auth::SignedRequest {
         verb: &request.method,
@@ -297,7 +304,9 @@ fn dispatch(
             let container = known_container(config, db, coll)?;
             feed::read_feed(sql, container, request)
         }
-        (Route::Documents(..), _) => Err(Failure::method(&method, "the document feed", "GET, POST")),
+        (Route::Documents(..), _) => {
+            Err(Failure::method(&method, "the document feed", "GET, POST"))
+        }
         (Route::Document(db, coll, id), "GET") => {
             documents::read(sql, known_container(config, db, coll)?, id, request)
         }
@@ -308,7 +317,8 @@ fn dispatch(
             documents::delete(sql, known_container(config, db, coll)?, id, request)
         }
         (Route::Document(..), "PATCH") => Err(Failure::MethodNotAllowed(
-            "partial document update (PATCH) is not supported by the local document store; use PUT".into(),
+            "partial document update (PATCH) is not supported by the local document store; use PUT"
+                .into(),
         )),
         (Route::Document(..), _) => Err(Failure::method(&method, "a document", "GET, PUT, DELETE")),
         (Route::Unsupported(what), _) => Err(Failure::NotFound(format!(
@@ -320,14 +330,23 @@ fn dispatch(
 fn is_query(request: &StoreRequest) -> bool {
     let content_type = request.header("content-type").unwrap_or("");
     request.header_is_true("x-ms-documentdb-isquery")
-        || content_type.trim().to_ascii_lowercase().starts_with("application/query+json")
+        || content_type
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("application/query+json")
 }
 
-fn known_container<'a>(config: &'a StoreConfig, db: &str, coll: &str) -> Result<&'a ContainerDef, Failure> {
+fn known_container<'a>(
+    config: &'a StoreConfig,
+    db: &str,
+    coll: &str,
+) -> Result<&'a ContainerDef, Failure> {
     if !config.has_database(db) {
         return Err(Failure::NotFound(format!("database '{db}' does not exist")));
     }
-    config
-        .container(db, coll)
-        .ok_or_else(|| Failure::NotFound(format!("container '{coll}' does not exist in database '{db}'")))
+    config.container(db, coll).ok_or_else(|| {
+        Failure::NotFound(format!(
+            "container '{coll}' does not exist in database '{db}'"
+        ))
+    })
 }

@@ -77,7 +77,9 @@ fn unknown_database(db: &str) -> Failure {
 }
 
 fn unknown_container(db: &str, coll: &str) -> Failure {
-    Failure::NotFound(format!("container '{coll}' does not exist in database '{db}'"))
+    Failure::NotFound(format!(
+        "container '{coll}' does not exist in database '{db}'"
+    ))
 }
 
 fn fixed_schema(what: &str) -> Failure {
@@ -87,8 +89,15 @@ fn fixed_schema(what: &str) -> Failure {
 }
 
 pub(crate) fn list_databases(config: &StoreConfig) -> StoreResponse {
-    let dbs: Vec<Value> = config.databases().iter().map(|d| database_json(d.as_str())).collect();
-    json_response(200, &json!({ "_rid": "", "Databases": dbs, "_count": dbs.len() }))
+    let dbs: Vec<Value> = config
+        .databases()
+        .iter()
+        .map(|d| database_json(d.as_str()))
+        .collect();
+    json_response(
+        200,
+        &json!({ "_rid": "", "Databases": dbs, "_count": dbs.len() }),
+    )
 }
 
 pub(crate) fn database(config: &StoreConfig, db: &str) -> Result<StoreResponse, Failure> {
@@ -114,11 +123,17 @@ pub(crate) fn list_containers(config: &StoreConfig, db: &str) -> Result<StoreRes
     ))
 }
 
-pub(crate) fn container(config: &StoreConfig, db: &str, coll: &str) -> Result<StoreResponse, Failure> {
+pub(crate) fn container(
+    config: &StoreConfig,
+    db: &str,
+    coll: &str,
+) -> Result<StoreResponse, Failure> {
     if !config.has_database(db) {
         return Err(unknown_database(db));
     }
-    let def = config.container(db, coll).ok_or_else(|| unknown_container(db, coll))?;
+    let def = config
+        .container(db, coll)
+        .ok_or_else(|| unknown_container(db, coll))?;
     Ok(json_response(200, &container_json(def)))
 }
 
@@ -127,13 +142,18 @@ fn requested_id(request: &StoreRequest) -> Result<String, Failure> {
         .map_err(|_| Failure::BadRequest("the request body is not valid JSON".into()))?;
     match body.get("id") {
         Some(Value::String(id)) => Ok(id.clone()),
-        _ => Err(Failure::BadRequest("the request body has no string 'id'".into())),
+        _ => Err(Failure::BadRequest(
+            "the request body has no string 'id'".into(),
+        )),
     }
 }
 
 /// `POST /dbs`: 409 for a configured database (as Cosmos answers for an
 /// existing one, so "create if not exists" flows work), 403 otherwise.
-pub(crate) fn create_database(config: &StoreConfig, request: &StoreRequest) -> Result<StoreResponse, Failure> {
+pub(crate) fn create_database(
+    config: &StoreConfig,
+    request: &StoreRequest,
+) -> Result<StoreResponse, Failure> {
     let id = requested_id(request)?;
     if config.has_database(&id) {
         return Err(Failure::Conflict(format!("database '{id}' already exists")));
@@ -142,19 +162,29 @@ pub(crate) fn create_database(config: &StoreConfig, request: &StoreRequest) -> R
 }
 
 /// `POST /dbs/{db}/colls`: 409 for a configured container, 403 otherwise.
-pub(crate) fn create_container(config: &StoreConfig, db: &str, request: &StoreRequest) -> Result<StoreResponse, Failure> {
+pub(crate) fn create_container(
+    config: &StoreConfig,
+    db: &str,
+    request: &StoreRequest,
+) -> Result<StoreResponse, Failure> {
     if !config.has_database(db) {
         return Err(unknown_database(db));
     }
     let id = requested_id(request)?;
     if config.container(db, &id).is_some() {
-        return Err(Failure::Conflict(format!("container '{id}' already exists in database '{db}'")));
+        return Err(Failure::Conflict(format!(
+            "container '{id}' already exists in database '{db}'"
+        )));
     }
     Err(fixed_schema("creating a container"))
 }
 
 /// Any change to a database or container: 404 if unknown, else 403.
-pub(crate) fn refuse_change(config: &StoreConfig, db: &str, coll: Option<&str>) -> Result<StoreResponse, Failure> {
+pub(crate) fn refuse_change(
+    config: &StoreConfig,
+    db: &str,
+    coll: Option<&str>,
+) -> Result<StoreResponse, Failure> {
     if !config.has_database(db) {
         return Err(unknown_database(db));
     }
@@ -168,11 +198,18 @@ pub(crate) fn refuse_change(config: &StoreConfig, db: &str, coll: Option<&str>) 
 /// `GET .../pkranges`: one range covering every partition key. SDKs read it
 /// as a change feed until `304 Not Modified`, so the answer carries a fixed
 /// etag and a request presenting it gets 304.
-pub(crate) fn partition_key_ranges(config: &StoreConfig, db: &str, coll: &str, request: &StoreRequest) -> Result<StoreResponse, Failure> {
+pub(crate) fn partition_key_ranges(
+    config: &StoreConfig,
+    db: &str,
+    coll: &str,
+    request: &StoreRequest,
+) -> Result<StoreResponse, Failure> {
     if !config.has_database(db) {
         return Err(unknown_database(db));
     }
-    config.container(db, coll).ok_or_else(|| unknown_container(db, coll))?;
+    config
+        .container(db, coll)
+        .ok_or_else(|| unknown_container(db, coll))?;
     let etag = rid::fixed_etag(&["pkranges", db, coll]);
     let presented = request.header("if-none-match").map(str::trim);
     if presented.is_some_and(|p| p == "*" || p == etag) {
@@ -204,6 +241,8 @@ pub(crate) fn partition_key_ranges(config: &StoreConfig, db: &str, coll: &str, r
         }),
     );
     response.headers.push(("etag".into(), etag));
-    response.headers.push(("x-ms-item-count".into(), "1".into()));
+    response
+        .headers
+        .push(("x-ms-item-count".into(), "1".into()));
     Ok(response)
 }

@@ -49,17 +49,23 @@ impl PartitionKey {
 
 /// The partition key the request names in its header, if it sends one.
 pub(crate) fn from_header(request: &crate::StoreRequest) -> Result<Option<PartitionKey>, Failure> {
-    let Some(raw) = request.header(HEADER) else { return Ok(None) };
+    let Some(raw) = request.header(HEADER) else {
+        return Ok(None);
+    };
     let invalid = || {
         Failure::BadRequest(format!(
             "the {HEADER} header must be a JSON array holding one string, number, boolean or null (or {{}} for none), e.g. [\"value\"]"
         ))
     };
     let parsed: Value = serde_json::from_str(raw).map_err(|_| invalid())?;
-    let Value::Array(items) = parsed else { return Err(invalid()) };
+    let Value::Array(items) = parsed else {
+        return Err(invalid());
+    };
     match items.as_slice() {
         [Value::Object(o)] if o.is_empty() => Ok(Some(PartitionKey::Undefined)),
-        [value] => PartitionKey::from_value(Some(value)).map(Some).ok_or_else(invalid),
+        [value] => PartitionKey::from_value(Some(value))
+            .map(Some)
+            .ok_or_else(invalid),
         _ => Err(invalid()),
     }
 }
@@ -74,7 +80,10 @@ pub(crate) fn required_from_header(request: &crate::StoreRequest) -> Result<Part
 }
 
 /// The value at the container's partition key path in a document.
-pub(crate) fn from_document(path: &PartitionKeyPath, document: &Value) -> Result<PartitionKey, Failure> {
+pub(crate) fn from_document(
+    path: &PartitionKeyPath,
+    document: &Value,
+) -> Result<PartitionKey, Failure> {
     let mut current = Some(document);
     for segment in path.segments() {
         current = current.and_then(|v| v.get(segment));
@@ -96,7 +105,9 @@ mod tests {
         crate::StoreRequest {
             method: "GET".into(),
             path: "/".into(),
-            headers: header.map(|h| vec![(HEADER.to_string(), h.to_string())]).unwrap_or_default(),
+            headers: header
+                .map(|h| vec![(HEADER.to_string(), h.to_string())])
+                .unwrap_or_default(),
             body: Vec::new(),
             base_url: "http://127.0.0.1".into(),
         }
@@ -104,7 +115,12 @@ mod tests {
 
     #[test]
     fn header_values_parse_to_canonical_text() {
-        let canon = |h: &str| from_header(&request_with(Some(h))).unwrap().unwrap().canonical();
+        let canon = |h: &str| {
+            from_header(&request_with(Some(h)))
+                .unwrap()
+                .unwrap()
+                .canonical()
+        };
         assert_eq!(canon("[\"abc\"]"), "\"abc\"");
         assert_eq!(canon("[5]"), canon("[5.0]"));
         assert_eq!(canon("[-0.0]"), canon("[0]"));
@@ -113,18 +129,45 @@ mod tests {
         assert_eq!(canon("[null]"), "null");
         assert_eq!(canon("[{}]"), "{}");
         assert_eq!(from_header(&request_with(None)).unwrap(), None);
-        for bad in ["", "abc", "\"abc\"", "[]", "[1,2]", "[[1]]", "[{\"a\":1}]", "{}"] {
-            assert!(matches!(from_header(&request_with(Some(bad))), Err(Failure::BadRequest(_))), "{bad}");
+        for bad in [
+            "",
+            "abc",
+            "\"abc\"",
+            "[]",
+            "[1,2]",
+            "[[1]]",
+            "[{\"a\":1}]",
+            "{}",
+        ] {
+            assert!(
+                matches!(
+                    from_header(&request_with(Some(bad))),
+                    Err(Failure::BadRequest(_))
+                ),
+                "{bad}"
+            );
         }
-        assert!(matches!(required_from_header(&request_with(None)), Err(Failure::BadRequest(_))));
+        assert!(matches!(
+            required_from_header(&request_with(None)),
+            Err(Failure::BadRequest(_))
+        ));
     }
 
     #[test]
     fn document_values_follow_the_path() {
         let path = PartitionKeyPath::parse("/a/b").unwrap();
-        assert_eq!(from_document(&path, &json!({"a": {"b": "x"}})).unwrap(), PartitionKey::String("x".into()));
-        assert_eq!(from_document(&path, &json!({"a": 1})).unwrap(), PartitionKey::Undefined);
-        assert_eq!(from_document(&path, &json!({})).unwrap(), PartitionKey::Undefined);
+        assert_eq!(
+            from_document(&path, &json!({"a": {"b": "x"}})).unwrap(),
+            PartitionKey::String("x".into())
+        );
+        assert_eq!(
+            from_document(&path, &json!({"a": 1})).unwrap(),
+            PartitionKey::Undefined
+        );
+        assert_eq!(
+            from_document(&path, &json!({})).unwrap(),
+            PartitionKey::Undefined
+        );
         assert!(from_document(&path, &json!({"a": {"b": [1]}})).is_err());
         assert!(from_document(&path, &json!({"a": {"b": {"c": 1}}})).is_err());
     }

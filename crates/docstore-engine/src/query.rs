@@ -95,7 +95,11 @@ impl CompareOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
     /// `path op @param`
-    Compare { path: PropertyPath, op: CompareOp, param: String },
+    Compare {
+        path: PropertyPath,
+        op: CompareOp,
+        param: String,
+    },
     /// `STARTSWITH(path, @param)`
     StartsWith { path: PropertyPath, param: String },
 }
@@ -148,9 +152,33 @@ const SYMBOLS: [&str; 17] = [
 // Words that cannot be an alias (a subset of Cosmos DB's reserved words that
 // could otherwise be mistaken for one here).
 const RESERVED: &[&str] = &[
-    "select", "from", "where", "and", "or", "not", "order", "by", "asc", "desc", "as", "in",
-    "join", "top", "value", "offset", "limit", "group", "having", "like", "between", "exists",
-    "true", "false", "null", "undefined", "distinct",
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "not",
+    "order",
+    "by",
+    "asc",
+    "desc",
+    "as",
+    "in",
+    "join",
+    "top",
+    "value",
+    "offset",
+    "limit",
+    "group",
+    "having",
+    "like",
+    "between",
+    "exists",
+    "true",
+    "false",
+    "null",
+    "undefined",
+    "distinct",
 ];
 
 fn unsupported(what: impl Into<String>) -> UnsupportedQuery {
@@ -250,7 +278,8 @@ impl Parser {
     }
 
     fn describe_next(&self) -> String {
-        self.peek().map_or_else(|| "the end of the query".to_string(), Token::describe)
+        self.peek()
+            .map_or_else(|| "the end of the query".to_string(), Token::describe)
     }
 
     fn expect_keyword(&mut self, keyword: &str, context: &str) -> Result<(), UnsupportedQuery> {
@@ -318,7 +347,10 @@ impl Parser {
                     other => {
                         return Err(unsupported(format!(
                             "expected a property name after '.', found {}",
-                            other.map_or_else(|| "the end of the query".to_string(), |t| t.describe())
+                            other.map_or_else(
+                                || "the end of the query".to_string(),
+                                |t| t.describe()
+                            )
                         )))
                     }
                 }
@@ -347,13 +379,16 @@ impl Parser {
                     }
                     other => {
                         return Err(unsupported(format!(
-                            "expected a quoted property name or an array index inside [ ], found {}",
-                            other.map_or_else(|| "the end of the query".to_string(), |t| t.describe())
-                        )))
+                        "expected a quoted property name or an array index inside [ ], found {}",
+                        other.map_or_else(|| "the end of the query".to_string(), |t| t.describe())
+                    )))
                     }
                 }
                 if !self.eat_symbol("]") {
-                    return Err(unsupported(format!("expected ']', found {}", self.describe_next())));
+                    return Err(unsupported(format!(
+                        "expected ']', found {}",
+                        self.describe_next()
+                    )));
                 }
             } else {
                 break;
@@ -397,7 +432,9 @@ impl Parser {
                 "literal values (pass values as parameters such as @value)",
             )),
             Some(t) if t.is_keyword("true") || t.is_keyword("false") || t.is_keyword("null") => {
-                Err(unsupported("literal values (pass values as parameters such as @value)"))
+                Err(unsupported(
+                    "literal values (pass values as parameters such as @value)",
+                ))
             }
             other => Err(unsupported(format!(
                 "expected a parameter such as @value, found {}",
@@ -417,18 +454,29 @@ impl Parser {
             Some(t) if t.is_keyword("startswith") => {
                 self.pos += 1;
                 if !self.eat_symbol("(") {
-                    return Err(unsupported(format!("expected '(' after STARTSWITH, found {}", self.describe_next())));
+                    return Err(unsupported(format!(
+                        "expected '(' after STARTSWITH, found {}",
+                        self.describe_next()
+                    )));
                 }
                 let path = self.property_path()?;
                 if !self.eat_symbol(",") {
-                    return Err(unsupported(format!("expected ',' in STARTSWITH, found {}", self.describe_next())));
+                    return Err(unsupported(format!(
+                        "expected ',' in STARTSWITH, found {}",
+                        self.describe_next()
+                    )));
                 }
                 let param = self.parameter()?;
                 if self.eat_symbol(",") {
-                    return Err(unsupported("STARTSWITH with a third (ignore case) argument"));
+                    return Err(unsupported(
+                        "STARTSWITH with a third (ignore case) argument",
+                    ));
                 }
                 if !self.eat_symbol(")") {
-                    return Err(unsupported(format!("expected ')' after STARTSWITH arguments, found {}", self.describe_next())));
+                    return Err(unsupported(format!(
+                        "expected ')' after STARTSWITH arguments, found {}",
+                        self.describe_next()
+                    )));
                 }
                 Ok(Condition::StartsWith { path, param })
             }
@@ -438,7 +486,9 @@ impl Parser {
                 let param = self.parameter()?;
                 Ok(Condition::Compare { path, op, param })
             }
-            Some(Token::Ident(name)) if self.tokens.get(self.pos + 1) == Some(&Token::Symbol("(")) => {
+            Some(Token::Ident(name))
+                if self.tokens.get(self.pos + 1) == Some(&Token::Symbol("(")) =>
+            {
                 Err(unsupported(format!("the function {}", name.to_uppercase())))
             }
             Some(t) if t.is_keyword("not") => Err(unsupported("NOT")),
@@ -455,7 +505,11 @@ impl Parser {
 /// Parses a query of the supported shape.
 pub fn parse(text: &str) -> Result<Query, UnsupportedQuery> {
     let tokens = tokenize(text)?;
-    let mut parser = Parser { tokens, pos: 0, alias: String::new() };
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        alias: String::new(),
+    };
     parser.expect_keyword("select", "at the start")?;
     if let Some(t) = parser.peek() {
         for word in ["top", "value", "distinct"] {
@@ -519,11 +573,17 @@ pub fn parse(text: &str) -> Result<Query, UnsupportedQuery> {
         order_by = Some(OrderBy { path, descending });
     }
     match parser.peek() {
-        None => Ok(Query { conditions, order_by }),
+        None => Ok(Query {
+            conditions,
+            order_by,
+        }),
         Some(t) if t.is_keyword("group") => Err(unsupported("GROUP BY")),
         Some(t) if t.is_keyword("offset") => Err(unsupported("OFFSET ... LIMIT")),
         Some(t) if t.is_keyword("order") => Err(unsupported("ORDER BY in this position")),
-        Some(t) => Err(unsupported(format!("unexpected {} after the query", t.describe()))),
+        Some(t) => Err(unsupported(format!(
+            "unexpected {} after the query",
+            t.describe()
+        ))),
     }
 }
 
@@ -537,7 +597,13 @@ mod tests {
 
     #[test]
     fn accepts_the_supported_shapes() {
-        assert_eq!(parse("SELECT * FROM c").unwrap(), Query { conditions: vec![], order_by: None });
+        assert_eq!(
+            parse("SELECT * FROM c").unwrap(),
+            Query {
+                conditions: vec![],
+                order_by: None
+            }
+        );
         let q = parse(
             "select * from root r where r.a.b = @x and @y <= r[\"weird key\"] AND STARTSWITH(r.name, @p) order by r.n desc",
         )
@@ -555,10 +621,19 @@ mod tests {
                     op: CompareOp::Ge,
                     param: "@y".into()
                 },
-                Condition::StartsWith { path: PropertyPath(vec![key("name")]), param: "@p".into() },
+                Condition::StartsWith {
+                    path: PropertyPath(vec![key("name")]),
+                    param: "@p".into()
+                },
             ]
         );
-        assert_eq!(q.order_by, Some(OrderBy { path: PropertyPath(vec![key("n")]), descending: true }));
+        assert_eq!(
+            q.order_by,
+            Some(OrderBy {
+                path: PropertyPath(vec![key("n")]),
+                descending: true
+            })
+        );
         let q = parse("SELECT * FROM docs AS d WHERE d.tags[2] <> @t ORDER BY d['x'] ASC").unwrap();
         assert_eq!(
             q.conditions[0],
@@ -573,16 +648,26 @@ mod tests {
 
     #[test]
     fn operators_flip_when_the_parameter_comes_first() {
-        for (text, op) in [("<", CompareOp::Gt), (">=", CompareOp::Le), ("!=", CompareOp::Ne), ("=", CompareOp::Eq)] {
+        for (text, op) in [
+            ("<", CompareOp::Gt),
+            (">=", CompareOp::Le),
+            ("!=", CompareOp::Ne),
+            ("=", CompareOp::Eq),
+        ] {
             let q = parse(&format!("SELECT * FROM c WHERE @v {text} c.n")).unwrap();
-            assert!(matches!(&q.conditions[0], Condition::Compare { op: o, .. } if *o == op), "{text}");
+            assert!(
+                matches!(&q.conditions[0], Condition::Compare { op: o, .. } if *o == op),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn builds_quoted_sqlite_json_paths() {
         let q = parse("SELECT * FROM c WHERE c.a['b.c'][3].d = @x").unwrap();
-        let Condition::Compare { path, .. } = &q.conditions[0] else { panic!("not a comparison") };
+        let Condition::Compare { path, .. } = &q.conditions[0] else {
+            panic!("not a comparison")
+        };
         assert_eq!(path.sqlite_json_path(), "$.\"a\".\"b.c\"[3].\"d\"");
     }
 
@@ -621,8 +706,14 @@ mod tests {
         ];
         for (query, fragment) in cases {
             let err = parse(query).expect_err(query);
-            assert!(err.to_string().starts_with("Unsupported query: "), "{query}");
-            assert!(err.0.contains(fragment), "{query}: {err} lacks {fragment:?}");
+            assert!(
+                err.to_string().starts_with("Unsupported query: "),
+                "{query}"
+            );
+            assert!(
+                err.0.contains(fragment),
+                "{query}: {err} lacks {fragment:?}"
+            );
         }
     }
 }

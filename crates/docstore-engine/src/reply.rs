@@ -63,12 +63,16 @@ impl Failure {
             Failure::TooLarge => (
                 413,
                 "RequestEntityTooLarge",
-                format!("Request size is too large: the body exceeds {} bytes.", crate::MAX_BODY_BYTES),
+                format!(
+                    "Request size is too large: the body exceeds {} bytes.",
+                    crate::MAX_BODY_BYTES
+                ),
             ),
             Failure::Busy => (
                 429,
                 "TooManyRequests",
-                "The local document store's database is busy; retry after x-ms-retry-after-ms.".into(),
+                "The local document store's database is busy; retry after x-ms-retry-after-ms."
+                    .into(),
             ),
             Failure::Internal | Failure::NoSchema => (
                 500,
@@ -80,11 +84,15 @@ impl Failure {
 
     pub(crate) fn into_response(self) -> StoreResponse {
         let (status, code, message) = self.parts();
-        let mut response = json_response(status, &serde_json::json!({ "code": code, "message": message }));
+        let mut response = json_response(
+            status,
+            &serde_json::json!({ "code": code, "message": message }),
+        );
         if self == Failure::Busy {
-            response
-                .headers
-                .push(("x-ms-retry-after-ms".into(), BUSY_RETRY_AFTER_MS.to_string()));
+            response.headers.push((
+                "x-ms-retry-after-ms".into(),
+                BUSY_RETRY_AFTER_MS.to_string(),
+            ));
         }
         response
     }
@@ -104,12 +112,20 @@ impl From<SqlError> for Failure {
 }
 
 pub(crate) fn json_response(status: u16, body: &serde_json::Value) -> StoreResponse {
-    StoreResponse { status, headers: Vec::new(), body: body.to_string().into_bytes() }
+    StoreResponse {
+        status,
+        headers: Vec::new(),
+        body: body.to_string().into_bytes(),
+    }
 }
 
 /// A response whose body is already serialized JSON.
 pub(crate) fn raw_json_response(status: u16, body: String) -> StoreResponse {
-    StoreResponse { status, headers: Vec::new(), body: body.into_bytes() }
+    StoreResponse {
+        status,
+        headers: Vec::new(),
+        body: body.into_bytes(),
+    }
 }
 
 /// Headers every response carries.
@@ -120,5 +136,7 @@ pub(crate) fn add_common_headers(response: &mut StoreResponse) {
     response
         .headers
         .push(("x-ms-activity-id".into(), uuid::Uuid::new_v4().to_string()));
-    response.headers.push(("x-ms-request-charge".into(), "1".into()));
+    response
+        .headers
+        .push(("x-ms-request-charge".into(), "1".into()));
 }

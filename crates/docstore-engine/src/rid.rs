@@ -91,7 +91,10 @@ mod tests {
         assert_eq!(&coll_bytes[..4], &db_bytes[..]);
         assert_eq!(&doc_bytes[..8], &coll_bytes[..]);
         assert!(!doc.contains('/'));
-        assert_ne!(container("patients", "tests"), container("patients", "patients"));
+        assert_ne!(
+            container("patients", "tests"),
+            container("patients", "patients")
+        );
         assert_ne!(new_document("a", "b"), new_document("a", "b"));
     }
 

@@ -36,10 +36,14 @@ pub(crate) fn parse(path: &str) -> Result<ParsedPath, Failure> {
             .split('/')
             .map(|segment| percent::decode(segment, percent::Plus::Literal))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Failure::BadRequest("the request path is not valid percent-encoded UTF-8".into()))?
+            .ok_or_else(|| {
+                Failure::BadRequest("the request path is not valid percent-encoded UTF-8".into())
+            })?
     };
     if segments.iter().any(String::is_empty) {
-        return Err(Failure::NotFound("the request path has an empty segment".into()));
+        return Err(Failure::NotFound(
+            "the request path has an empty segment".into(),
+        ));
     }
     // Cosmos DB's rule: a path ending in an id names that resource (type is
     // the segment before it, link is the whole path); a path ending in a
@@ -48,7 +52,10 @@ pub(crate) fn parse(path: &str) -> Result<ParsedPath, Failure> {
     let (resource_type, resource_link) = if n == 0 {
         (String::new(), String::new())
     } else if n % 2 == 1 {
-        (segments[n - 1].to_ascii_lowercase(), segments[..n - 1].join("/"))
+        (
+            segments[n - 1].to_ascii_lowercase(),
+            segments[..n - 1].join("/"),
+        )
     } else {
         (segments[n - 2].to_ascii_lowercase(), segments.join("/"))
     };
@@ -68,7 +75,11 @@ pub(crate) fn parse(path: &str) -> Result<ParsedPath, Failure> {
         }
         _ => Route::Unsupported(format!("resources of type '{resource_type}'")),
     };
-    Ok(ParsedPath { route, resource_type, resource_link })
+    Ok(ParsedPath {
+        route,
+        resource_type,
+        resource_link,
+    })
 }
 
 #[cfg(test)]
@@ -86,39 +97,73 @@ mod tests {
         assert_eq!(parsed("/"), (Route::Account, s(""), s("")));
         assert_eq!(parsed(""), (Route::Account, s(""), s("")));
         assert_eq!(parsed("/dbs"), (Route::Databases, s("dbs"), s("")));
-        assert_eq!(parsed("/dbs/x"), (Route::Database(s("x")), s("dbs"), s("dbs/x")));
-        assert_eq!(parsed("/dbs/x/colls/"), (Route::Collections(s("x")), s("colls"), s("dbs/x")));
+        assert_eq!(
+            parsed("/dbs/x"),
+            (Route::Database(s("x")), s("dbs"), s("dbs/x"))
+        );
+        assert_eq!(
+            parsed("/dbs/x/colls/"),
+            (Route::Collections(s("x")), s("colls"), s("dbs/x"))
+        );
         assert_eq!(
             parsed("/dbs/x/colls/y"),
-            (Route::Collection(s("x"), s("y")), s("colls"), s("dbs/x/colls/y"))
+            (
+                Route::Collection(s("x"), s("y")),
+                s("colls"),
+                s("dbs/x/colls/y")
+            )
         );
         assert_eq!(
             parsed("/dbs/x/colls/y/pkranges"),
-            (Route::PartitionKeyRanges(s("x"), s("y")), s("pkranges"), s("dbs/x/colls/y"))
+            (
+                Route::PartitionKeyRanges(s("x"), s("y")),
+                s("pkranges"),
+                s("dbs/x/colls/y")
+            )
         );
         assert_eq!(
             parsed("/dbs/x/colls/y/docs/"),
-            (Route::Documents(s("x"), s("y")), s("docs"), s("dbs/x/colls/y"))
+            (
+                Route::Documents(s("x"), s("y")),
+                s("docs"),
+                s("dbs/x/colls/y")
+            )
         );
         assert_eq!(
             parsed("/dbs/x/colls/y/docs/z"),
-            (Route::Document(s("x"), s("y"), s("z")), s("docs"), s("dbs/x/colls/y/docs/z"))
+            (
+                Route::Document(s("x"), s("y"), s("z")),
+                s("docs"),
+                s("dbs/x/colls/y/docs/z")
+            )
         );
     }
 
     #[test]
     fn decodes_percent_encoded_ids() {
         let (route, _, link) = parsed("/dbs/x/colls/y/docs/a%20b%C3%A9");
-        assert_eq!(route, Route::Document("x".into(), "y".into(), "a bé".into()));
+        assert_eq!(
+            route,
+            Route::Document("x".into(), "y".into(), "a bé".into())
+        );
         assert_eq!(link, "dbs/x/colls/y/docs/a bé");
-        assert!(matches!(parse("/dbs/x/colls/y/docs/%zz"), Err(Failure::BadRequest(_))));
-        assert!(matches!(parse("/dbs/x/colls/y/docs/%FF"), Err(Failure::BadRequest(_))));
+        assert!(matches!(
+            parse("/dbs/x/colls/y/docs/%zz"),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse("/dbs/x/colls/y/docs/%FF"),
+            Err(Failure::BadRequest(_))
+        ));
     }
 
     #[test]
     fn other_resource_kinds_are_unsupported() {
         assert!(matches!(parsed("/dbs/x/users").0, Route::Unsupported(_)));
-        assert!(matches!(parsed("/dbs/x/colls/y/sprocs/p").0, Route::Unsupported(_)));
+        assert!(matches!(
+            parsed("/dbs/x/colls/y/sprocs/p").0,
+            Route::Unsupported(_)
+        ));
         assert!(matches!(parsed("/offers").0, Route::Unsupported(_)));
         assert!(matches!(parse("/dbs//colls"), Err(Failure::NotFound(_))));
     }

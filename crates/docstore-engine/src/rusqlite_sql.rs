@@ -31,7 +31,9 @@ pub struct ThreadLockWait {
 
 impl ThreadLockWait {
     pub fn new() -> Self {
-        Self { started: Instant::now() }
+        Self {
+            started: Instant::now(),
+        }
     }
 }
 
@@ -71,10 +73,16 @@ fn to_rusqlite(value: &SqlValue) -> RValue {
 }
 
 impl Sql for RusqliteSql {
-    fn execute(&self, statement: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, SqlError> {
+    fn execute(
+        &self,
+        statement: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, SqlError> {
         let mut stmt = self.conn.prepare(statement).map_err(map_error)?;
         let columns = stmt.column_count();
-        let mut rows = stmt.query(params_from_iter(params.iter().map(to_rusqlite))).map_err(map_error)?;
+        let mut rows = stmt
+            .query(params_from_iter(params.iter().map(to_rusqlite)))
+            .map_err(map_error)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(map_error)? {
             let mut values = Vec::with_capacity(columns);

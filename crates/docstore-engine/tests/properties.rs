@@ -1114,6 +1114,11 @@ fn backslash_in_a_property_name_is_refused_as_unsupported() {
             vec![("content-type".into(), "application/query+json".into())],
             body.into_bytes(),
         );
-        assert_eq!(r.status, 400, "{query}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            400,
+            "{query}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
     }
 }

@@ -88,7 +88,8 @@ pub fn split_subscription_key(query: &str) -> (Option<String>, String) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if percent::decode(name, Plus::Literal).as_deref() == Some(SUBSCRIPTION_KEY_QUERY) {
             if key.is_none() {
-                key = Some(percent::decode(value, Plus::Literal).unwrap_or_else(|| value.to_owned()));
+                key =
+                    Some(percent::decode(value, Plus::Literal).unwrap_or_else(|| value.to_owned()));
             }
         } else {
             rest.push(pair);

@@ -231,8 +231,7 @@ fn jwt_hostile_tokens_are_refused_without_panic() {
 fn jwt_dangerous_headers_are_refused_before_the_key() {
     // A correctly formed token whose header asks for something refused:
     // the error names that, whatever the (valid or not) signature.
-    let header =
-        prop_oneof![
+    let header = prop_oneof![
             "[nN][oO][nN][eE]"
                 .prop_map(|alg| (json!({"alg": alg, "kid": "rsa-1"}), JwtError::AlgNone)),
             "[hH][sS](256|384|512|1)"

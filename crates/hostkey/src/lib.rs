@@ -108,15 +108,30 @@ mod tests {
     fn missing_empty_and_wrong_keys_are_rejected() {
         assert_eq!(keys().verify(None), Err(KeyRejection::Missing));
         assert_eq!(keys().verify(Some("")), Err(KeyRejection::Missing));
-        assert_eq!(keys().verify(Some("primary-key-valu")), Err(KeyRejection::Wrong));
-        assert_eq!(keys().verify(Some("primary-key-value ")), Err(KeyRejection::Wrong));
-        assert_eq!(keys().verify(Some("PRIMARY-KEY-VALUE")), Err(KeyRejection::Wrong));
+        assert_eq!(
+            keys().verify(Some("primary-key-valu")),
+            Err(KeyRejection::Wrong)
+        );
+        assert_eq!(
+            keys().verify(Some("primary-key-value ")),
+            Err(KeyRejection::Wrong)
+        );
+        assert_eq!(
+            keys().verify(Some("PRIMARY-KEY-VALUE")),
+            Err(KeyRejection::Wrong)
+        );
     }
 
     #[test]
     fn empty_configured_keys_are_refused() {
-        assert_eq!(AcceptedKeys::pair("k", "").unwrap_err(), KeyConfigError::Empty);
-        assert_eq!(AcceptedKeys::single("  ").unwrap_err(), KeyConfigError::Empty);
+        assert_eq!(
+            AcceptedKeys::pair("k", "").unwrap_err(),
+            KeyConfigError::Empty
+        );
+        assert_eq!(
+            AcceptedKeys::single("  ").unwrap_err(),
+            KeyConfigError::Empty
+        );
     }
 
     #[test]

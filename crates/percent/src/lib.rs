@@ -57,7 +57,10 @@ mod tests {
 
     #[test]
     fn escapes_decode_and_plain_text_passes() {
-        assert_eq!(decode("a%20b%2Fc%2fd", Plus::Literal).as_deref(), Some("a b/c/d"));
+        assert_eq!(
+            decode("a%20b%2Fc%2fd", Plus::Literal).as_deref(),
+            Some("a b/c/d")
+        );
         assert_eq!(decode("caf%C3%A9", Plus::Literal).as_deref(), Some("café"));
         assert_eq!(decode("", Plus::Literal).as_deref(), Some(""));
     }

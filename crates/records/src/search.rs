@@ -325,7 +325,10 @@ mod tests {
     fn values_never_appear_in_the_query_text() {
         let c = search(r#"{"firstName":"x' OR 1=1 --","postCode":"a\"b)"}"#).unwrap();
         let q = c.to_query();
-        assert_eq!(q.text, "SELECT * FROM c WHERE c.firstName = @firstName AND c.postCode = @postCode");
+        assert_eq!(
+            q.text,
+            "SELECT * FROM c WHERE c.firstName = @firstName AND c.postCode = @postCode"
+        );
         assert_eq!(
             params(&q),
             vec![("@firstName", "x' OR 1=1 --"), ("@postCode", "a\"b)")]

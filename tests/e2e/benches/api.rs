@@ -28,12 +28,22 @@ impl Client {
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)));
         if !keep_alive {
-            config = config.max_idle_connections(0).max_idle_connections_per_host(0);
+            config = config
+                .max_idle_connections(0)
+                .max_idle_connections_per_host(0);
         }
-        Self { agent: config.build().into() }
+        Self {
+            agent: config.build().into(),
+        }
     }
 
-    fn call(&self, method: &str, url: &str, key: &str, body: Option<&Value>) -> (u16, Value, Option<String>) {
+    fn call(
+        &self,
+        method: &str,
+        url: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value, Option<String>) {
         let mut request = http::Request::builder()
             .method(method)
             .uri(url)
@@ -52,9 +62,17 @@ impl Client {
         };
         let mut response = result.expect("request");
         let status = response.status().as_u16();
-        let etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).map(String::from);
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null), etag)
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            etag,
+        )
     }
 }
 
@@ -141,7 +159,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--requests" => requests = args.next().and_then(|v| v.parse().ok()).expect("--requests N"),
+            "--requests" => {
+                requests = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--requests N")
+            }
             // "tmpfs" keeps the SQLite files in /dev/shm: what the app and the
             // runtime cost, without this machine's fsync (each store commit is
             // fsynced: writes are durable when acknowledged).
@@ -154,7 +177,14 @@ fn main() {
         "tmpfs" => Some(PathBuf::from("/dev/shm")),
         other => panic!("--storage disk|tmpfs, not {other}"),
     };
-    println!("storage: {storage} (SQLite files {})", if state_parent.is_some() { "in /dev/shm" } else { "on disk" });
+    println!(
+        "storage: {storage} (SQLite files {})",
+        if state_parent.is_some() {
+            "in /dev/shm"
+        } else {
+            "on disk"
+        }
+    );
     let mut all = Vec::new();
 
     // Cold start: load (compile + pre-instantiate), then the first request.
@@ -167,7 +197,8 @@ fn main() {
     let load_ms = loaded.elapsed().as_secs_f64() * 1000.0;
     let key = app.key("admin").to_string();
     let first = Instant::now();
-    let (status, _, _) = Client::new(false).call("POST", &app.url("/patient"), &key, Some(&patient(0)));
+    let (status, _, _) =
+        Client::new(false).call("POST", &app.url("/patient"), &key, Some(&patient(0)));
     let first_ms = first.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(status, 201, "the app must work before it is measured");
     println!("cold start: app load (compile + pre-instantiate, compile cache cold) {load_ms:.0} ms; first request (create patient) {first_ms:.2} ms");
@@ -184,15 +215,30 @@ fn main() {
             }
         }));
         all.push(measure("load patient", connection, requests, |i| {
-            let (s, _, _) = client.call("GET", &url(&format!("/patient/{}", ids[i % ids.len()])), &key, None);
+            let (s, _, _) = client.call(
+                "GET",
+                &url(&format!("/patient/{}", ids[i % ids.len()])),
+                &key,
+                None,
+            );
             assert_eq!(s, 200);
         }));
         all.push(measure("search by id", connection, requests, |i| {
-            let (s, _, _) = client.call("POST", &url("/patient/search"), &key, Some(&json!({"id": ids[i % ids.len()]})));
+            let (s, _, _) = client.call(
+                "POST",
+                &url("/patient/search"),
+                &key,
+                Some(&json!({"id": ids[i % ids.len()]})),
+            );
             assert_eq!(s, 200);
         }));
         all.push(measure("create test", connection, requests, |i| {
-            let (s, _, _) = client.call("POST", &url(&format!("/patient/{}/tests", ids[i % ids.len()])), &key, Some(&lab_test()));
+            let (s, _, _) = client.call(
+                "POST",
+                &url(&format!("/patient/{}/tests", ids[i % ids.len()])),
+                &key,
+                Some(&lab_test()),
+            );
             assert_eq!(s, 201);
         }));
     }
@@ -203,8 +249,16 @@ fn main() {
     const STORE: &str = "http://docstore.spin.internal";
     let floors = [
         (NOOP_LINE, AUDIT.to_string(), STORE.to_string()),
-        (NOOP_AUDITED, format!("{AUDIT},{STORE}"), format!("{STORE},{STORE}")),
-        (NOOP_AUDITED_TWO_READS, format!("{AUDIT},{STORE},{STORE}"), format!("{STORE},{STORE}")),
+        (
+            NOOP_AUDITED,
+            format!("{AUDIT},{STORE}"),
+            format!("{STORE},{STORE}"),
+        ),
+        (
+            NOOP_AUDITED_TWO_READS,
+            format!("{AUDIT},{STORE},{STORE}"),
+            format!("{STORE},{STORE}"),
+        ),
     ];
     for (name, patient_next, audit_next) in floors {
         let noop = TestApp::in_process(Start {
@@ -225,11 +279,25 @@ fn main() {
         }
     }
 
-    println!("\nfull chain p50 / no-op p50 with the same hops (create test makes one more store call):");
+    println!(
+        "\nfull chain p50 / no-op p50 with the same hops (create test makes one more store call):"
+    );
     for connection in ["kept-alive", "fresh"] {
-        let floor = |name: &str| all.iter().find(|f| f.operation == name && f.connection == connection).unwrap().p50_ms;
-        for f in all.iter().filter(|f| !f.operation.starts_with("no-op") && f.connection == connection) {
-            let same_hops = if f.operation == "create test" { NOOP_AUDITED_TWO_READS } else { NOOP_AUDITED };
+        let floor = |name: &str| {
+            all.iter()
+                .find(|f| f.operation == name && f.connection == connection)
+                .unwrap()
+                .p50_ms
+        };
+        for f in all
+            .iter()
+            .filter(|f| !f.operation.starts_with("no-op") && f.connection == connection)
+        {
+            let same_hops = if f.operation == "create test" {
+                NOOP_AUDITED_TWO_READS
+            } else {
+                NOOP_AUDITED
+            };
             println!(
                 "  {:<16} {:<11} {:>5.2}x   ({:.2}x the four-component line)",
                 f.operation,
@@ -243,8 +311,14 @@ fn main() {
     println!("\ncomponent sizes:");
     let mut sizes = Vec::new();
     for name in ["gateway", "patient_api", "audit_api", "docstore"] {
-        let bytes = std::fs::metadata(wasm_dir().join(format!("{name}.wasm"))).map(|m| m.len()).unwrap_or(0);
-        println!("  {name:<12} {:>8} bytes ({:.2} MiB)", bytes, bytes as f64 / 1048576.0);
+        let bytes = std::fs::metadata(wasm_dir().join(format!("{name}.wasm")))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "  {name:<12} {:>8} bytes ({:.2} MiB)",
+            bytes,
+            bytes as f64 / 1048576.0
+        );
         sizes.push(json!({"component": name, "bytes": bytes}));
     }
 

@@ -28,7 +28,13 @@ struct Outcome {
 
 /// `total` appends from `threads` threads; `pick(i)` chooses the resource
 /// of append `i`.
-fn run(host: &Host, key: &str, total: usize, threads: usize, pick: &(dyn Fn(usize) -> String + Sync)) -> Outcome {
+fn run(
+    host: &Host,
+    key: &str,
+    total: usize,
+    threads: usize,
+    pick: &(dyn Fn(usize) -> String + Sync),
+) -> Outcome {
     let next = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
@@ -47,7 +53,11 @@ fn run(host: &Host, key: &str, total: usize, threads: usize, pick: &(dyn Fn(usiz
                     "audit-api",
                     "POST",
                     "/auditrecord",
-                    &[("x-functions-key", key), ("x-actor", "bench"), ("x-correlation-id", "bench")],
+                    &[
+                        ("x-functions-key", key),
+                        ("x-actor", "bench"),
+                        ("x-correlation-id", "bench"),
+                    ],
                     body.as_bytes(),
                 );
                 if reply.status == 201 {
@@ -60,7 +70,11 @@ fn run(host: &Host, key: &str, total: usize, threads: usize, pick: &(dyn Fn(usiz
     });
     // Head advances still running after the last 201 belong to the work.
     host.settle();
-    Outcome { done: done.into_inner(), failed: failed.into_inner(), elapsed: started.elapsed() }
+    Outcome {
+        done: done.into_inner(),
+        failed: failed.into_inner(),
+        elapsed: started.elapsed(),
+    }
 }
 
 fn main() {
@@ -78,18 +92,33 @@ fn main() {
     // Warm up: compile caches, the store's file and WAL mode.
     run(host, &key, 4, 1, &|i| resource_id(1_000_000 + i));
 
-    println!("audit append throughput ({total} appends per row, at most {}s each)", TIME_LIMIT.as_secs());
-    println!("{:<16} {:>7} {:>9} {:>7} {:>12}", "scenario", "threads", "appends", "failed", "appends/s");
+    println!(
+        "audit append throughput ({total} appends per row, at most {}s each)",
+        TIME_LIMIT.as_secs()
+    );
+    println!(
+        "{:<16} {:>7} {:>9} {:>7} {:>12}",
+        "scenario", "threads", "appends", "failed", "appends/s"
+    );
     let mut round = 0;
     for threads in [1, 4, 16] {
         for scenario in ["one resource", "many resources"] {
             round += 1;
             let base = round * 100_000;
             let hot = resource_id(base);
-            let pick = |i: usize| if scenario == "one resource" { hot.clone() } else { resource_id(base + 1 + i) };
+            let pick = |i: usize| {
+                if scenario == "one resource" {
+                    hot.clone()
+                } else {
+                    resource_id(base + 1 + i)
+                }
+            };
             let o = run(host, &key, total, threads, &pick);
             let rate = o.done as f64 / o.elapsed.as_secs_f64();
-            println!("{scenario:<16} {threads:>7} {:>9} {:>7} {rate:>12.1}", o.done, o.failed);
+            println!(
+                "{scenario:<16} {threads:>7} {:>9} {:>7} {rate:>12.1}",
+                o.done, o.failed
+            );
         }
     }
 }

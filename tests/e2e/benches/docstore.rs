@@ -6,7 +6,9 @@
 
 use std::time::Instant;
 
-use cosmos::{ContainerRef, CosmosClient, DocumentId, MasterKey, PageRequest, PartitionKey, Query, QueryScope};
+use cosmos::{
+    ContainerRef, CosmosClient, DocumentId, MasterKey, PageRequest, PartitionKey, Query, QueryScope,
+};
 use e2e::native::{SystemClock, UreqTransport};
 use e2e::{repo_root, Start, TestApp};
 use serde_json::json;
@@ -32,7 +34,11 @@ fn main() {
     let started = Instant::now();
     for i in 0..DOCUMENTS {
         client
-            .create_document(&container, &pk, &json!({"id": format!("doc{i:05}"), "patientId": patient, "n": i}))
+            .create_document(
+                &container,
+                &pk,
+                &json!({"id": format!("doc{i:05}"), "patientId": patient, "n": i}),
+            )
             .expect("create");
     }
     report("create", DOCUMENTS, started);
@@ -40,7 +46,11 @@ fn main() {
     let started = Instant::now();
     for i in 0..DOCUMENTS {
         client
-            .read_document(&container, &pk, &DocumentId::new(format!("doc{i:05}")).unwrap())
+            .read_document(
+                &container,
+                &pk,
+                &DocumentId::new(format!("doc{i:05}")).unwrap(),
+            )
             .expect("read");
     }
     report("read", DOCUMENTS, started);
@@ -56,12 +66,23 @@ fn main() {
     let queries = 50;
     for _ in 0..queries {
         let page = client
-            .query_documents(&container, &query, QueryScope::Partition(pk.clone()), PageRequest { max_item_count: Some(100), continuation: None })
+            .query_documents(
+                &container,
+                &query,
+                QueryScope::Partition(pk.clone()),
+                PageRequest {
+                    max_item_count: Some(100),
+                    continuation: None,
+                },
+            )
             .expect("query");
         returned += page.documents.len();
     }
     report("query (pages of 100)", queries, started);
-    println!("  query returned {} documents/s", (returned as f64 / started.elapsed().as_secs_f64()) as u64);
+    println!(
+        "  query returned {} documents/s",
+        (returned as f64 / started.elapsed().as_secs_f64()) as u64
+    );
 }
 
 fn report(what: &str, n: usize, started: Instant) {

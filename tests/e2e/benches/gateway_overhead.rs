@@ -148,14 +148,24 @@ fn main() {
             row("gateway", &sample(&through, &auth, iterations, fresh)),
         ];
         if let Some(url) = &through_tmpfs {
-            rows.push(row("gateway, store on tmpfs", &sample(url, &auth, iterations, fresh)));
+            rows.push(row(
+                "gateway, store on tmpfs",
+                &sample(url, &auth, iterations, fresh),
+            ));
         }
         println!(
             "\n{}",
-            if fresh { "fresh connection per request" } else { "kept-alive connection" }
+            if fresh {
+                "fresh connection per request"
+            } else {
+                "kept-alive connection"
+            }
         );
         for r in &rows {
-            println!("  {:<26} {:>7.3} / {:>7.3} / {:>7.3}", r.name, r.p50, r.p90, r.p99);
+            println!(
+                "  {:<26} {:>7.3} / {:>7.3} / {:>7.3}",
+                r.name, r.p50, r.p90, r.p99
+            );
         }
         for r in &rows[2..] {
             println!(

@@ -21,7 +21,10 @@ pub mod native;
 
 /// The repository root (where spin.toml is).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// `n` random bytes from the OS.
@@ -65,11 +68,19 @@ impl Secrets {
             ("clinic", vec!["patients.read", "patients.write"]),
             ("reader", vec!["patients.read"]),
             ("auditor", vec!["audit.read"]),
-            ("admin", vec!["patients.read", "patients.write", "audit.read"]),
+            (
+                "admin",
+                vec!["patients.read", "patients.write", "audit.read"],
+            ),
         ] {
             subscriptions.insert(
                 name.to_string(),
-                Subscription { name: name.to_string(), primary: random_key(), secondary: random_key(), scopes },
+                Subscription {
+                    name: name.to_string(),
+                    primary: random_key(),
+                    secondary: random_key(),
+                    scopes,
+                },
             );
         }
         let mut variables = HashMap::new();
@@ -82,14 +93,26 @@ impl Secrets {
         ] {
             variables.insert(name.to_string(), random_key());
         }
-        variables.insert("patientapikey".into(), variables["patientapiprimarykey"].clone());
-        variables.insert("auditapikey".into(), variables["auditapiprimarykey"].clone());
+        variables.insert(
+            "patientapikey".into(),
+            variables["patientapiprimarykey"].clone(),
+        );
+        variables.insert(
+            "auditapikey".into(),
+            variables["auditapiprimarykey"].clone(),
+        );
         variables.insert(
             "cosmoskey".into(),
             base64::engine::general_purpose::STANDARD.encode(random_bytes(64)),
         );
-        let mut secrets = Self { subscriptions, variables };
-        secrets.variables.insert("subscriptions".into(), secrets.subscriptions_json(1000, 100_000));
+        let mut secrets = Self {
+            subscriptions,
+            variables,
+        };
+        secrets.variables.insert(
+            "subscriptions".into(),
+            secrets.subscriptions_json(1000, 100_000),
+        );
         secrets
     }
 
@@ -150,7 +173,9 @@ impl Host {
     /// still running from earlier requests has finished.
     pub fn set_fault(&self, component: &str, fault: Option<Fault>) {
         self.settle();
-        self.app.set_fault(component, fault).expect("known component");
+        self.app
+            .set_fault(component, fault)
+            .expect("known component");
     }
 
     /// Waits until no component instance is running, so that work done
@@ -158,7 +183,10 @@ impl Host {
     pub fn settle(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while self.app.running_instances() > 0 {
-            assert!(std::time::Instant::now() < deadline, "component instances still running after 30 s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "component instances still running after 30 s"
+            );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
@@ -176,7 +204,9 @@ impl Host {
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let request = builder.body(bytes::Bytes::copy_from_slice(body)).expect("request");
+        let request = builder
+            .body(bytes::Bytes::copy_from_slice(body))
+            .expect("request");
         let response = self
             .runtime
             .block_on(self.app.invoke_chained(component, request))
@@ -219,7 +249,10 @@ impl Reply {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 
@@ -281,7 +314,10 @@ impl TestApp {
                 .unwrap_or_default()
         };
         let key = pick("E2E_SUBSCRIPTION_KEY", "LOCAL_SUBSCRIPTION_KEY");
-        let secondary = pick("E2E_SUBSCRIPTION_SECONDARY_KEY", "LOCAL_SUBSCRIPTION_SECONDARY_KEY");
+        let secondary = pick(
+            "E2E_SUBSCRIPTION_SECONDARY_KEY",
+            "LOCAL_SUBSCRIPTION_SECONDARY_KEY",
+        );
         let mut subscriptions = BTreeMap::new();
         subscriptions.insert(
             "admin".to_string(),
@@ -293,10 +329,16 @@ impl TestApp {
             },
         );
         let mut variables = HashMap::new();
-        variables.insert("healthkey".into(), pick("E2E_HEALTH_KEY", "SPIN_VARIABLE_HEALTHKEY"));
+        variables.insert(
+            "healthkey".into(),
+            pick("E2E_HEALTH_KEY", "SPIN_VARIABLE_HEALTHKEY"),
+        );
         TestApp {
             base_url: base_url.trim_end_matches('/').to_string(),
-            secrets: Secrets { subscriptions, variables },
+            secrets: Secrets {
+                subscriptions,
+                variables,
+            },
             host: None,
             agent: agent(),
         }
@@ -318,13 +360,20 @@ impl TestApp {
         .expect("temp dir");
         // Run each component from wasm_dir(), by its file name, so that a
         // build in another target dir (E2E_WASM_DIR) is what gets tested.
-        let manifest = start.manifest.clone().unwrap_or_else(|| repo_root().join("spin.toml"));
+        let manifest = start
+            .manifest
+            .clone()
+            .unwrap_or_else(|| repo_root().join("spin.toml"));
         let declared = spin_test_host::Manifest::load(&manifest).expect("manifest parses");
         let mut source_overrides: HashMap<String, PathBuf> = declared
             .components
             .iter()
             .map(|(id, c)| {
-                let file = c.source.file_stem().and_then(|f| f.to_str()).expect("wasm file name");
+                let file = c
+                    .source
+                    .file_stem()
+                    .and_then(|f| f.to_str())
+                    .expect("wasm file name");
                 (id.clone(), built_wasm(file))
             })
             .collect();
@@ -348,7 +397,12 @@ impl TestApp {
         TestApp {
             base_url: server.base_url(),
             secrets,
-            host: Some(Host { app, runtime, _server: server, _state: state }),
+            host: Some(Host {
+                app,
+                runtime,
+                _server: server,
+                _state: state,
+            }),
             agent: agent(),
         }
     }
@@ -383,7 +437,13 @@ impl TestApp {
     }
 
     /// Any request. `headers` are sent as given.
-    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
         self.try_send(method, path, headers, body)
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
@@ -403,7 +463,9 @@ impl TestApp {
             request = request.header(*k, *v);
         }
         let result = match body {
-            Some(bytes) => self.agent.run(request.body(bytes.to_vec()).expect("request")),
+            Some(bytes) => self
+                .agent
+                .run(request.body(bytes.to_vec()).expect("request")),
             None => self.agent.run(request.body(()).expect("request")),
         };
         let mut response = result.map_err(|e| e.to_string())?;
@@ -419,7 +481,11 @@ impl TestApp {
             .limit(64 << 20)
             .read_to_vec()
             .map_err(|e| e.to_string())?;
-        Ok(Reply { status, headers, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -427,7 +493,13 @@ impl TestApp {
     }
 
     /// A request with a subscription's primary key and a JSON body.
-    pub fn call(&self, subscription: &str, method: &str, path: &str, body: Option<&serde_json::Value>) -> Reply {
+    pub fn call(
+        &self,
+        subscription: &str,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Reply {
         let key = self.key(subscription).to_string();
         let text = body.map(|b| b.to_string());
         let mut headers = vec![("ocp-apim-subscription-key", key.as_str())];
@@ -452,7 +524,10 @@ pub fn standalone_manifest(manifest_text: &str) -> String {
             .map(|rest| rest.trim().trim_matches('"'));
         match source {
             Some(path) if path.ends_with(".wasm") => {
-                let stem = Path::new(path).file_stem().and_then(|s| s.to_str()).expect("wasm file name");
+                let stem = Path::new(path)
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .expect("wasm file name");
                 let absolute = built_wasm(stem).display().to_string();
                 let escaped = absolute.replace('\\', "\\\\").replace('"', "\\\"");
                 out.push_str(&format!("source = \"{escaped}\"\n"));

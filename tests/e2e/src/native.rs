@@ -25,7 +25,9 @@ impl Default for UreqTransport {
 
 impl Transport for UreqTransport {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let mut builder = http::Request::builder().method(request.method.as_str()).uri(&request.url);
+        let mut builder = http::Request::builder()
+            .method(request.method.as_str())
+            .uri(&request.url);
         for (k, v) in &request.headers {
             builder = builder.header(k, v);
         }
@@ -46,7 +48,11 @@ impl Transport for UreqTransport {
             .limit(64 << 20)
             .read_to_vec()
             .map_err(|e| TransportError::Other(e.to_string()))?;
-        Ok(HttpResponse { status, headers, body })
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -57,13 +63,18 @@ pub struct SystemClock {
 
 impl Default for SystemClock {
     fn default() -> Self {
-        Self { start: Instant::now() }
+        Self {
+            start: Instant::now(),
+        }
     }
 }
 
 impl cosmos::Clock for SystemClock {
     fn now_unix_seconds(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
     }
 
     fn now_millis(&self) -> u64 {

@@ -17,7 +17,14 @@ const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 fn new_id() -> String {
     let b = e2e::random_bytes(16);
     let h = hex::encode(b);
-    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 fn input(kind: &str, id: &str, operation: &str) -> Value {
@@ -41,7 +48,9 @@ impl<'a> Audit<'a> {
 
     /// An append, and the chain-head advance audit-api does after answering.
     fn post_with(&self, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        let reply = self.host.invoke("audit-api", "POST", "/auditrecord", headers, body);
+        let reply = self
+            .host
+            .invoke("audit-api", "POST", "/auditrecord", headers, body);
         self.host.settle();
         reply
     }
@@ -73,7 +82,10 @@ impl<'a> Audit<'a> {
     }
 
     fn verify(&self, kind: &str, id: &str) -> Value {
-        let reply = self.get(&format!("/audit/verify?resourceType={kind}&resourceId={id}"), &[]);
+        let reply = self.get(
+            &format!("/audit/verify?resourceType={kind}&resourceId={id}"),
+            &[],
+        );
         assert_eq!(reply.status, 200, "{}", reply.text());
         reply.json()
     }
@@ -84,8 +96,10 @@ impl<'a> Audit<'a> {
         let mut all = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let headers: Vec<(&str, &str)> =
-                token.as_deref().map(|t| vec![("x-continuation-token", t)]).unwrap_or_default();
+            let headers: Vec<(&str, &str)> = token
+                .as_deref()
+                .map(|t| vec![("x-continuation-token", t)])
+                .unwrap_or_default();
             let reply = self.get(&path, &headers);
             assert_eq!(reply.status, 200, "{}", reply.text());
             let page = reply.json().as_array().unwrap().clone();
@@ -118,8 +132,12 @@ impl<'a> Audit<'a> {
         if has_table == 0 {
             return 0;
         }
-        db.query_row("SELECT COUNT(*) FROM docstore_documents WHERE db = 'audit'", [], |r| r.get(0))
-            .unwrap()
+        db.query_row(
+            "SELECT COUNT(*) FROM docstore_documents WHERE db = 'audit'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
     }
 
     fn record_doc_id(kind: &str, id: &str, sequence: u64) -> String {
@@ -162,8 +180,16 @@ impl<'a> Audit<'a> {
 }
 
 fn problem_field(reply: &Reply) -> String {
-    assert_eq!(reply.header("content-type"), Some("application/problem+json"), "{}", reply.text());
-    reply.json()["field"].as_str().unwrap_or_default().to_string()
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        reply.text()
+    );
+    reply.json()["field"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -179,7 +205,10 @@ fn an_append_returns_the_sealed_record_and_links_the_next() {
     assert_eq!(first["correlationId"], TRACE);
     assert_eq!(first["actor"], "clinic");
     assert_eq!(first["sourceSystemName"], "patient-api");
-    assert_eq!(first["resource"], json!({"type": "patient", "id": PID, "operation": "create"}));
+    assert_eq!(
+        first["resource"],
+        json!({"type": "patient", "id": PID, "operation": "create"})
+    );
     assert_eq!(first["chainKey"], format!("patient:{PID}"));
 
     let search = json!({"sourceSystemName": "patient-api",
@@ -189,7 +218,10 @@ fn an_append_returns_the_sealed_record_and_links_the_next() {
     let second = reply.json();
     assert_eq!(second["sequence"], 2);
     assert_eq!(second["previousHash"], first["hash"]);
-    assert_eq!(second["resource"]["criteria"], json!(["firstName", "postCode"]));
+    assert_eq!(
+        second["resource"]["criteria"],
+        json!(["firstName", "postCode"])
+    );
     assert_ne!(second["id"], first["id"]);
 
     // Another resource has its own chain.
@@ -237,7 +269,11 @@ fn fifty_concurrent_appends_for_one_resource_form_one_unbroken_chain() {
         sequences.insert(record["sequence"].as_u64().unwrap());
         correlations.insert(record["correlationId"].as_str().unwrap().to_string());
     }
-    assert_eq!(sequences, (1..=50).collect::<BTreeSet<u64>>(), "no fork, no gap");
+    assert_eq!(
+        sequences,
+        (1..=50).collect::<BTreeSet<u64>>(),
+        "no fork, no gap"
+    );
     assert_eq!(correlations.len(), 50, "no append lost");
 
     let report = audit.verify("patient", &id);
@@ -264,7 +300,11 @@ fn appends_for_different_resources_do_not_contend() {
                 let (audit, key) = (&audit, &key);
                 s.spawn(move || {
                     audit.post_with(
-                        &[("x-functions-key", key), ("x-correlation-id", id), ("x-actor", "clinic")],
+                        &[
+                            ("x-functions-key", key),
+                            ("x-correlation-id", id),
+                            ("x-actor", "clinic"),
+                        ],
                         input("test", id, "create").to_string().as_bytes(),
                     )
                 })
@@ -329,12 +369,22 @@ fn editing_a_stored_record_is_reported_at_that_record() {
     let Some(audit) = Audit::of(&app) else { return };
     let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
         ("actor", Box::new(|d| d["actor"] = json!("mallory"))),
-        ("operation", Box::new(|d| {
-            let other = if d["resource"]["operation"] == "create" { "read" } else { "create" };
-            d["resource"]["operation"] = json!(other);
-            d["resource"].as_object_mut().unwrap().remove("criteria");
-        })),
-        ("createdDate", Box::new(|d| d["createdDate"] = json!("2001-01-01T00:00:00.000Z"))),
+        (
+            "operation",
+            Box::new(|d| {
+                let other = if d["resource"]["operation"] == "create" {
+                    "read"
+                } else {
+                    "create"
+                };
+                d["resource"]["operation"] = json!(other);
+                d["resource"].as_object_mut().unwrap().remove("criteria");
+            }),
+        ),
+        (
+            "createdDate",
+            Box::new(|d| d["createdDate"] = json!("2001-01-01T00:00:00.000Z")),
+        ),
         ("hash", Box::new(|d| d["hash"] = json!("ab".repeat(32)))),
     ];
     for (what, edit) in &edits {
@@ -400,8 +450,10 @@ fn reordering_two_stored_records_is_reported_where_the_swap_starts() {
     let Some(audit) = Audit::of(&app) else { return };
     for (a, b) in [(1u64, 2u64), (2, 4), (3, 5)] {
         let (id, records) = chain_of_five(&audit);
-        let (id_a, id_b) =
-            (Audit::record_doc_id("patient", &id, a), Audit::record_doc_id("patient", &id, b));
+        let (id_a, id_b) = (
+            Audit::record_doc_id("patient", &id, a),
+            Audit::record_doc_id("patient", &id, b),
+        );
         let (body_a, body_b) = (audit.stored_body(&id_a), audit.stored_body(&id_b));
         // Each record moves to the other's place: its position (sequence
         // and document id) changes, everything else travels with it.
@@ -432,32 +484,85 @@ fn bad_input_is_400_naming_the_field_and_stores_nothing() {
     };
     let huge = "a".repeat(100_000);
     let cases: Vec<(Value, &str)> = vec![
-        (with(&|v| { v.as_object_mut().unwrap().remove("sourceSystemName"); }), "sourceSystemName"),
-        (with(&|v| { v.as_object_mut().unwrap().remove("resource"); }), "resource"),
-        (with(&|v| { v["resource"].as_object_mut().unwrap().remove("type"); }), "resource.type"),
-        (with(&|v| { v["resource"].as_object_mut().unwrap().remove("id"); }), "resource.id"),
-        (with(&|v| { v["resource"].as_object_mut().unwrap().remove("operation"); }), "resource.operation"),
-        (with(&|v| v["sourceSystemName"] = json!(42)), "sourceSystemName"),
+        (
+            with(&|v| {
+                v.as_object_mut().unwrap().remove("sourceSystemName");
+            }),
+            "sourceSystemName",
+        ),
+        (
+            with(&|v| {
+                v.as_object_mut().unwrap().remove("resource");
+            }),
+            "resource",
+        ),
+        (
+            with(&|v| {
+                v["resource"].as_object_mut().unwrap().remove("type");
+            }),
+            "resource.type",
+        ),
+        (
+            with(&|v| {
+                v["resource"].as_object_mut().unwrap().remove("id");
+            }),
+            "resource.id",
+        ),
+        (
+            with(&|v| {
+                v["resource"].as_object_mut().unwrap().remove("operation");
+            }),
+            "resource.operation",
+        ),
+        (
+            with(&|v| v["sourceSystemName"] = json!(42)),
+            "sourceSystemName",
+        ),
         (with(&|v| v["resource"] = json!("patient")), "resource"),
         (with(&|v| v["resource"]["id"] = json!(["x"])), "resource.id"),
-        (with(&|v| v["resource"]["type"] = json!("lab")), "resource.type"),
-        (with(&|v| v["resource"]["operation"] = json!("delete")), "resource.operation"),
-        (with(&|v| v["sourceSystemName"] = json!(huge)), "sourceSystemName"),
+        (
+            with(&|v| v["resource"]["type"] = json!("lab")),
+            "resource.type",
+        ),
+        (
+            with(&|v| v["resource"]["operation"] = json!("delete")),
+            "resource.operation",
+        ),
+        (
+            with(&|v| v["sourceSystemName"] = json!(huge)),
+            "sourceSystemName",
+        ),
         (with(&|v| v["resource"]["id"] = json!(huge)), "resource.id"),
-        (with(&|v| v["resource"]["id"] = json!("Ada Lovelace")), "resource.id"),
-        (with(&|v| v["resource"]["criteria"] = json!(["firstName"])), "resource.criteria"),
+        (
+            with(&|v| v["resource"]["id"] = json!("Ada Lovelace")),
+            "resource.id",
+        ),
+        (
+            with(&|v| v["resource"]["criteria"] = json!(["firstName"])),
+            "resource.criteria",
+        ),
         (with(&|v| v["value"] = json!("Ada")), "value"),
-        (with(&|v| v["resource"]["firstName"] = json!("Ada")), "resource.firstName"),
+        (
+            with(&|v| v["resource"]["firstName"] = json!("Ada")),
+            "resource.firstName",
+        ),
         (with(&|v| v["id"] = json!(PID)), "id"),
         (with(&|v| v["hash"] = json!("0".repeat(64))), "hash"),
-        (with(&|v| v["createdDate"] = json!("2024-01-01T00:00:00.000Z")), "createdDate"),
+        (
+            with(&|v| v["createdDate"] = json!("2024-01-01T00:00:00.000Z")),
+            "createdDate",
+        ),
         (json!([ok.clone()]), "body"),
     ];
     for (body, field) in &cases {
         let reply = audit.post(body);
         assert_eq!(reply.status, 400, "{field}: {}", reply.text());
         assert_eq!(problem_field(&reply), *field, "{}", reply.text());
-        assert!(!reply.text().contains("Ada"), "no value echoed: {}", reply.text());
+        assert!(
+            !reply.text().contains("Ada"),
+            "no value echoed: {}",
+            reply.text()
+        );
     }
     let key = audit.key();
     let headers = |actor: Option<&'static str>, correlation: Option<&'static str>| {
@@ -485,7 +590,12 @@ fn bad_input_is_400_naming_the_field_and_stores_nothing() {
     }
     let h = headers(Some("clinic"), Some(TRACE));
     let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    for raw in [&b""[..], b"{", b"not json", b"{\"sourceSystemName\":\"a\",\"sourceSystemName\":\"b\"}"] {
+    for raw in [
+        &b""[..],
+        b"{",
+        b"not json",
+        b"{\"sourceSystemName\":\"a\",\"sourceSystemName\":\"b\"}",
+    ] {
         let reply = audit.post_with(&h, raw);
         assert_eq!(reply.status, 400, "{}", reply.text());
     }
@@ -514,14 +624,26 @@ fn the_host_key_is_required_and_the_secondary_works() {
         (None, "missing"),
         (Some(""), "empty"),
         (Some("wrong"), "wrong"),
-        (Some(v["patientapiprimarykey"].as_str()), "another service's key"),
+        (
+            Some(v["patientapiprimarykey"].as_str()),
+            "another service's key",
+        ),
     ] {
         let reply = post(key);
         assert_eq!(reply.status, 401, "{why}");
-        assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
     }
     let path = format!("/audit/verify?resourceType=patient&resourceId={PID}");
-    assert_eq!(audit.host.invoke("audit-api", "GET", &path, &[], b"").status, 401);
+    assert_eq!(
+        audit
+            .host
+            .invoke("audit-api", "GET", &path, &[], b"")
+            .status,
+        401
+    );
     assert_eq!(audit.stored(), 0);
     let reply = post(Some(&v["auditapisecondarykey"]));
     assert_eq!(reply.status, 201, "{}", reply.text());
@@ -529,7 +651,11 @@ fn the_host_key_is_required_and_the_secondary_works() {
     // No key value reaches the log.
     for line in audit.host.app.logs() {
         for name in ["auditapiprimarykey", "auditapisecondarykey", "cosmoskey"] {
-            assert!(!line.line.contains(&v[name]), "{name} logged: {}", line.line);
+            assert!(
+                !line.line.contains(&v[name]),
+                "{name} logged: {}",
+                line.line
+            );
         }
     }
 }
@@ -545,17 +671,31 @@ fn there_is_no_update_or_delete_path() {
         ("DELETE", "/auditrecord".to_string()),
         ("PATCH", "/auditrecord".to_string()),
         ("POST", "/audit/records".to_string()),
-        ("DELETE", format!("/auditrecord/{}", record["id"].as_str().unwrap())),
-        ("PUT", format!("/audit/records/{}", record["id"].as_str().unwrap())),
+        (
+            "DELETE",
+            format!("/auditrecord/{}", record["id"].as_str().unwrap()),
+        ),
+        (
+            "PUT",
+            format!("/audit/records/{}", record["id"].as_str().unwrap()),
+        ),
     ] {
         let reply = audit.host.invoke(
             "audit-api",
             method,
             &path,
-            &[("x-functions-key", &key), ("x-actor", "clinic"), ("x-correlation-id", TRACE)],
+            &[
+                ("x-functions-key", &key),
+                ("x-actor", "clinic"),
+                ("x-correlation-id", TRACE),
+            ],
             input("patient", PID, "update").to_string().as_bytes(),
         );
-        assert!(matches!(reply.status, 404 | 405), "{method} {path}: {}", reply.status);
+        assert!(
+            matches!(reply.status, 404 | 405),
+            "{method} {path}: {}",
+            reply.status
+        );
     }
     assert_eq!(audit.records("patient", PID, 10), vec![record]);
 }
@@ -581,19 +721,36 @@ fn records_are_paged_and_filtered_by_time() {
     assert_eq!(audit.records("test", &id, 1000), appended);
 
     // Inclusive time bounds on createdDate.
-    let (from, to) = (appended[2]["createdDate"].as_str().unwrap(), appended[4]["createdDate"].as_str().unwrap());
-    let reply = audit.get(&format!("/audit/records?resourceType=test&resourceId={id}&from={from}&to={to}"), &[]);
+    let (from, to) = (
+        appended[2]["createdDate"].as_str().unwrap(),
+        appended[4]["createdDate"].as_str().unwrap(),
+    );
+    let reply = audit.get(
+        &format!("/audit/records?resourceType=test&resourceId={id}&from={from}&to={to}"),
+        &[],
+    );
     assert_eq!(reply.status, 200, "{}", reply.text());
-    let sequences: Vec<u64> =
-        reply.json().as_array().unwrap().iter().map(|r| r["sequence"].as_u64().unwrap()).collect();
+    let sequences: Vec<u64> = reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["sequence"].as_u64().unwrap())
+        .collect();
     assert_eq!(sequences, vec![3, 4, 5]);
 
     // An unknown resource has no records, and an empty chain is intact.
     let other = new_id();
-    let reply = audit.get(&format!("/audit/records?resourceType=test&resourceId={other}"), &[]);
+    let reply = audit.get(
+        &format!("/audit/records?resourceType=test&resourceId={other}"),
+        &[],
+    );
     assert_eq!((reply.status, reply.json()), (200, json!([])));
     let report = audit.verify("test", &other);
-    assert_eq!((report["intact"].clone(), report["recordsChecked"].clone()), (json!(true), json!(0)));
+    assert_eq!(
+        (report["intact"].clone(), report["recordsChecked"].clone()),
+        (json!(true), json!(0))
+    );
 
     // A continuation token that is not one is the client's error.
     let reply = audit.get(&path, &[("x-continuation-token", "garbage")]);
@@ -610,10 +767,16 @@ fn read_parameters_are_validated() {
         (String::new(), "resourceType"),
         ("resourceType=patient".to_string(), "resourceId"),
         (format!("resourceType=lab&resourceId={PID}"), "resourceType"),
-        ("resourceType=patient&resourceId=a%2Fb".to_string(), "resourceId"),
+        (
+            "resourceType=patient&resourceId=a%2Fb".to_string(),
+            "resourceId",
+        ),
         (format!("{base}&from=yesterday"), "from"),
         (format!("{base}&to=2024-13-01T00:00:00Z"), "to"),
-        (format!("{base}&from=2024-02-01T00:00:00Z&to=2024-01-01T00:00:00Z"), "from"),
+        (
+            format!("{base}&from=2024-02-01T00:00:00Z&to=2024-01-01T00:00:00Z"),
+            "from",
+        ),
         (format!("{base}&limit=0"), "limit"),
         (format!("{base}&limit=1001"), "limit"),
         (format!("{base}&limit=x"), "limit"),
@@ -625,13 +788,19 @@ fn read_parameters_are_validated() {
     for (query, field) in [
         (String::new(), "resourceType"),
         ("resourceType=patient".to_string(), "resourceId"),
-        (format!("resourceType=doctor&resourceId={PID}"), "resourceType"),
+        (
+            format!("resourceType=doctor&resourceId={PID}"),
+            "resourceType",
+        ),
     ] {
         let reply = audit.get(&format!("/audit/verify?{query}"), &[]);
         assert_eq!(reply.status, 400, "{query}: {}", reply.text());
         assert_eq!(problem_field(&reply), field, "{query}");
     }
-    let ok = audit.get(&format!("/audit/records?{base}&from=2024-01-01T00:00:00%2B02:00&limit=1000"), &[]);
+    let ok = audit.get(
+        &format!("/audit/records?{base}&from=2024-01-01T00:00:00%2B02:00&limit=1000"),
+        &[],
+    );
     assert_eq!(ok.status, 200, "{}", ok.text());
 }
 
@@ -643,7 +812,10 @@ fn a_store_outage_is_503_with_retry_after_and_never_500() {
     let reply = audit.post(&input("patient", PID, "read"));
     assert_eq!(reply.status, 503, "{}", reply.text());
     assert!(reply.header("retry-after").is_some());
-    let reply = audit.get(&format!("/audit/verify?resourceType=patient&resourceId={PID}"), &[]);
+    let reply = audit.get(
+        &format!("/audit/verify?resourceType=patient&resourceId={PID}"),
+        &[],
+    );
     assert_eq!(reply.status, 503);
     audit.host.set_fault("docstore", None);
     assert_eq!(audit.append("patient", PID, "read")["sequence"], 1);
@@ -672,17 +844,28 @@ fn through_the_gateway_with_audit_read() {
     assert_eq!(page.status, 200, "{}", page.text());
     if app.is_in_process() {
         assert_eq!(page.json().as_array().unwrap().len(), 2);
-        let token = page.header("x-continuation-token").expect("a second page").to_string();
+        let token = page
+            .header("x-continuation-token")
+            .expect("a second page")
+            .to_string();
         let key = app.key("auditor").to_string();
         let rest = app.get(
             &records_path,
-            &[("ocp-apim-subscription-key", &key), ("x-continuation-token", &token)],
+            &[
+                ("ocp-apim-subscription-key", &key),
+                ("x-continuation-token", &token),
+            ],
         );
         assert_eq!(rest.status, 200, "{}", rest.text());
         assert_eq!(rest.json()[0]["sequence"], 3);
     }
     // Patient scopes do not open the register.
     assert_eq!(app.call("clinic", "GET", &path, None).status, 403);
-    let bad = app.call("auditor", "GET", "/audit/verify?resourceType=lab&resourceId=x", None);
+    let bad = app.call(
+        "auditor",
+        "GET",
+        "/audit/verify?resourceType=lab&resourceId=x",
+        None,
+    );
     assert_eq!(bad.status, 400);
 }

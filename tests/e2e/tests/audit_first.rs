@@ -26,8 +26,9 @@ fn test_body() -> Value {
 
 fn open(app: &TestApp) -> Connection {
     let host = app.host.as_ref().expect("in-process host");
-    let conn = Connection::open_with_flags(host.app.sqlite_path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open the store's SQLite file");
+    let conn =
+        Connection::open_with_flags(host.app.sqlite_path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the store's SQLite file");
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn
 }
@@ -42,10 +43,12 @@ fn rows(app: &TestApp, db: &str) -> Vec<(String, String, String, String, String)
         // No request has reached the store yet: no table, nothing stored.
         Err(_) => return Vec::new(),
     };
-    stmt.query_map([db], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    stmt.query_map([db], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 /// Every record of the audit register (chain heads left out).
@@ -65,11 +68,17 @@ fn patient_store(app: &TestApp) -> Vec<(String, String, String, String, String)>
 
 /// The audit records of one request, by its correlation id.
 fn records_of<'a>(records: &'a [Value], correlation: &str) -> Vec<&'a Value> {
-    records.iter().filter(|r| r["correlationId"] == correlation).collect()
+    records
+        .iter()
+        .filter(|r| r["correlationId"] == correlation)
+        .collect()
 }
 
 fn correlation(reply: &Reply) -> String {
-    reply.header("x-correlation-id").expect("x-correlation-id").to_string()
+    reply
+        .header("x-correlation-id")
+        .expect("x-correlation-id")
+        .to_string()
 }
 
 /// What an audit record must say: type, id (`None`: any GUID), operation, criteria.
@@ -82,15 +91,30 @@ struct Expected {
 }
 
 fn expect(kind: &'static str, id: &str, operation: &'static str) -> Option<Expected> {
-    Some(Expected { kind, id: Some(id.to_string()), operation, criteria: None })
+    Some(Expected {
+        kind,
+        id: Some(id.to_string()),
+        operation,
+        criteria: None,
+    })
 }
 
 fn expect_search(kind: &'static str, id: &str, criteria: &[&'static str]) -> Option<Expected> {
-    Some(Expected { kind, id: Some(id.to_string()), operation: "search", criteria: Some(criteria.to_vec()) })
+    Some(Expected {
+        kind,
+        id: Some(id.to_string()),
+        operation: "search",
+        criteria: Some(criteria.to_vec()),
+    })
 }
 
 fn id_of(reply: &Reply) -> String {
-    assert!(matches!(reply.status, 200 | 201), "{} {}", reply.status, reply.text());
+    assert!(
+        matches!(reply.status, 200 | 201),
+        "{} {}",
+        reply.status,
+        reply.text()
+    );
     reply.json()["id"].as_str().unwrap().to_string()
 }
 
@@ -112,10 +136,22 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
     let other_id = id_of(&other);
     runs.push((other, "admin", expect("patient", &other_id, "create")));
 
-    runs.push((app.call("clinic", "GET", &format!("/patient/{pid}"), None), "clinic", expect("patient", &pid, "read")));
-    runs.push((app.call("reader", "GET", &format!("/patient/{pid}"), None), "reader", expect("patient", &pid, "read")));
+    runs.push((
+        app.call("clinic", "GET", &format!("/patient/{pid}"), None),
+        "clinic",
+        expect("patient", &pid, "read"),
+    ));
+    runs.push((
+        app.call("reader", "GET", &format!("/patient/{pid}"), None),
+        "reader",
+        expect("patient", &pid, "read"),
+    ));
     // Read and update of an unknown patient: audited (an attempted access), then 404.
-    runs.push((app.call("clinic", "GET", &format!("/patient/{unknown}"), None), "clinic", expect("patient", unknown, "read")));
+    runs.push((
+        app.call("clinic", "GET", &format!("/patient/{unknown}"), None),
+        "clinic",
+        expect("patient", unknown, "read"),
+    ));
     let update = {
         let mut b = patient("Ada2");
         b["id"] = json!(pid);
@@ -124,11 +160,19 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
     let key = app.key("clinic").to_string();
     let put = |id: &str, body: &Value, if_match: Option<&str>| {
         let text = body.to_string();
-        let mut headers = vec![("ocp-apim-subscription-key", key.as_str()), ("content-type", "application/json")];
+        let mut headers = vec![
+            ("ocp-apim-subscription-key", key.as_str()),
+            ("content-type", "application/json"),
+        ];
         if let Some(m) = if_match {
             headers.push(("if-match", m));
         }
-        app.send("PUT", &format!("/patient/{id}"), &headers, Some(text.as_bytes()))
+        app.send(
+            "PUT",
+            &format!("/patient/{id}"),
+            &headers,
+            Some(text.as_bytes()),
+        )
     };
     let updated = put(&pid, &update, Some(&etag));
     assert_eq!(updated.status, 200);
@@ -139,23 +183,42 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
     runs.push((stale, "clinic", expect("patient", &pid, "update")));
     let mut unknown_update = update.clone();
     unknown_update["id"] = json!(unknown);
-    runs.push((put(unknown, &unknown_update, None), "clinic", expect("patient", unknown, "update")));
+    runs.push((
+        put(unknown, &unknown_update, None),
+        "clinic",
+        expect("patient", unknown, "update"),
+    ));
     runs.push((
         app.call("clinic", "POST", "/patient/search", Some(&json!({}))),
         "clinic",
         expect_search("patient", "*", &[]),
     ));
     runs.push((
-        app.call("clinic", "POST", "/patient/search", Some(&json!({"lastName": "Lund", "dateOfBirthFrom": "1980", "postCode": "2100"}))),
+        app.call(
+            "clinic",
+            "POST",
+            "/patient/search",
+            Some(&json!({"lastName": "Lund", "dateOfBirthFrom": "1980", "postCode": "2100"})),
+        ),
         "clinic",
         expect_search("patient", "*", &["lastName", "dateOfBirthFrom", "postCode"]),
     ));
     runs.push((
-        app.call("clinic", "POST", "/patient/search", Some(&json!({"firstName": "Nobody"}))),
+        app.call(
+            "clinic",
+            "POST",
+            "/patient/search",
+            Some(&json!({"firstName": "Nobody"})),
+        ),
         "clinic",
         expect_search("patient", "*", &["firstName"]),
     ));
-    let test = app.call("clinic", "POST", &format!("/patient/{pid}/tests"), Some(&test_body()));
+    let test = app.call(
+        "clinic",
+        "POST",
+        &format!("/patient/{pid}/tests"),
+        Some(&test_body()),
+    );
     let tid = id_of(&test);
     runs.push((test, "clinic", expect("test", &tid, "create")));
     runs.push((
@@ -168,17 +231,41 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
         "clinic",
         expect_search("test", &other_id, &["patientId"]),
     ));
-    runs.push((app.call("clinic", "GET", &format!("/patient/{pid}/tests/{tid}"), None), "clinic", expect("test", &tid, "read")));
     runs.push((
-        app.call("clinic", "GET", &format!("/patient/{pid}/tests/{unknown}"), None),
+        app.call(
+            "clinic",
+            "GET",
+            &format!("/patient/{pid}/tests/{tid}"),
+            None,
+        ),
+        "clinic",
+        expect("test", &tid, "read"),
+    ));
+    runs.push((
+        app.call(
+            "clinic",
+            "GET",
+            &format!("/patient/{pid}/tests/{unknown}"),
+            None,
+        ),
         "clinic",
         expect("test", unknown, "read"),
     ));
     // A test for an unknown patient: audited under its would-be id, then 404.
     runs.push((
-        app.call("clinic", "POST", &format!("/patient/{unknown}/tests"), Some(&test_body())),
+        app.call(
+            "clinic",
+            "POST",
+            &format!("/patient/{unknown}/tests"),
+            Some(&test_body()),
+        ),
         "clinic",
-        Some(Expected { kind: "test", id: None, operation: "create", criteria: None }),
+        Some(Expected {
+            kind: "test",
+            id: None,
+            operation: "create",
+            criteria: None,
+        }),
     ));
 
     // Rejected before the audit: no record.
@@ -186,30 +273,77 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
     with_id["id"] = json!(unknown);
     for reply in [
         app.call("clinic", "POST", "/patient", Some(&with_id)),
-        app.call("clinic", "POST", "/patient", Some(&json!({"firstName": "X"}))),
+        app.call(
+            "clinic",
+            "POST",
+            "/patient",
+            Some(&json!({"firstName": "X"})),
+        ),
         app.call("clinic", "GET", "/patient/not-a-guid", None),
-        app.call("clinic", "GET", &format!("/patient/{pid}/tests/not-a-guid"), None),
-        app.call("clinic", "POST", &format!("/patient/{pid}/tests"), Some(&json!({"id": unknown}))),
-        app.call("clinic", "POST", "/patient/search", Some(&json!({"shoeSize": "9"}))),
-        app.call("clinic", "POST", "/patient/search?limit=0", Some(&json!({}))),
+        app.call(
+            "clinic",
+            "GET",
+            &format!("/patient/{pid}/tests/not-a-guid"),
+            None,
+        ),
+        app.call(
+            "clinic",
+            "POST",
+            &format!("/patient/{pid}/tests"),
+            Some(&json!({"id": unknown})),
+        ),
+        app.call(
+            "clinic",
+            "POST",
+            "/patient/search",
+            Some(&json!({"shoeSize": "9"})),
+        ),
+        app.call(
+            "clinic",
+            "POST",
+            "/patient/search?limit=0",
+            Some(&json!({})),
+        ),
         put(&pid, &patient("NoId"), None),
         // Wrong credentials (gateway) and a missing scope.
-        app.send("GET", &format!("/patient/{pid}"), &[("ocp-apim-subscription-key", "wrong")], None),
+        app.send(
+            "GET",
+            &format!("/patient/{pid}"),
+            &[("ocp-apim-subscription-key", "wrong")],
+            None,
+        ),
         app.call("auditor", "GET", &format!("/patient/{pid}"), None),
         app.call("reader", "POST", "/patient", Some(&patient("Y"))),
     ] {
-        assert!(matches!(reply.status, 400 | 401 | 403 | 404), "{} {}", reply.status, reply.text());
+        assert!(
+            matches!(reply.status, 400 | 401 | 403 | 404),
+            "{} {}",
+            reply.status,
+            reply.text()
+        );
         runs.push((reply, "-", None));
     }
     // Direct calls with a bad host key or no actor never reach the audit either.
     let direct_key = app.secrets.variables["patientapiprimarykey"].clone();
     let direct = [
-        ("00000000000000000000000000000001", vec![("x-functions-key", "wrong"), ("x-actor", "x")]),
-        ("00000000000000000000000000000002", vec![("x-functions-key", direct_key.as_str())]),
+        (
+            "00000000000000000000000000000001",
+            vec![("x-functions-key", "wrong"), ("x-actor", "x")],
+        ),
+        (
+            "00000000000000000000000000000002",
+            vec![("x-functions-key", direct_key.as_str())],
+        ),
     ];
     for (cid, mut headers) in direct {
         headers.push(("x-correlation-id", cid));
-        let reply = host.invoke("patient-api", "GET", &format!("/patient/{pid}"), &headers, b"");
+        let reply = host.invoke(
+            "patient-api",
+            "GET",
+            &format!("/patient/{pid}"),
+            &headers,
+            b"",
+        );
         assert!(matches!(reply.status, 400 | 401), "{}", reply.status);
         let mut reply = reply;
         reply.headers.retain(|(k, _)| k != "x-correlation-id");
@@ -219,12 +353,20 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
 
     let records = audit_records(&app);
     let audited: Vec<_> = runs.iter().filter(|(_, _, e)| e.is_some()).collect();
-    assert_eq!(records.len(), audited.len(), "exactly one record per audited operation");
+    assert_eq!(
+        records.len(),
+        audited.len(),
+        "exactly one record per audited operation"
+    );
     for (reply, actor, expected) in &runs {
         let cid = correlation(reply);
         let mine = records_of(&records, &cid);
         let Some(e) = expected else {
-            assert!(mine.is_empty(), "rejected request {} was audited: {mine:?}", reply.status);
+            assert!(
+                mine.is_empty(),
+                "rejected request {} was audited: {mine:?}",
+                reply.status
+            );
             continue;
         };
         assert_eq!(mine.len(), 1, "{e:?}: {mine:?}");
@@ -260,10 +402,17 @@ fn the_audit_record_is_written_before_the_patient() {
     let id = id_of(&reply);
     let records = audit_records(&app);
     let record = records_of(&records, &correlation(&reply))[0].clone();
-    assert_eq!(record["resource"]["id"], id.as_str(), "the new id is generated first and audited");
+    assert_eq!(
+        record["resource"]["id"],
+        id.as_str(),
+        "the new id is generated first and audited"
+    );
     let stored: Value = serde_json::from_str(&patient_store(&app)[0].4).unwrap();
     // Audit createdDate precedes (or equals, at millisecond precision) the patient's lastUpdated.
-    assert!(record["createdDate"].as_str().unwrap() <= stored["lastUpdated"].as_str().unwrap(), "{record} {stored}");
+    assert!(
+        record["createdDate"].as_str().unwrap() <= stored["lastUpdated"].as_str().unwrap(),
+        "{record} {stored}"
+    );
 }
 
 // --- fail closed -----------------------------------------------------------------
@@ -277,7 +426,12 @@ fn assert_fails_closed(fault: Fault) {
     let created = app.call("clinic", "POST", "/patient", Some(&patient("Ada")));
     let pid = id_of(&created);
     let etag = created.header("etag").unwrap().to_string();
-    let tid = id_of(&app.call("clinic", "POST", &format!("/patient/{pid}/tests"), Some(&test_body())));
+    let tid = id_of(&app.call(
+        "clinic",
+        "POST",
+        &format!("/patient/{pid}/tests"),
+        Some(&test_body()),
+    ));
     let store_before = patient_store(&app);
     let audit_before = audit_records(&app).len();
     assert_eq!(store_before.len(), 2);
@@ -288,35 +442,77 @@ fn assert_fails_closed(fault: Fault) {
     update["id"] = json!(pid);
     let update = update.to_string();
     let unknown = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
-    let headers = [("ocp-apim-subscription-key", key.as_str()), ("content-type", "application/json")];
+    let headers = [
+        ("ocp-apim-subscription-key", key.as_str()),
+        ("content-type", "application/json"),
+    ];
     let with_if_match = [headers[0], headers[1], ("if-match", etag.as_str())];
     let replies = [
         app.call("clinic", "POST", "/patient", Some(&patient("New"))),
         app.call("clinic", "GET", &format!("/patient/{pid}"), None),
-        app.send("PUT", &format!("/patient/{pid}"), &headers, Some(update.as_bytes())),
-        app.send("PUT", &format!("/patient/{pid}"), &with_if_match, Some(update.as_bytes())),
+        app.send(
+            "PUT",
+            &format!("/patient/{pid}"),
+            &headers,
+            Some(update.as_bytes()),
+        ),
+        app.send(
+            "PUT",
+            &format!("/patient/{pid}"),
+            &with_if_match,
+            Some(update.as_bytes()),
+        ),
         app.call("clinic", "POST", "/patient/search", Some(&json!({}))),
-        app.call("clinic", "POST", "/patient/search", Some(&json!({"firstName": "Ada"}))),
-        app.call("clinic", "POST", &format!("/patient/{pid}/tests"), Some(&test_body())),
+        app.call(
+            "clinic",
+            "POST",
+            "/patient/search",
+            Some(&json!({"firstName": "Ada"})),
+        ),
+        app.call(
+            "clinic",
+            "POST",
+            &format!("/patient/{pid}/tests"),
+            Some(&test_body()),
+        ),
         app.call("clinic", "GET", &format!("/patient/{pid}/tests"), None),
-        app.call("clinic", "GET", &format!("/patient/{pid}/tests/{tid}"), None),
+        app.call(
+            "clinic",
+            "GET",
+            &format!("/patient/{pid}/tests/{tid}"),
+            None,
+        ),
         app.call("clinic", "GET", &format!("/patient/{unknown}"), None),
     ];
     for reply in &replies {
         assert_eq!(reply.status, 503, "{fault:?}: {}", reply.text());
         assert!(reply.header("retry-after").is_some());
-        assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
         assert_eq!(reply.json()["correlationId"], correlation(reply).as_str());
         let text = reply.text();
-        assert!(!text.contains("Ada") && !text.contains(&pid) && !text.contains("Lab A"), "{text}");
+        assert!(
+            !text.contains("Ada") && !text.contains(&pid) && !text.contains("Lab A"),
+            "{text}"
+        );
     }
-    assert_eq!(patient_store(&app), store_before, "{fault:?}: the store changed");
+    assert_eq!(
+        patient_store(&app),
+        store_before,
+        "{fault:?}: the store changed"
+    );
     host.set_fault("audit-api", None);
     if !matches!(fault, Fault::Delay(_)) {
         assert_eq!(audit_records(&app).len(), audit_before);
     }
     // And everything works again once the register is back.
-    assert_eq!(app.call("clinic", "GET", &format!("/patient/{pid}"), None).status, 200);
+    assert_eq!(
+        app.call("clinic", "GET", &format!("/patient/{pid}"), None)
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -326,7 +522,12 @@ fn fails_closed_when_audit_api_is_unreachable() {
 
 #[test]
 fn fails_closed_when_audit_api_answers_500() {
-    assert_fails_closed(Fault::Respond { status: 500, headers: vec![], body: String::new(), times: None });
+    assert_fails_closed(Fault::Respond {
+        status: 500,
+        headers: vec![],
+        body: String::new(),
+        times: None,
+    });
 }
 
 #[test]
@@ -350,9 +551,17 @@ fn fails_closed_when_audit_api_is_slower_than_three_seconds() {
     let started = std::time::Instant::now();
     let read = app.call("clinic", "GET", &format!("/patient/{pid}"), None);
     let created = app.call("clinic", "POST", "/patient", Some(&patient("Late")));
-    assert_eq!((read.status, created.status), (503, 503), "{}", created.text());
+    assert_eq!(
+        (read.status, created.status),
+        (503, 503),
+        "{}",
+        created.text()
+    );
     assert!(read.header("retry-after").is_some());
-    assert!(started.elapsed() < Duration::from_secs(9), "each waits about 3 s, not the delay");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "each waits about 3 s, not the delay"
+    );
     host.set_fault("audit-api", None);
     // The delayed audit-api may still record the attempts; patient data stays as it was.
     std::thread::sleep(Duration::from_secs(3));
@@ -369,11 +578,19 @@ fn actor_and_correlation_id_reach_the_register() {
     let reply = app.send(
         "POST",
         "/patient",
-        &[("ocp-apim-subscription-key", &key), ("content-type", "application/json"), ("traceparent", traceparent)],
+        &[
+            ("ocp-apim-subscription-key", &key),
+            ("content-type", "application/json"),
+            ("traceparent", traceparent),
+        ],
         Some(body.as_bytes()),
     );
     assert_eq!(reply.status, 201);
-    assert_eq!(correlation(&reply), "4bf92f3577b34da6a3ce929d0e0e4736", "the trace id is the correlation id");
+    assert_eq!(
+        correlation(&reply),
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "the trace id is the correlation id"
+    );
     let records = audit_records(&app);
     let mine = records_of(&records, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(mine.len(), 1);
@@ -387,14 +604,26 @@ fn actor_and_correlation_id_reach_the_register() {
         "patient-api",
         "GET",
         &format!("/patient/{pid}"),
-        &[("x-functions-key", &direct_key), ("x-actor", "token:service-7"), ("x-correlation-id", cid)],
+        &[
+            ("x-functions-key", &direct_key),
+            ("x-actor", "token:service-7"),
+            ("x-correlation-id", cid),
+        ],
         b"",
     );
     assert_eq!(reply.status, 200, "{}", reply.text());
     let records = audit_records(&app);
     let by_operation: BTreeMap<_, _> = records_of(&records, cid)
         .into_iter()
-        .map(|r| (r["resource"]["operation"].as_str().unwrap().to_string(), r["actor"].clone()))
+        .map(|r| {
+            (
+                r["resource"]["operation"].as_str().unwrap().to_string(),
+                r["actor"].clone(),
+            )
+        })
         .collect();
-    assert_eq!(by_operation, BTreeMap::from([("read".to_string(), json!("token:service-7"))]));
+    assert_eq!(
+        by_operation,
+        BTreeMap::from([("read".to_string(), json!("token:service-7"))])
+    );
 }

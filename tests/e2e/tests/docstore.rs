@@ -3,8 +3,8 @@
 //! (The official Python SDK judges it too: tests/conformance/run.)
 
 use cosmos::{
-    ContainerRef, CosmosClient, CosmosError, DocumentId, ETag, MasterKey, PageRequest, PartitionKey,
-    Query, QueryScope,
+    ContainerRef, CosmosClient, CosmosError, DocumentId, ETag, MasterKey, PageRequest,
+    PartitionKey, Query, QueryScope,
 };
 use cosmos_auth::{http_date, sign, SignedRequest};
 use e2e::native::{SystemClock, UreqTransport};
@@ -47,7 +47,9 @@ fn our_client_round_trips_documents_with_etags() {
         .unwrap();
     assert_eq!(created.body["firstName"], "Ada");
     assert!(created.body["_ts"].is_i64());
-    let read = c.read_document(&patients(), &pk, &DocumentId::new(id).unwrap()).unwrap();
+    let read = c
+        .read_document(&patients(), &pk, &DocumentId::new(id).unwrap())
+        .unwrap();
     assert_eq!(read.etag, created.etag);
 
     let replaced = c
@@ -67,11 +69,15 @@ fn our_client_round_trips_documents_with_etags() {
         &json!({"id": id, "firstName": "Stale"}),
         Some(&created.etag),
     );
-    assert!(matches!(stale, Err(CosmosError::PreconditionFailed)), "{stale:?}");
+    assert!(
+        matches!(stale, Err(CosmosError::PreconditionFailed)),
+        "{stale:?}"
+    );
     let again = c.create_document(&patients(), &pk, &json!({"id": id}));
     assert!(matches!(again, Err(CosmosError::Conflict)), "{again:?}");
 
-    c.delete_document(&patients(), &pk, &DocumentId::new(id).unwrap()).unwrap();
+    c.delete_document(&patients(), &pk, &DocumentId::new(id).unwrap())
+        .unwrap();
     let gone = c.read_document(&patients(), &pk, &DocumentId::new(id).unwrap());
     assert!(matches!(gone, Err(CosmosError::NotFound)), "{gone:?}");
 }
@@ -105,7 +111,10 @@ fn queries_page_across_three_pages_without_losing_or_repeating_documents() {
                 &tests_container(),
                 &query,
                 QueryScope::Partition(pk.clone()),
-                PageRequest { max_item_count: Some(8), continuation },
+                PageRequest {
+                    max_item_count: Some(8),
+                    continuation,
+                },
             )
             .unwrap();
         pages += 1;
@@ -124,9 +133,19 @@ fn a_client_with_the_wrong_key_is_refused() {
     let app = store();
     let wrong = e2e::random_bytes(64);
     use base64::Engine as _;
-    let c = client(&app, &base64::engine::general_purpose::STANDARD.encode(wrong));
-    assert!(matches!(c.database_account(), Err(CosmosError::Unauthorized)));
-    let read = c.read_document(&patients(), &PartitionKey::string("x"), &DocumentId::new("x").unwrap());
+    let c = client(
+        &app,
+        &base64::engine::general_purpose::STANDARD.encode(wrong),
+    );
+    assert!(matches!(
+        c.database_account(),
+        Err(CosmosError::Unauthorized)
+    ));
+    let read = c.read_document(
+        &patients(),
+        &PartitionKey::string("x"),
+        &DocumentId::new("x").unwrap(),
+    );
     assert!(matches!(read, Err(CosmosError::Unauthorized)));
 }
 
@@ -143,8 +162,12 @@ fn injection_like_values_are_stored_and_matched_literally() {
     ];
     for (i, value) in hostile.iter().enumerate() {
         let id = format!("h{i}");
-        c.create_document(&patients(), &PartitionKey::string(&id), &json!({"id": id, "firstName": value}))
-            .unwrap();
+        c.create_document(
+            &patients(),
+            &PartitionKey::string(&id),
+            &json!({"id": id, "firstName": value}),
+        )
+        .unwrap();
     }
     for value in hostile {
         let query = Query::new("SELECT * FROM c WHERE c.firstName = @v")
@@ -152,7 +175,12 @@ fn injection_like_values_are_stored_and_matched_literally() {
             .with_parameter("@v", json!(value))
             .unwrap();
         let page = c
-            .query_documents(&patients(), &query, QueryScope::CrossPartition, PageRequest::default())
+            .query_documents(
+                &patients(),
+                &query,
+                QueryScope::CrossPartition,
+                PageRequest::default(),
+            )
             .unwrap();
         assert_eq!(page.documents.len(), 1, "{value}");
         assert_eq!(page.documents[0]["firstName"], value);
@@ -166,7 +194,9 @@ fn concurrent_replaces_with_one_etag_have_exactly_one_winner() {
     let c = client(&app, &key);
     let id = "c0ffee00-0000-4000-8000-000000000000";
     let pk = PartitionKey::string(id);
-    let created = c.create_document(&patients(), &pk, &json!({"id": id, "v": 0})).unwrap();
+    let created = c
+        .create_document(&patients(), &pk, &json!({"id": id, "v": 0}))
+        .unwrap();
     let etag: ETag = created.etag.clone();
     let outcomes: Vec<bool> = std::thread::scope(|s| {
         let handles: Vec<_> = (1..=8)
@@ -191,13 +221,43 @@ fn concurrent_replaces_with_one_etag_have_exactly_one_winner() {
 }
 
 /// A raw request signed like the client signs it.
-fn raw(app: &TestApp, method: &str, path: &str, kind: &str, link: &str, headers: &[(&str, &str)], body: &[u8]) -> e2e::Reply {
+fn raw(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    kind: &str,
+    link: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> e2e::Reply {
     let key = MasterKey::from_base64(&app.secrets.variables["cosmoskey"]).unwrap();
-    let date = http_date(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64);
-    let auth = sign(&key, &SignedRequest { verb: method, resource_type: kind, resource_link: link, date: &date });
-    let mut all = vec![("authorization", auth.as_str()), ("x-ms-date", date.as_str()), ("x-ms-version", "2018-12-31")];
+    let date = http_date(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    let auth = sign(
+        &key,
+        &SignedRequest {
+            verb: method,
+            resource_type: kind,
+            resource_link: link,
+            date: &date,
+        },
+    );
+    let mut all = vec![
+        ("authorization", auth.as_str()),
+        ("x-ms-date", date.as_str()),
+        ("x-ms-version", "2018-12-31"),
+    ];
     all.extend_from_slice(headers);
-    app.send(method, path, &all, if body.is_empty() { None } else { Some(body) })
+    app.send(
+        method,
+        path,
+        &all,
+        if body.is_empty() { None } else { Some(body) },
+    )
 }
 
 #[test]
@@ -205,34 +265,79 @@ fn hostile_requests_get_4xx_with_a_cosmos_error_body_never_500() {
     let app = store();
     let feed = "/dbs/patients/colls/patients/docs";
     let link = "dbs/patients/colls/patients";
-    let pk = [("x-ms-documentdb-partitionkey", "[\"a\"]"), ("content-type", "application/json")];
+    let pk = [
+        ("x-ms-documentdb-partitionkey", "[\"a\"]"),
+        ("content-type", "application/json"),
+    ];
     let cases: Vec<(&str, e2e::Reply, u16)> = vec![
-        ("malformed JSON", raw(&app, "POST", feed, "docs", link, &pk, b"{\"id\": \"a\","), 400),
-        ("not an object", raw(&app, "POST", feed, "docs", link, &pk, b"[1,2]"), 400),
+        (
+            "malformed JSON",
+            raw(&app, "POST", feed, "docs", link, &pk, b"{\"id\": \"a\","),
+            400,
+        ),
+        (
+            "not an object",
+            raw(&app, "POST", feed, "docs", link, &pk, b"[1,2]"),
+            400,
+        ),
         (
             "missing partition key",
-            raw(&app, "GET", &format!("{feed}/a"), "docs", &format!("{link}/docs/a"), &[], b""),
+            raw(
+                &app,
+                "GET",
+                &format!("{feed}/a"),
+                "docs",
+                &format!("{link}/docs/a"),
+                &[],
+                b"",
+            ),
             400,
         ),
         (
             "over 2 MB",
-            raw(&app, "POST", feed, "docs", link, &pk,
-                format!("{{\"id\":\"a\",\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024 + 10)).as_bytes()),
+            raw(
+                &app,
+                "POST",
+                feed,
+                "docs",
+                link,
+                &pk,
+                format!(
+                    "{{\"id\":\"a\",\"pad\":\"{}\"}}",
+                    "x".repeat(2 * 1024 * 1024 + 10)
+                )
+                .as_bytes(),
+            ),
             413,
         ),
         (
             "unsupported query",
-            raw(&app, "POST", feed, "docs", link,
-                &[("content-type", "application/query+json"), ("x-ms-documentdb-isquery", "True"),
-                  ("x-ms-documentdb-query-enablecrosspartition", "True")],
-                br#"{"query":"SELECT c.id FROM c JOIN t IN c.tags","parameters":[]}"#),
+            raw(
+                &app,
+                "POST",
+                feed,
+                "docs",
+                link,
+                &[
+                    ("content-type", "application/query+json"),
+                    ("x-ms-documentdb-isquery", "True"),
+                    ("x-ms-documentdb-query-enablecrosspartition", "True"),
+                ],
+                br#"{"query":"SELECT c.id FROM c JOIN t IN c.tags","parameters":[]}"#,
+            ),
             400,
         ),
     ];
     for (name, reply, status) in cases {
         assert_eq!(reply.status, status, "{name}: {}", reply.text());
         let body = reply.json();
-        assert!(body["code"].is_string() && body["message"].is_string(), "{name}: {body}");
-        assert!(!reply.text().contains(&app.secrets.variables["cosmoskey"]), "{name}");
+        assert!(
+            body["code"].is_string() && body["message"].is_string(),
+            "{name}: {body}"
+        );
+        assert!(
+            !reply.text().contains(&app.secrets.variables["cosmoskey"]),
+            "{name}"
+        );
     }
 }

@@ -38,7 +38,14 @@ fn host_binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(repo_root())
-        .args(["build", "-p", "spin-test-host", "--bin", "spin-test-host", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "-p",
+            "spin-test-host",
+            "--bin",
+            "spin-test-host",
+            "--message-format=json-render-diagnostics",
+        ])
         .stderr(Stdio::inherit())
         .output()
         .expect("cargo build -p spin-test-host");
@@ -59,7 +66,11 @@ struct HostProcess {
 impl HostProcess {
     /// Starts the host on a free loopback port and waits until it serves.
     fn start(binary: &Path, manifest: &Path, state: &Path, secrets: &Secrets, log: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let listen = format!("127.0.0.1:{port}");
         let mut child = Command::new(binary)
             .args(["--manifest".as_ref(), manifest.as_os_str()])
@@ -69,7 +80,13 @@ impl HostProcess {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(secrets.environment())
             .stdout(Stdio::piped())
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .unwrap(),
+            )
             .spawn()
             .expect("start spin-test-host");
         let stdout = child.stdout.take().unwrap();
@@ -83,9 +100,15 @@ impl HostProcess {
         });
         if wait.recv_timeout(Duration::from_secs(180)).is_err() {
             let _ = child.kill();
-            panic!("the host did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "the host did not start: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
-        HostProcess { child, base_url: format!("http://{listen}") }
+        HostProcess {
+            child,
+            base_url: format!("http://{listen}"),
+        }
     }
 
     /// SIGKILL: no shutdown, no flushing, as a crash or an OOM kill.
@@ -143,17 +166,29 @@ fn test_fields(n: usize) -> Value {
 }
 
 fn correlation(reply: &Reply) -> String {
-    reply.header("x-correlation-id").unwrap_or_default().to_string()
+    reply
+        .header("x-correlation-id")
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// One writer: creates patients, adds tests, updates its own patients with
 /// If-Match, until the host dies or `stop` is set. Returns its ledger.
-fn writer(app: &TestApp, me: usize, stop: &AtomicBool, killing: &AtomicBool, acked: &AtomicUsize) -> Ledger {
+fn writer(
+    app: &TestApp,
+    me: usize,
+    stop: &AtomicBool,
+    killing: &AtomicBool,
+    acked: &AtomicUsize,
+) -> Ledger {
     let mut ledger = Ledger::default();
     let sub = ["clinic", "admin"][me % 2];
     let key = app.key(sub).to_string();
     let headers = |if_match: Option<&str>| {
-        let mut h = vec![("ocp-apim-subscription-key", key.clone()), ("content-type", "application/json".to_string())];
+        let mut h = vec![
+            ("ocp-apim-subscription-key", key.clone()),
+            ("content-type", "application/json".to_string()),
+        ];
         if let Some(etag) = if_match {
             h.push(("if-match", etag.to_string()));
         }
@@ -175,10 +210,24 @@ fn writer(app: &TestApp, me: usize, stop: &AtomicBool, killing: &AtomicBool, ack
                     Ok(r) if r.status == 201 => {
                         let body = r.json();
                         let id = body["id"].as_str().unwrap().to_string();
-                        ledger.acks.push(Ack { kind: "patient", id: id.clone(), operation: "create", correlation: correlation(&r) });
-                        ledger.patients.push(Tracked { id, etag: r.header("etag").unwrap().to_string(), fields, maybe: vec![] });
+                        ledger.acks.push(Ack {
+                            kind: "patient",
+                            id: id.clone(),
+                            operation: "create",
+                            correlation: correlation(&r),
+                        });
+                        ledger.patients.push(Tracked {
+                            id,
+                            etag: r.header("etag").unwrap().to_string(),
+                            fields,
+                            maybe: vec![],
+                        });
                     }
-                    Ok(r) => ledger.unexpected.push(format!("create patient: {} {}", r.status, r.text())),
+                    Ok(r) => {
+                        ledger
+                            .unexpected
+                            .push(format!("create patient: {} {}", r.status, r.text()))
+                    }
                     // In flight at the kill: its id was never learnt.
                     Err(e) => {
                         lost_before_kill(&mut ledger, killing, "create patient", &e);
@@ -189,13 +238,27 @@ fn writer(app: &TestApp, me: usize, stop: &AtomicBool, killing: &AtomicBool, ack
             1 => {
                 let pid = ledger.patients[n % ledger.patients.len()].id.clone();
                 let fields = test_fields(n);
-                match send("POST", &format!("/patient/{pid}/tests"), &headers(None), &fields) {
+                match send(
+                    "POST",
+                    &format!("/patient/{pid}/tests"),
+                    &headers(None),
+                    &fields,
+                ) {
                     Ok(r) if r.status == 201 => {
                         let tid = r.json()["id"].as_str().unwrap().to_string();
-                        ledger.acks.push(Ack { kind: "test", id: tid.clone(), operation: "create", correlation: correlation(&r) });
+                        ledger.acks.push(Ack {
+                            kind: "test",
+                            id: tid.clone(),
+                            operation: "create",
+                            correlation: correlation(&r),
+                        });
                         ledger.tests.push((pid, tid, fields));
                     }
-                    Ok(r) => ledger.unexpected.push(format!("create test: {} {}", r.status, r.text())),
+                    Ok(r) => {
+                        ledger
+                            .unexpected
+                            .push(format!("create test: {} {}", r.status, r.text()))
+                    }
                     Err(e) => {
                         lost_before_kill(&mut ledger, killing, "create test", &e);
                         break;
@@ -210,14 +273,28 @@ fn writer(app: &TestApp, me: usize, stop: &AtomicBool, killing: &AtomicBool, ack
                 fields["postCode"] = json!(format!("{:04}", (n * 7) % 10000));
                 let mut body = fields.clone();
                 body["id"] = json!(tracked.id);
-                match send("PUT", &format!("/patient/{}", tracked.id), &headers(Some(&tracked.etag)), &body) {
+                match send(
+                    "PUT",
+                    &format!("/patient/{}", tracked.id),
+                    &headers(Some(&tracked.etag)),
+                    &body,
+                ) {
                     Ok(r) if r.status == 200 => {
-                        ledger.acks.push(Ack { kind: "patient", id: tracked.id.clone(), operation: "update", correlation: correlation(&r) });
+                        ledger.acks.push(Ack {
+                            kind: "patient",
+                            id: tracked.id.clone(),
+                            operation: "update",
+                            correlation: correlation(&r),
+                        });
                         let t = &mut ledger.patients[i];
                         t.etag = r.header("etag").unwrap().to_string();
                         t.fields = fields;
                     }
-                    Ok(r) => ledger.unexpected.push(format!("update patient: {} {}", r.status, r.text())),
+                    Ok(r) => {
+                        ledger
+                            .unexpected
+                            .push(format!("update patient: {} {}", r.status, r.text()))
+                    }
                     Err(e) => {
                         lost_before_kill(&mut ledger, killing, "update patient", &e);
                         ledger.patients[i].maybe.push(fields);
@@ -234,14 +311,18 @@ fn writer(app: &TestApp, me: usize, stop: &AtomicBool, killing: &AtomicBool, ack
 /// A request that got no answer is expected only once the kill began.
 fn lost_before_kill(ledger: &mut Ledger, killing: &AtomicBool, what: &str, error: &str) {
     if !killing.load(Ordering::SeqCst) {
-        ledger.unexpected.push(format!("{what}: no answer before the kill: {error}"));
+        ledger
+            .unexpected
+            .push(format!("{what}: no answer before the kill: {error}"));
     }
 }
 
 // --- checks after the restart ------------------------------------------------------------
 
 fn sqlite(state: &Path) -> Connection {
-    let conn = Connection::open_with_flags(state.join("sqlite_db.db"), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn =
+        Connection::open_with_flags(state.join("sqlite_db.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     conn
 }
@@ -249,18 +330,25 @@ fn sqlite(state: &Path) -> Connection {
 /// (db, coll, id) -> body, straight from the store's file.
 fn documents(state: &Path) -> BTreeMap<(String, String, String), Value> {
     let conn = sqlite(state);
-    let mut stmt = conn.prepare("SELECT db, coll, id, body FROM docstore_documents").unwrap();
-    stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get::<_, String>(3)?)))
-        .unwrap()
-        .map(|row| {
-            let (key, body) = row.unwrap();
-            (key, serde_json::from_str(&body).unwrap())
-        })
-        .collect()
+    let mut stmt = conn
+        .prepare("SELECT db, coll, id, body FROM docstore_documents")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get::<_, String>(3)?))
+    })
+    .unwrap()
+    .map(|row| {
+        let (key, body) = row.unwrap();
+        (key, serde_json::from_str(&body).unwrap())
+    })
+    .collect()
 }
 
 fn subset_matches(stored: &Value, sent: &Value) -> bool {
-    sent.as_object().unwrap().iter().all(|(k, v)| &stored[k] == v)
+    sent.as_object()
+        .unwrap()
+        .iter()
+        .all(|(k, v)| &stored[k] == v)
 }
 
 /// Runs `f` over `items` on a few threads; panics propagate.
@@ -296,7 +384,9 @@ fn acknowledged_writes_survive_a_sigkill_mid_load() {
     let mut secrets = Secrets::generate();
     // The load must measure durability, not the rate limit.
     let subscriptions = secrets.subscriptions_json(1_000_000, 10_000_000);
-    secrets.variables.insert("subscriptions".into(), subscriptions);
+    secrets
+        .variables
+        .insert("subscriptions".into(), subscriptions);
 
     // --- load, then SIGKILL while the writers are still writing
     let host = HostProcess::start(&binary, &manifest, &state, &secrets, &log);
@@ -308,8 +398,14 @@ fn acknowledged_writes_survive_a_sigkill_mid_load() {
     let started = Instant::now();
     let killed_at = std::thread::scope(|s| {
         for me in 0..WRITERS {
-            let (stop, killing, acked, shared, secrets, base) =
-                (&stop, &killing, &acked, &shared, &secrets, host.base_url.clone());
+            let (stop, killing, acked, shared, secrets, base) = (
+                &stop,
+                &killing,
+                &acked,
+                &shared,
+                &secrets,
+                host.base_url.clone(),
+            );
             s.spawn(move || {
                 let app = TestApp::connect(&base, secrets.clone());
                 let ledger = writer(&app, me, stop, killing, acked);
@@ -332,11 +428,18 @@ fn acknowledged_writes_survive_a_sigkill_mid_load() {
     });
     let ledgers = shared.into_inner().unwrap();
     let unexpected: Vec<&String> = ledgers.iter().flat_map(|l| &l.unexpected).collect();
-    assert!(unexpected.is_empty(), "under load, before the kill: {unexpected:?}");
+    assert!(
+        unexpected.is_empty(),
+        "under load, before the kill: {unexpected:?}"
+    );
     let acks: Vec<&Ack> = ledgers.iter().flat_map(|l| &l.acks).collect();
     let patients: Vec<&Tracked> = ledgers.iter().flat_map(|l| &l.patients).collect();
     let tests: Vec<&(String, String, Value)> = ledgers.iter().flat_map(|l| &l.tests).collect();
-    assert!(acks.len() >= 40, "too little load before the kill ({} acks in {killed_at:?})", acks.len());
+    assert!(
+        acks.len() >= 40,
+        "too little load before the kill ({} acks in {killed_at:?})",
+        acks.len()
+    );
 
     // --- restart on the same state and read everything back
     phase("killed; restarting");
@@ -347,11 +450,21 @@ fn acknowledged_writes_survive_a_sigkill_mid_load() {
     // Latest acknowledged state of every patient, through the API.
     parallel(&patients, |t| {
         let reply = app.call("admin", "GET", &format!("/patient/{}", t.id), None);
-        assert_eq!(reply.status, 200, "acknowledged patient {} lost: {}", t.id, reply.text());
+        assert_eq!(
+            reply.status,
+            200,
+            "acknowledged patient {} lost: {}",
+            t.id,
+            reply.text()
+        );
         let body = reply.json();
         let etag = reply.header("etag").unwrap();
         if etag == t.etag {
-            assert!(subset_matches(&body, &t.fields), "patient {}: content differs from its acknowledged etag", t.id);
+            assert!(
+                subset_matches(&body, &t.fields),
+                "patient {}: content differs from its acknowledged etag",
+                t.id
+            );
         } else {
             // Only a write in flight at the kill may have replaced it.
             assert!(
@@ -363,9 +476,17 @@ fn acknowledged_writes_survive_a_sigkill_mid_load() {
     });
     parallel(&tests, |(pid, tid, fields)| {
         let reply = app.call("admin", "GET", &format!("/patient/{pid}/tests/{tid}"), None);
-        assert_eq!(reply.status, 200, "acknowledged test {tid} lost: {}", reply.text());
+        assert_eq!(
+            reply.status,
+            200,
+            "acknowledged test {tid} lost: {}",
+            reply.text()
+        );
         let body = reply.json();
-        assert!(subset_matches(&body, fields), "test {tid} content differs: sent {fields}, stored {body}");
+        assert!(
+            subset_matches(&body, fields),
+            "test {tid} content differs: sent {fields}, stored {body}"
+        );
     });
 
     phase("read back");
@@ -373,15 +494,23 @@ fn acknowledged_writes_survive_a_sigkill_mid_load() {
     let docs = documents(&state);
     let records: Vec<&Value> = docs
         .iter()
-        .filter(|((db, coll, _), doc)| db == "audit" && coll == "records" && doc["docType"] == "auditRecord")
+        .filter(|((db, coll, _), doc)| {
+            db == "audit" && coll == "records" && doc["docType"] == "auditRecord"
+        })
         .map(|(_, doc)| doc)
         .collect();
-    let by_correlation: BTreeMap<&str, Vec<&Value>> = records.iter().fold(BTreeMap::new(), |mut m, r| {
-        m.entry(r["correlationId"].as_str().unwrap_or("")).or_default().push(*r);
-        m
-    });
+    let by_correlation: BTreeMap<&str, Vec<&Value>> =
+        records.iter().fold(BTreeMap::new(), |mut m, r| {
+            m.entry(r["correlationId"].as_str().unwrap_or(""))
+                .or_default()
+                .push(*r);
+            m
+        });
     for ack in &acks {
-        let mine = by_correlation.get(ack.correlation.as_str()).cloned().unwrap_or_default();
+        let mine = by_correlation
+            .get(ack.correlation.as_str())
+            .cloned()
+            .unwrap_or_default();
         assert!(
             mine.iter().any(|r| r["resource"]["type"] == ack.kind
                 && r["resource"]["id"] == ack.id.as_str()
@@ -395,12 +524,24 @@ fn acknowledged_writes_survive_a_sigkill_mid_load() {
     let created: BTreeSet<(&str, &str)> = records
         .iter()
         .filter(|r| r["resource"]["operation"] == "create")
-        .map(|r| (r["resource"]["type"].as_str().unwrap(), r["resource"]["id"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["resource"]["type"].as_str().unwrap(),
+                r["resource"]["id"].as_str().unwrap(),
+            )
+        })
         .collect();
     for (db, coll, id) in docs.keys() {
         if db == "patients" {
-            let kind = if coll == "patients" { "patient" } else { "test" };
-            assert!(created.contains(&(kind, id.as_str())), "{kind} {id} is stored without its audit record");
+            let kind = if coll == "patients" {
+                "patient"
+            } else {
+                "test"
+            };
+            assert!(
+                created.contains(&(kind, id.as_str())),
+                "{kind} {id} is stored without its audit record"
+            );
         }
     }
 
@@ -408,9 +549,19 @@ fn acknowledged_writes_survive_a_sigkill_mid_load() {
     let chains: BTreeSet<(&str, &str)> = acks.iter().map(|a| (a.kind, a.id.as_str())).collect();
     let chains: Vec<_> = chains.into_iter().collect();
     parallel(&chains, |(kind, id)| {
-        let reply = app.call("auditor", "GET", &format!("/audit/verify?resourceType={kind}&resourceId={id}"), None);
+        let reply = app.call(
+            "auditor",
+            "GET",
+            &format!("/audit/verify?resourceType={kind}&resourceId={id}"),
+            None,
+        );
         assert_eq!(reply.status, 200, "{}", reply.text());
-        assert_eq!(reply.json()["intact"], true, "chain {kind} {id}: {}", reply.text());
+        assert_eq!(
+            reply.json()["intact"],
+            true,
+            "chain {kind} {id}: {}",
+            reply.text()
+        );
     });
 
     phase("chains verified");
@@ -426,11 +577,20 @@ fn acknowledged_writes_survive_a_sigkill_mid_load() {
         let reply = app.send(
             "PUT",
             &format!("/patient/{}", t.id),
-            &[("ocp-apim-subscription-key", &key), ("content-type", "application/json"), ("if-match", &t.etag)],
+            &[
+                ("ocp-apim-subscription-key", &key),
+                ("content-type", "application/json"),
+                ("if-match", &t.etag),
+            ],
             Some(text.as_bytes()),
         );
         assert_eq!(reply.status, 200, "{}", reply.text());
-        let verify = app.call("auditor", "GET", &format!("/audit/verify?resourceType=patient&resourceId={}", t.id), None);
+        let verify = app.call(
+            "auditor",
+            "GET",
+            &format!("/audit/verify?resourceType=patient&resourceId={}", t.id),
+            None,
+        );
         assert_eq!(verify.json()["intact"], true, "{}", verify.text());
     }
     host.kill();

@@ -17,11 +17,21 @@ fn health_answers_without_credentials_and_reveals_nothing_else() {
 fn readiness_walks_every_hop_and_needs_the_health_key() {
     let app = TestApp::start();
     let key = app.secrets.variables["healthkey"].clone();
-    assert_eq!(app.get("/health/ready", &[("x-health-key", &key)]).status, 200);
+    assert_eq!(
+        app.get("/health/ready", &[("x-health-key", &key)]).status,
+        200
+    );
     let missing = app.get("/health/ready", &[]);
     assert_eq!(missing.status, 401);
-    assert_eq!(missing.header("content-type"), Some("application/problem+json"));
-    assert_eq!(app.get("/health/ready", &[("x-health-key", "wrong")]).status, 401);
+    assert_eq!(
+        missing.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(
+        app.get("/health/ready", &[("x-health-key", "wrong")])
+            .status,
+        401
+    );
 }
 
 #[test]
@@ -34,15 +44,25 @@ fn readiness_is_503_when_the_store_or_audit_is_down() {
     assert_eq!(reply.status, 503);
     assert!(reply.header("retry-after").is_some());
     host.set_fault("docstore", None);
-    assert_eq!(app.get("/health/ready", &[("x-health-key", &key)]).status, 200);
+    assert_eq!(
+        app.get("/health/ready", &[("x-health-key", &key)]).status,
+        200
+    );
     host.set_fault("audit-api", Some(Fault::Refuse));
-    assert_eq!(app.get("/health/ready", &[("x-health-key", &key)]).status, 503);
+    assert_eq!(
+        app.get("/health/ready", &[("x-health-key", &key)]).status,
+        503
+    );
 }
 
 #[test]
 fn readiness_is_503_when_the_store_endpoint_does_not_answer() {
     // A store URL on loopback where nothing listens: a real connection refusal.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let app = TestApp::in_process(Start {
         environment: HashMap::from([(
             "SPIN_VARIABLE_COSMOSENDPOINT".to_string(),
@@ -51,7 +71,10 @@ fn readiness_is_503_when_the_store_endpoint_does_not_answer() {
         ..Start::default()
     });
     let key = app.secrets.variables["healthkey"].clone();
-    assert_eq!(app.get("/health/ready", &[("x-health-key", &key)]).status, 503);
+    assert_eq!(
+        app.get("/health/ready", &[("x-health-key", &key)]).status,
+        503
+    );
 }
 
 #[test]
@@ -75,23 +98,46 @@ fn private_components_demand_their_own_host_key() {
     let Some(host) = app.host() else { return };
     let v = &app.secrets.variables;
     for (component, primary, secondary, other) in [
-        ("patient-api", "patientapiprimarykey", "patientapisecondarykey", "auditapiprimarykey"),
-        ("audit-api", "auditapiprimarykey", "auditapisecondarykey", "patientapiprimarykey"),
+        (
+            "patient-api",
+            "patientapiprimarykey",
+            "patientapisecondarykey",
+            "auditapiprimarykey",
+        ),
+        (
+            "audit-api",
+            "auditapiprimarykey",
+            "auditapisecondarykey",
+            "patientapiprimarykey",
+        ),
     ] {
         let call = |key: Option<&str>| {
-            let headers: Vec<(&str, &str)> = key.map(|k| vec![("x-functions-key", k)]).unwrap_or_default();
-            host.invoke(component, "GET", "/health/ready", &headers, b"").status
+            let headers: Vec<(&str, &str)> = key
+                .map(|k| vec![("x-functions-key", k)])
+                .unwrap_or_default();
+            host.invoke(component, "GET", "/health/ready", &headers, b"")
+                .status
         };
         assert_eq!(call(None), 401, "{component}: no key");
         assert_eq!(call(Some("")), 401, "{component}: empty key");
-        assert_eq!(call(Some(&v[other])), 401, "{component}: another service's key");
+        assert_eq!(
+            call(Some(&v[other])),
+            401,
+            "{component}: another service's key"
+        );
         assert_eq!(call(Some(&v[primary])), 200, "{component}: primary");
         assert_eq!(call(Some(&v[secondary])), 200, "{component}: secondary");
         // Rotating the primary makes the old value stale at once.
         let old = v[primary].clone();
-        host.app.set_variable(primary, "a-freshly-rotated-primary-key").unwrap();
+        host.app
+            .set_variable(primary, "a-freshly-rotated-primary-key")
+            .unwrap();
         assert_eq!(call(Some(&old)), 401, "{component}: stale primary");
-        assert_eq!(call(Some("a-freshly-rotated-primary-key")), 200, "{component}: new primary");
+        assert_eq!(
+            call(Some("a-freshly-rotated-primary-key")),
+            200,
+            "{component}: new primary"
+        );
     }
 }
 
@@ -119,23 +165,38 @@ fn each_component_can_reach_only_what_the_manifest_lists() {
     }
     let cases = [
         // (component, url, allowed)
-        ("audit-api", "http://patient-api.spin.internal/health", false),
+        (
+            "audit-api",
+            "http://patient-api.spin.internal/health",
+            false,
+        ),
         ("audit-api", "http://gateway.spin.internal/health", false),
         ("audit-api", "http://docstore.spin.internal/", true),
         ("patient-api", "http://gateway.spin.internal/health", false),
-        ("patient-api", "http://audit-api.spin.internal/health/ready", true),
+        (
+            "patient-api",
+            "http://audit-api.spin.internal/health/ready",
+            true,
+        ),
         ("patient-api", "http://docstore.spin.internal/", true),
         ("docstore", "http://audit-api.spin.internal/", false),
         ("docstore", "http://127.0.0.1:9/", false),
         ("gateway", "http://docstore.spin.internal/", false),
-        ("gateway", "http://patient-api.spin.internal/health/ready", true),
+        (
+            "gateway",
+            "http://patient-api.spin.internal/health/ready",
+            true,
+        ),
     ];
     for (component, url, allowed) in cases {
         let app = probe_as(component);
         let host = app.host.as_ref().unwrap();
         let outcome = probe(&app, component, &format!("url={url}"));
         if allowed {
-            assert!(outcome.starts_with("status "), "{component} -> {url}: {outcome}");
+            assert!(
+                outcome.starts_with("status "),
+                "{component} -> {url}: {outcome}"
+            );
             assert!(host.app.denials().is_empty());
         } else {
             assert_eq!(outcome, "denied", "{component} -> {url}");
@@ -159,7 +220,15 @@ fn a_component_reads_only_the_variables_mapped_to_it() {
         ("gateway", "subscriptions", "cosmoskey"),
     ] {
         let app = probe_as(component);
-        assert_eq!(probe(&app, component, &format!("var={readable}")), "readable", "{component}");
-        assert_eq!(probe(&app, component, &format!("var={unreadable}")), "unreadable", "{component}");
+        assert_eq!(
+            probe(&app, component, &format!("var={readable}")),
+            "readable",
+            "{component}"
+        );
+        assert_eq!(
+            probe(&app, component, &format!("var={unreadable}")),
+            "unreadable",
+            "{component}"
+        );
     }
 }

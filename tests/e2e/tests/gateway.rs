@@ -30,11 +30,21 @@ fn patient_path() -> String {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// A subscription entry of the `subscriptions` variable (digests only).
-fn subscription(name: &str, primary: &str, secondary: &str, scopes: &[&str], rate: (u32, u32), quota: (u32, u32)) -> Value {
+fn subscription(
+    name: &str,
+    primary: &str,
+    secondary: &str,
+    scopes: &[&str],
+    rate: (u32, u32),
+    quota: (u32, u32),
+) -> Value {
     json!({
         "name": name,
         "primaryKeySha256": sha256_hex(primary),
@@ -49,7 +59,12 @@ fn subscription(name: &str, primary: &str, secondary: &str, scopes: &[&str], rat
 fn app_with(vars: &[(&str, String)]) -> TestApp {
     let environment = vars
         .iter()
-        .map(|(name, value)| (format!("SPIN_VARIABLE_{}", name.to_uppercase()), value.clone()))
+        .map(|(name, value)| {
+            (
+                format!("SPIN_VARIABLE_{}", name.to_uppercase()),
+                value.clone(),
+            )
+        })
         .collect();
     TestApp::in_process(Start {
         environment,
@@ -70,12 +85,20 @@ fn with_key(app: &TestApp, method: &str, path: &str, key: &str) -> Reply {
 }
 
 fn with_token(app: &TestApp, method: &str, path: &str, token: &str) -> Reply {
-    app.send(method, path, &[("authorization", &format!("Bearer {token}"))], None)
+    app.send(
+        method,
+        path,
+        &[("authorization", &format!("Bearer {token}"))],
+        None,
+    )
 }
 
 fn assert_problem(reply: &Reply, status: u16) -> Value {
     assert_eq!(reply.status, status, "{}", reply.text());
-    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
     let body = reply.json();
     assert_eq!(body["status"], status);
     assert_eq!(
@@ -175,7 +198,10 @@ fn rs256(claims: &Value) -> String {
 
 fn es256(claims: &Value) -> String {
     use p256::ecdsa::signature::Signer;
-    let input = signing_input(&json!({"alg": "ES256", "typ": "JWT", "kid": "ec-1"}), claims);
+    let input = signing_input(
+        &json!({"alg": "ES256", "typ": "JWT", "kid": "ec-1"}),
+        claims,
+    );
     let signature: p256::ecdsa::Signature = keys().ec.sign(input.as_bytes());
     format!("{input}.{}", B64.encode(signature.to_bytes()))
 }
@@ -192,18 +218,28 @@ fn subscription_keys_authenticate_and_scopes_authorize() {
     let missing = app.get(&path, &[]);
     assert_problem(&missing, 401);
     let challenge = missing.header("www-authenticate").expect("challenge");
-    assert!(challenge.contains(r#"SubscriptionKey realm="patient-records""#), "{challenge}");
+    assert!(
+        challenge.contains(r#"SubscriptionKey realm="patient-records""#),
+        "{challenge}"
+    );
     assert_eq!(missing.json()["detail"], "Credentials are missing.");
 
     let wrong = with_key(&app, "GET", &path, "not-a-key");
     assert_problem(&wrong, 401);
     assert!(wrong.header("www-authenticate").is_some());
     assert_eq!(wrong.json()["detail"], "Credentials are invalid.");
-    assert!(wrong.header("ratelimit-limit").is_none(), "unauthenticated requests are not counted");
+    assert!(
+        wrong.header("ratelimit-limit").is_none(),
+        "unauthenticated requests are not counted"
+    );
 
     let primary = with_key(&app, "GET", &path, &reader.primary);
     assert_eq!(primary.status, 200, "{}", primary.text());
-    assert_eq!(primary.json(), json!({"outcome": "noop"}), "the backend answered");
+    assert_eq!(
+        primary.json(),
+        json!({"outcome": "noop"}),
+        "the backend answered"
+    );
     let secondary = with_key(&app, "GET", &path, &reader.secondary);
     assert_eq!(secondary.status, 200);
     let query = app.get(&format!("{path}?subscription-key={}", reader.primary), &[]);
@@ -213,7 +249,10 @@ fn subscription_keys_authenticate_and_scopes_authorize() {
     let forbidden = app.send(
         "POST",
         "/patient",
-        &[("ocp-apim-subscription-key", &reader.primary), ("content-type", "application/json")],
+        &[
+            ("ocp-apim-subscription-key", &reader.primary),
+            ("content-type", "application/json"),
+        ],
         Some(b"{}"),
     );
     let body = assert_problem(&forbidden, 403);
@@ -221,9 +260,19 @@ fn subscription_keys_authenticate_and_scopes_authorize() {
     assert!(forbidden.header("www-authenticate").is_none());
     let auditor_on_patients = with_key(&app, "GET", &path, app.key("auditor"));
     assert_problem(&auditor_on_patients, 403);
-    let clinic_on_audit = with_key(&app, "GET", "/audit/verify?resourceType=patient&resourceId=x", app.key("clinic"));
+    let clinic_on_audit = with_key(
+        &app,
+        "GET",
+        "/audit/verify?resourceType=patient&resourceId=x",
+        app.key("clinic"),
+    );
     assert_problem(&clinic_on_audit, 403);
-    let auditor_on_audit = with_key(&app, "GET", "/audit/verify?resourceType=patient&resourceId=x", app.key("auditor"));
+    let auditor_on_audit = with_key(
+        &app,
+        "GET",
+        "/audit/verify?resourceType=patient&resourceId=x",
+        app.key("auditor"),
+    );
     assert_eq!(auditor_on_audit.status, 200);
 }
 
@@ -234,7 +283,10 @@ fn a_credential_header_sent_twice_is_refused() {
     let reply = app.send(
         "GET",
         &patient_path(),
-        &[("ocp-apim-subscription-key", &key), ("ocp-apim-subscription-key", "other")],
+        &[
+            ("ocp-apim-subscription-key", &key),
+            ("ocp-apim-subscription-key", "other"),
+        ],
         None,
     );
     assert_problem(&reply, 400);
@@ -252,32 +304,59 @@ fn bearer_tokens_are_validated_strictly() {
     let refused = |token: &str, what: &str| {
         let reply = call(token);
         assert_eq!(reply.status, 401, "{what}: {}", reply.text());
-        let challenge = reply.header("www-authenticate").unwrap_or_default().to_string();
-        assert!(challenge.contains(r#"error="invalid_token""#), "{what}: {challenge}");
+        let challenge = reply
+            .header("www-authenticate")
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{what}: {challenge}"
+        );
         assert_eq!(reply.json()["detail"], "Credentials are invalid.", "{what}");
     };
 
     // Valid tokens, RS256 and ES256; clock skew up to 60 s is tolerated.
     assert_eq!(call(&rs256(&claims("patients.read"))).status, 200);
-    assert_eq!(call(&es256(&claims("patients.read patients.write"))).status, 200);
+    assert_eq!(
+        call(&es256(&claims("patients.read patients.write"))).status,
+        200
+    );
     let mut c = claims("patients.read");
     c["exp"] = json!(now - 30);
-    assert_eq!(call(&rs256(&c)).status, 200, "expired 30 s ago: within the skew");
+    assert_eq!(
+        call(&rs256(&c)).status,
+        200,
+        "expired 30 s ago: within the skew"
+    );
 
     // Valid token without the role: 403 with an insufficient_scope challenge.
     let forbidden = call(&rs256(&claims("patients.write audit.read")));
     assert_problem(&forbidden, 403);
     let challenge = forbidden.header("www-authenticate").unwrap();
-    assert!(challenge.contains(r#"error="insufficient_scope""#) && challenge.contains("patients.read"), "{challenge}");
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#) && challenge.contains("patients.read"),
+        "{challenge}"
+    );
 
     // Forged: signed by a key not in the JWKS under a configured kid.
-    refused(&rs256_with(&keys().rogue_rsa, "rsa-1", &claims("patients.read")), "forged signature");
+    refused(
+        &rs256_with(&keys().rogue_rsa, "rsa-1", &claims("patients.read")),
+        "forged signature",
+    );
     // Tampered payload with the original signature.
     let good = rs256(&claims("patients.read"));
     let parts: Vec<&str> = good.split('.').collect();
     let mut escalated = claims("patients.read");
     escalated["sub"] = json!("someone-else");
-    refused(&format!("{}.{}.{}", parts[0], B64.encode(escalated.to_string()), parts[2]), "tampered payload");
+    refused(
+        &format!(
+            "{}.{}.{}",
+            parts[0],
+            B64.encode(escalated.to_string()),
+            parts[2]
+        ),
+        "tampered payload",
+    );
 
     let mut c = claims("patients.read");
     c["exp"] = json!(now - 120);
@@ -299,7 +378,10 @@ fn bearer_tokens_are_validated_strictly() {
     refused(&rs256(&c), "wrong issuer");
 
     let payload = B64.encode(claims("patients.read").to_string());
-    let none = format!("{}.{payload}.", B64.encode(json!({"alg": "none", "typ": "JWT"}).to_string()));
+    let none = format!(
+        "{}.{payload}.",
+        B64.encode(json!({"alg": "none", "typ": "JWT"}).to_string())
+    );
     refused(&none, "alg none");
     let hs = {
         use hmac_free::hs256;
@@ -308,7 +390,10 @@ fn bearer_tokens_are_validated_strictly() {
         format!("{input}.{}", B64.encode(hs256(b"secret", input.as_bytes())))
     };
     refused(&hs, "HMAC");
-    refused(&rs256_with(&keys().rsa, "rsa-unknown", &claims("patients.read")), "unknown kid");
+    refused(
+        &rs256_with(&keys().rsa, "rsa-unknown", &claims("patients.read")),
+        "unknown kid",
+    );
     let mut c = claims("patients.read");
     c["padding"] = json!("x".repeat(9000));
     refused(&rs256(&c), "over 8 KiB");
@@ -320,7 +405,10 @@ fn bearer_tokens_are_validated_strictly() {
         "GET",
         &path,
         &[
-            ("authorization", &format!("Bearer {}", rs256(&claims("patients.read")))),
+            (
+                "authorization",
+                &format!("Bearer {}", rs256(&claims("patients.read"))),
+            ),
             ("ocp-apim-subscription-key", "wrong"),
         ],
         None,
@@ -336,8 +424,15 @@ mod hmac_free {
         let mut block = [0u8; 64];
         block[..key.len()].copy_from_slice(key);
         let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-        let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
-        Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()
+        let inner = Sha256::new()
+            .chain_update(pad(0x36))
+            .chain_update(message)
+            .finalize();
+        Sha256::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize()
+            .to_vec()
     }
 }
 
@@ -353,12 +448,18 @@ fn both_credentials_can_be_required_together() {
     let key_only = with_key(&app, "GET", &path, &key);
     assert_problem(&key_only, 401);
     let challenge = key_only.header("www-authenticate").unwrap();
-    assert!(challenge.contains("Bearer") && challenge.contains("SubscriptionKey"), "{challenge}");
+    assert!(
+        challenge.contains("Bearer") && challenge.contains("SubscriptionKey"),
+        "{challenge}"
+    );
     assert_problem(&with_token(&app, "GET", &path, &token), 401);
     let both = app.send(
         "GET",
         &path,
-        &[("ocp-apim-subscription-key", &key), ("authorization", &format!("Bearer {token}"))],
+        &[
+            ("ocp-apim-subscription-key", &key),
+            ("authorization", &format!("Bearer {token}")),
+        ],
         None,
     );
     assert_eq!(both.status, 200, "{}", both.text());
@@ -366,7 +467,10 @@ fn both_credentials_can_be_required_together() {
     let write = app.send(
         "POST",
         "/patient",
-        &[("ocp-apim-subscription-key", &key), ("authorization", &format!("Bearer {token}"))],
+        &[
+            ("ocp-apim-subscription-key", &key),
+            ("authorization", &format!("Bearer {token}")),
+        ],
         Some(b"{}"),
     );
     assert_problem(&write, 403);
@@ -411,7 +515,14 @@ fn token_only_callers_are_limited_per_subject() {
 #[test]
 fn the_rate_limit_is_reached_exactly_at_the_limit_and_resets_after_the_period() {
     let key = random_key();
-    let subs = json!([subscription("burst", &key, &random_key(), &["patients.read"], (5, 3), (1000, 86400))]);
+    let subs = json!([subscription(
+        "burst",
+        &key,
+        &random_key(),
+        &["patients.read"],
+        (5, 3),
+        (1000, 86400)
+    )]);
     let app = app_with(&[("subscriptions", subs.to_string())]);
     let path = patient_path();
     wait_for_window_start(3, Duration::from_millis(30));
@@ -419,7 +530,10 @@ fn the_rate_limit_is_reached_exactly_at_the_limit_and_resets_after_the_period() 
         let reply = with_key(&app, "GET", &path, &key);
         assert_eq!(reply.status, 200, "{}", reply.text());
         assert_eq!(header_u64(&reply, "ratelimit-limit"), 5);
-        assert_eq!(header_u64(&reply, "ratelimit-remaining"), expected_remaining);
+        assert_eq!(
+            header_u64(&reply, "ratelimit-remaining"),
+            expected_remaining
+        );
         let reset = header_u64(&reply, "ratelimit-reset");
         assert!((1..=3).contains(&reset), "{reset}");
         assert!(reply.header("retry-after").is_none());
@@ -439,7 +553,14 @@ fn the_rate_limit_is_reached_exactly_at_the_limit_and_resets_after_the_period() 
 #[test]
 fn concurrent_requests_cannot_overshoot_the_limit() {
     let key = random_key();
-    let subs = json!([subscription("busy", &key, &random_key(), &["patients.read"], (10, 60), (1000, 86400))]);
+    let subs = json!([subscription(
+        "busy",
+        &key,
+        &random_key(),
+        &["patients.read"],
+        (10, 60),
+        (1000, 86400)
+    )]);
     let app = app_with(&[("subscriptions", subs.to_string())]);
     let path = patient_path();
     // Keep the burst inside one 60 s window.
@@ -461,14 +582,25 @@ fn concurrent_requests_cannot_overshoot_the_limit() {
             });
         }
     });
-    assert_eq!(passed.load(Ordering::SeqCst), 10, "exactly the limit passes: overshoot 0");
+    assert_eq!(
+        passed.load(Ordering::SeqCst),
+        10,
+        "exactly the limit passes: overshoot 0"
+    );
     assert_eq!(refused.load(Ordering::SeqCst), 22);
 }
 
 #[test]
 fn the_quota_is_enforced_independently_of_the_rate_limit() {
     let key = random_key();
-    let subs = json!([subscription("small", &key, &random_key(), &["patients.read"], (100, 60), (3, 86400))]);
+    let subs = json!([subscription(
+        "small",
+        &key,
+        &random_key(),
+        &["patients.read"],
+        (100, 60),
+        (3, 86400)
+    )]);
     let app = app_with(&[("subscriptions", subs.to_string())]);
     let path = patient_path();
     for remaining in [2, 1, 0] {
@@ -483,7 +615,10 @@ fn the_quota_is_enforced_independently_of_the_rate_limit() {
     assert_eq!(header_u64(&over, "ratelimit-limit"), 3);
     let retry_after = header_u64(&over, "retry-after");
     let until_midnight = 86_400 - (unix_now() % 86_400) as u64;
-    assert!(retry_after.abs_diff(until_midnight) <= 2, "{retry_after} vs {until_midnight}");
+    assert!(
+        retry_after.abs_diff(until_midnight) <= 2,
+        "{retry_after} vs {until_midnight}"
+    );
 }
 
 #[test]
@@ -492,7 +627,8 @@ fn limits_fail_closed_when_the_store_fails() {
     let Some(host) = app.host() else { return };
     let key = app.key("reader").to_string();
     assert_eq!(with_key(&app, "GET", &patient_path(), &key).status, 200);
-    let store = rusqlite::Connection::open(host.app.state_dir().join("sqlite_key_value.db")).unwrap();
+    let store =
+        rusqlite::Connection::open(host.app.state_dir().join("sqlite_key_value.db")).unwrap();
     store.execute_batch("DROP TABLE spin_key_value").unwrap();
     let reply = with_key(&app, "GET", &patient_path(), &key);
     assert_problem(&reply, 503);
@@ -510,8 +646,12 @@ fn rotating_both_keys_under_load_never_refuses_a_client_that_switches_keys() {
     let limits = ((100_000, 60), (1_000_000, 86_400));
     let (p1, s1, s2, p2) = (random_key(), random_key(), random_key(), random_key());
     let set = |primary: &str, secondary: &str| {
-        let subs = json!([subscription("rotating", primary, secondary, &scopes, limits.0, limits.1)]);
-        host.app.set_variable("subscriptions", &subs.to_string()).unwrap();
+        let subs = json!([subscription(
+            "rotating", primary, secondary, &scopes, limits.0, limits.1
+        )]);
+        host.app
+            .set_variable("subscriptions", &subs.to_string())
+            .unwrap();
     };
     set(&p1, &s1);
     let current = Mutex::new(p1.clone());
@@ -541,7 +681,11 @@ fn rotating_both_keys_under_load_never_refuses_a_client_that_switches_keys() {
         stop.store(true, Ordering::SeqCst);
     });
     let statuses = statuses.into_inner().unwrap();
-    assert!(statuses.len() >= 10, "requests ran throughout: {}", statuses.len());
+    assert!(
+        statuses.len() >= 10,
+        "requests ran throughout: {}",
+        statuses.len()
+    );
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     // The retired keys no longer work.
     assert_eq!(with_key(&app, "GET", &path, &p1).status, 401);
@@ -557,7 +701,11 @@ fn clients_outside_the_allow_list_are_refused() {
     let key = outside.key("reader").to_string();
     assert_problem(&with_key(&outside, "GET", &patient_path(), &key), 403);
     assert_problem(&outside.get("/openapi.json", &[]), 403);
-    assert_eq!(outside.get("/health", &[]).status, 200, "liveness probes stay open");
+    assert_eq!(
+        outside.get("/health", &[]).status,
+        200,
+        "liveness probes stay open"
+    );
 
     let inside = app_with(&[("clientallowlist", "10.0.0.0/8, 127.0.0.1".to_string())]);
     let key = inside.key("reader").to_string();
@@ -572,7 +720,10 @@ fn oversized_bodies_are_refused_with_413() {
         app.send(
             "POST",
             "/patient",
-            &[("ocp-apim-subscription-key", &key), ("content-type", "application/json")],
+            &[
+                ("ocp-apim-subscription-key", &key),
+                ("content-type", "application/json"),
+            ],
             Some(&vec![b' '; size]),
         )
     };
@@ -613,8 +764,17 @@ fn routes_answer_only_their_methods() {
     let reply = with_key(&app, "DELETE", &patient_path(), &key);
     assert_problem(&reply, 405);
     assert_eq!(reply.header("allow"), Some("GET, PUT"));
-    assert_eq!(with_key(&app, "GET", "/patient/search", &key).header("allow"), Some("POST"));
-    for path in ["/patients", "/patient/", &format!("/patient/{PATIENT}/"), "/patient/a%2Fb", "/patient/../audit/records"] {
+    assert_eq!(
+        with_key(&app, "GET", "/patient/search", &key).header("allow"),
+        Some("POST")
+    );
+    for path in [
+        "/patients",
+        "/patient/",
+        &format!("/patient/{PATIENT}/"),
+        "/patient/a%2Fb",
+        "/patient/../audit/records",
+    ] {
         assert_problem(&with_key(&app, "GET", path, &key), 404);
     }
 }
@@ -630,16 +790,41 @@ fn trace_context_is_continued_or_started() {
     let reply = app.send(
         "GET",
         &patient_path(),
-        &[("ocp-apim-subscription-key", &key), ("traceparent", &format!("00-{trace_id}-00f067aa0ba902b7-01"))],
+        &[
+            ("ocp-apim-subscription-key", &key),
+            ("traceparent", &format!("00-{trace_id}-00f067aa0ba902b7-01")),
+        ],
         None,
     );
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-correlation-id"), Some(trace_id));
-    for invalid in ["garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"] {
-        let reply = app.send("GET", &patient_path(), &[("ocp-apim-subscription-key", &key), ("traceparent", invalid)], None);
-        assert_eq!(reply.status, 200, "an invalid traceparent is not a client error");
+    for invalid in [
+        "garbage",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+    ] {
+        let reply = app.send(
+            "GET",
+            &patient_path(),
+            &[
+                ("ocp-apim-subscription-key", &key),
+                ("traceparent", invalid),
+            ],
+            None,
+        );
+        assert_eq!(
+            reply.status, 200,
+            "an invalid traceparent is not a client error"
+        );
         let id = reply.header("x-correlation-id").unwrap();
-        assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) && id != "0".repeat(32), "{id}");
+        assert!(
+            id.len() == 32
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && id != "0".repeat(32),
+            "{id}"
+        );
     }
     // Every response has one, errors included.
     let reply = app.get("/nowhere", &[]);
@@ -659,7 +844,10 @@ fn spoofed_internal_headers_never_reach_a_backend() {
         ("x-actor", "mallory"),
         ("spin-client-addr", "10.1.2.3:4"),
         ("x-forwarded-for", "10.1.2.3"),
-        ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
     ];
     let mut headers: Vec<(&str, &str)> = vec![("ocp-apim-subscription-key", &key)];
     headers.extend(spoofs);
@@ -679,11 +867,16 @@ fn spoofed_internal_headers_never_reach_a_backend() {
     let reply = app.send(
         "GET",
         &patient_path(),
-        &[("ocp-apim-subscription-key", &key), ("x-functions-key", &real_host_key)],
+        &[
+            ("ocp-apim-subscription-key", &key),
+            ("x-functions-key", &real_host_key),
+        ],
         None,
     );
     assert_problem(&reply, 502);
-    host.app.set_variable("patientapikey", &real_host_key).unwrap();
+    host.app
+        .set_variable("patientapikey", &real_host_key)
+        .unwrap();
 
     // x-actor: the audit register records the authenticated subscription.
     let created = app.send(
@@ -697,10 +890,20 @@ fn spoofed_internal_headers_never_reach_a_backend() {
         return;
     }
     let id = created.json()["id"].as_str().unwrap().to_string();
-    let records = with_key(&app, "GET", &format!("/audit/records?resourceType=patient&resourceId={id}"), app.key("admin"));
+    let records = with_key(
+        &app,
+        "GET",
+        &format!("/audit/records?resourceType=patient&resourceId={id}"),
+        app.key("admin"),
+    );
     assert_eq!(records.status, 200, "{}", records.text());
     let records = records.json();
-    let actors: Vec<&str> = records.as_array().unwrap().iter().map(|r| r["actor"].as_str().unwrap()).collect();
+    let actors: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["actor"].as_str().unwrap())
+        .collect();
     assert!(!actors.is_empty());
     assert!(actors.iter().all(|a| *a == "clinic"), "{actors:?}");
 }
@@ -732,7 +935,10 @@ fn backend_answers_pass_back_with_only_the_contract_headers() {
     assert_eq!(reply.body, b"{\"id\":\"x\"}");
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.header("etag"), Some("\"v1\""));
-    assert_eq!(reply.header("location"), Some(format!("/patient/{PATIENT}").as_str()));
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/patient/{PATIENT}").as_str())
+    );
     assert_eq!(reply.header("x-continuation-token"), Some("next-page"));
     assert_eq!(reply.header("retry-after"), Some("7"));
     assert!(reply.header("set-cookie").is_none() && reply.header("server").is_none());
@@ -749,12 +955,19 @@ fn a_slow_backend_is_a_504_and_a_down_one_a_503() {
     let started = std::time::Instant::now();
     let reply = with_key(&app, "GET", &patient_path(), &key);
     assert_problem(&reply, 504);
-    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
     host.set_fault("patient-api", Some(Fault::Refuse));
     let reply = with_key(&app, "GET", &patient_path(), &key);
     assert_problem(&reply, 503);
     assert!(reply.header("retry-after").is_some());
-    assert!(reply.header("ratelimit-limit").is_some(), "counted requests carry RateLimit headers");
+    assert!(
+        reply.header("ratelimit-limit").is_some(),
+        "counted requests carry RateLimit headers"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -780,14 +993,20 @@ fn one_structured_log_line_per_request_without_secrets_or_patient_data() {
     let replies = [
         with_key(&app, "GET", &patient_path(), &key),
         with_token(&app, "GET", &format!("/patient/{PATIENT}/tests"), &token),
-        app.get(&format!("/patient/{PATIENT}?subscription-key={query_key}"), &[]),
+        app.get(
+            &format!("/patient/{PATIENT}?subscription-key={query_key}"),
+            &[],
+        ),
         with_key(&app, "GET", &patient_path(), "wrong-key"),
         app.get("/health", &[]),
     ];
     let lines = access_lines(host);
     assert_eq!(lines.len(), replies.len(), "{lines:?}");
     for (line, reply) in lines.iter().zip(&replies) {
-        assert_eq!(line["correlationId"].as_str(), reply.header("x-correlation-id"));
+        assert_eq!(
+            line["correlationId"].as_str(),
+            reply.header("x-correlation-id")
+        );
         assert_eq!(line["status"], reply.status);
         assert!(line["durationMs"].is_u64());
         assert_eq!(line["method"], "GET");
@@ -800,8 +1019,19 @@ fn one_structured_log_line_per_request_without_secrets_or_patient_data() {
     assert_eq!(lines[3]["actor"], Value::Null);
     assert_eq!(lines[3]["reason"], "unknown_subscription_key");
     assert_eq!(lines[4]["route"], "/health");
-    let everything: String = host.app.logs().iter().map(|l| format!("{}\n", l.line)).collect();
-    for secret in [key.as_str(), token.as_str(), query_key.as_str(), PATIENT, "wrong-key"] {
+    let everything: String = host
+        .app
+        .logs()
+        .iter()
+        .map(|l| format!("{}\n", l.line))
+        .collect();
+    for secret in [
+        key.as_str(),
+        token.as_str(),
+        query_key.as_str(),
+        PATIENT,
+        "wrong-key",
+    ] {
         assert!(!everything.contains(secret), "a log line holds {secret}");
     }
     for secret in app.secrets.variables.values() {

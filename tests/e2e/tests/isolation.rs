@@ -31,7 +31,11 @@ fn entries(manifest: &Manifest) -> Vec<Entry> {
             ("sqlite_databases", &c.sqlite_databases),
         ] {
             for value in values {
-                all.push(Entry { component: id.clone(), field, value: value.clone() });
+                all.push(Entry {
+                    component: id.clone(),
+                    field,
+                    value: value.clone(),
+                });
             }
         }
     }
@@ -65,11 +69,16 @@ fn without(text: &str, entry: &Entry) -> String {
             .and_then(|rest| rest.strip_prefix('='));
         if let (true, Some(value)) = (section == header, assignment) {
             // This manifest's arrays are one line of plain strings: JSON.
-            let mut list: Vec<String> = serde_json::from_str(value.trim()).expect("a one-line array of strings");
+            let mut list: Vec<String> =
+                serde_json::from_str(value.trim()).expect("a one-line array of strings");
             let before = list.len();
             list.retain(|v| *v != entry.value);
             assert_eq!(list.len() + 1, before, "{entry:?}");
-            out.push_str(&format!("{} = {}\n", entry.field, serde_json::to_string(&list).unwrap()));
+            out.push_str(&format!(
+                "{} = {}\n",
+                entry.field,
+                serde_json::to_string(&list).unwrap()
+            ));
             removed = true;
         } else {
             out.push_str(line);
@@ -83,15 +92,34 @@ fn without(text: &str, entry: &Entry) -> String {
 /// Statuses of a scenario that exercises every capability once.
 fn scenario(app: &TestApp) -> BTreeMap<&'static str, u16> {
     let health = app.secrets.variables["healthkey"].clone();
-    let patient = json!({"firstName": "Iso", "gender": "male", "dateOfBirth": "1990", "postCode": "1000"});
+    let patient =
+        json!({"firstName": "Iso", "gender": "male", "dateOfBirth": "1990", "postCode": "1000"});
     BTreeMap::from([
-        ("create patient", app.call("clinic", "POST", "/patient", Some(&patient)).status),
-        ("read unknown patient", app.call("clinic", "GET", &format!("/patient/{UNKNOWN}"), None).status),
+        (
+            "create patient",
+            app.call("clinic", "POST", "/patient", Some(&patient))
+                .status,
+        ),
+        (
+            "read unknown patient",
+            app.call("clinic", "GET", &format!("/patient/{UNKNOWN}"), None)
+                .status,
+        ),
         (
             "verify audit chain",
-            app.call("auditor", "GET", &format!("/audit/verify?resourceType=patient&resourceId={UNKNOWN}"), None).status,
+            app.call(
+                "auditor",
+                "GET",
+                &format!("/audit/verify?resourceType=patient&resourceId={UNKNOWN}"),
+                None,
+            )
+            .status,
         ),
-        ("readiness", app.get("/health/ready", &[("x-health-key", health.as_str())]).status),
+        (
+            "readiness",
+            app.get("/health/ready", &[("x-health-key", health.as_str())])
+                .status,
+        ),
     ])
 }
 
@@ -108,7 +136,10 @@ fn every_capability_entry_is_needed() {
     let run = |name: &str, text: &str| {
         let path = work.path().join(format!("{name}.toml"));
         std::fs::write(&path, e2e::standalone_manifest(text)).unwrap();
-        let app = TestApp::in_process(Start { manifest: Some(path), ..Start::default() });
+        let app = TestApp::in_process(Start {
+            manifest: Some(path),
+            ..Start::default()
+        });
         let statuses = scenario(&app);
         (app, statuses)
     };
@@ -133,7 +164,11 @@ fn every_capability_entry_is_needed() {
         let modified = Manifest::parse(&text, work.path()).unwrap();
         for (id, decl) in &original.components {
             let changed = &modified.components[id];
-            for name in ["allowed_outbound_hosts", "key_value_stores", "sqlite_databases"] {
+            for name in [
+                "allowed_outbound_hosts",
+                "key_value_stores",
+                "sqlite_databases",
+            ] {
                 let mut want = field(decl, name).clone();
                 if *id == entry.component && name == entry.field {
                     want.retain(|v| *v != entry.value);
@@ -145,9 +180,18 @@ fn every_capability_entry_is_needed() {
 
         let (app, statuses) = run(&format!("without-{i}"), &text);
         let host = app.host.as_ref().unwrap();
-        let changed: Vec<_> = statuses.iter().filter(|(step, status)| baseline[*step] != **status).collect();
-        assert!(!changed.is_empty(), "{entry:?} removed and nothing changed: the entry is unused ({statuses:?})");
-        assert!(statuses.values().all(|s| *s != 500), "{entry:?}: a 500 ({statuses:?})");
+        let changed: Vec<_> = statuses
+            .iter()
+            .filter(|(step, status)| baseline[*step] != **status)
+            .collect();
+        assert!(
+            !changed.is_empty(),
+            "{entry:?} removed and nothing changed: the entry is unused ({statuses:?})"
+        );
+        assert!(
+            statuses.values().all(|s| *s != 500),
+            "{entry:?}: a 500 ({statuses:?})"
+        );
         let denials = host.app.denials();
         match entry.field {
             "allowed_outbound_hosts" => {
@@ -155,32 +199,47 @@ fn every_capability_entry_is_needed() {
                 assert!(!denials.is_empty(), "{entry:?}: no request was denied");
                 for d in &denials {
                     assert_eq!(d.component, entry.component, "{entry:?}: {d:?}");
-                    assert!(d.url.starts_with(&format!("{host_url}/")), "{entry:?}: {d:?}");
+                    assert!(
+                        d.url.starts_with(&format!("{host_url}/")),
+                        "{entry:?}: {d:?}"
+                    );
                 }
             }
             "key_value_stores" => {
                 // The gateway fails closed when it cannot count.
                 assert!(denials.is_empty(), "{denials:?}");
-                let said = host.app.logs().iter().any(|l| l.component == entry.component && l.line.contains("limit_store_unavailable"));
+                let said = host.app.logs().iter().any(|l| {
+                    l.component == entry.component && l.line.contains("limit_store_unavailable")
+                });
                 assert!(said, "{entry:?}: the gateway's log does not say why");
             }
             "sqlite_databases" => {
                 assert!(denials.is_empty(), "{denials:?}");
                 let conn = rusqlite::Connection::open(host.app.sqlite_path()).unwrap();
                 let tables: i64 = conn
-                    .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+                    .query_row(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                        [],
+                        |r| r.get(0),
+                    )
                     .unwrap();
                 assert_eq!(tables, 0, "{entry:?}: the database was opened anyway");
             }
             other => panic!("{other}"),
         }
-        report.push(format!("{}.{} {:?}: {:?}", entry.component, entry.field, entry.value, changed));
+        report.push(format!(
+            "{}.{} {:?}: {:?}",
+            entry.component, entry.field, entry.value, changed
+        ));
         eprintln!("{}", report.last().unwrap());
     }
     // Every component's entries were covered, and there are some.
     assert!(all.len() >= 7, "{all:?}");
     e2e::write_hardening_counts(
         "isolation",
-        &[format!("capability entries removed: {} (each changed the scenario)", all.len())],
+        &[format!(
+            "capability entries removed: {} (each changed the scenario)",
+            all.len()
+        )],
     );
 }

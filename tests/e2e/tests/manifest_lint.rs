@@ -12,7 +12,10 @@ fn every_variable_name_can_be_a_key_vault_secret_name() {
     // digits and underscores: only lowercase letters and digits fit both.
     for name in manifest().variables.keys() {
         assert!(
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
             "{name} is not Key Vault compatible"
         );
     }
@@ -35,7 +38,11 @@ fn only_the_gateway_is_public() {
     for id in m.components.keys() {
         assert_eq!(m.is_private(id), id != "gateway", "{id}");
     }
-    let public: Vec<_> = m.triggers.iter().filter(|t| t.route != Route::Private).collect();
+    let public: Vec<_> = m
+        .triggers
+        .iter()
+        .filter(|t| t.route != Route::Private)
+        .collect();
     assert_eq!(public.len(), 1);
     assert_eq!(public[0].route, Route::Public("/...".into()));
 }
@@ -44,7 +51,11 @@ fn only_the_gateway_is_public() {
 fn no_component_has_a_wildcard_outbound_host() {
     for (id, c) in manifest().components {
         for entry in &c.allowed_outbound_hosts {
-            let expanded = if entry.contains("{{") { "http://placeholder.example".to_string() } else { entry.clone() };
+            let expanded = if entry.contains("{{") {
+                "http://placeholder.example".to_string()
+            } else {
+                entry.clone()
+            };
             let parsed = spin_test_host::AllowedHost::parse(&expanded).expect("valid entry");
             assert!(!parsed.is_wildcard(), "{id}: {entry}");
             assert!(!entry.contains('*'), "{id}: {entry}");
@@ -57,8 +68,15 @@ fn components_map_only_declared_variables_and_no_component_maps_another_services
     let m = manifest();
     for (id, c) in &m.components {
         for (name, template) in &c.variables {
-            let referenced = template.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
-            assert!(m.variables.contains_key(referenced), "{id}.{name} refers to {referenced}");
+            let referenced = template
+                .trim()
+                .trim_start_matches("{{")
+                .trim_end_matches("}}")
+                .trim();
+            assert!(
+                m.variables.contains_key(referenced),
+                "{id}.{name} refers to {referenced}"
+            );
         }
     }
     let forbidden = [
@@ -73,7 +91,10 @@ fn components_map_only_declared_variables_and_no_component_maps_another_services
     ];
     for (id, variable) in forbidden {
         assert!(
-            !m.components[id].variables.values().any(|t| t.contains(variable)),
+            !m.components[id]
+                .variables
+                .values()
+                .any(|t| t.contains(variable)),
             "{id} must not see {variable}"
         );
     }

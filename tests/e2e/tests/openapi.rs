@@ -8,11 +8,14 @@ use e2e::{built_wasm, repo_root, Start, TestApp};
 use gateway_policy::ROUTES;
 use serde_json::{json, Value};
 
-const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 const PATIENT: &str = "5d0e7c9a-3f1b-4c2e-9a8d-1b2c3d4e5f60";
 
 fn document() -> Value {
-    let text = std::fs::read_to_string(repo_root().join("components/gateway/openapi.json")).unwrap();
+    let text =
+        std::fs::read_to_string(repo_root().join("components/gateway/openapi.json")).unwrap();
     serde_json::from_str(&text).expect("openapi.json is JSON")
 }
 
@@ -47,7 +50,11 @@ fn the_gateway_serves_the_document_without_credentials() {
     let reply = app.get("/openapi.json", &[]);
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(reply.json(), document(), "the served document is components/gateway/openapi.json");
+    assert_eq!(
+        reply.json(),
+        document(),
+        "the served document is components/gateway/openapi.json"
+    );
     assert_eq!(reply.json()["openapi"], "3.1.0");
 }
 
@@ -58,8 +65,10 @@ fn every_route_the_gateway_serves_is_documented_and_nothing_else() {
         .map(|r| (r.method.to_string(), r.path_template.to_string()))
         .collect();
     let doc = document();
-    let documented: BTreeSet<(String, String)> =
-        operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();
+    let documented: BTreeSet<(String, String)> = operations(&doc)
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .collect();
     assert_eq!(served, documented);
 }
 
@@ -70,12 +79,17 @@ fn each_operation_states_its_scope_parameters_and_every_gateway_answer() {
     let mut operation_ids = BTreeSet::new();
     for (method, path, op) in operations(&doc) {
         let what = format!("{method} {path}");
-        assert!(operation_ids.insert(op["operationId"].as_str().unwrap().to_string()), "{what}: operationId");
+        assert!(
+            operation_ids.insert(op["operationId"].as_str().unwrap().to_string()),
+            "{what}: operationId"
+        );
         let route = ROUTES
             .iter()
             .find(|r| r.method == method && r.path_template == path)
             .unwrap();
-        let security = op["security"].as_array().unwrap_or_else(|| panic!("{what}: security"));
+        let security = op["security"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{what}: security"));
         for requirement in security {
             for name in requirement.as_object().unwrap().keys() {
                 assert!(schemes.contains_key(name), "{what}: unknown scheme {name}");
@@ -95,18 +109,39 @@ fn each_operation_states_its_scope_parameters_and_every_gateway_answer() {
                     assert!(responses.contains_key(status), "{what}: {status}");
                 }
                 let unauthorized = resolve(&doc, &responses["401"]);
-                assert!(unauthorized["headers"].get("WWW-Authenticate").is_some(), "{what}");
+                assert!(
+                    unauthorized["headers"].get("WWW-Authenticate").is_some(),
+                    "{what}"
+                );
                 let throttled = resolve(&doc, &responses["429"]);
-                for header in ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
-                    assert!(throttled["headers"].get(header).is_some(), "{what}: 429 {header}");
+                for header in [
+                    "Retry-After",
+                    "RateLimit-Limit",
+                    "RateLimit-Remaining",
+                    "RateLimit-Reset",
+                ] {
+                    assert!(
+                        throttled["headers"].get(header).is_some(),
+                        "{what}: 429 {header}"
+                    );
                 }
-                let success = responses.keys().find(|s| s.starts_with('2')).expect("a success");
+                let success = responses
+                    .keys()
+                    .find(|s| s.starts_with('2'))
+                    .expect("a success");
                 let success = resolve(&doc, &responses[success]);
-                for header in ["x-correlation-id", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+                for header in [
+                    "x-correlation-id",
+                    "RateLimit-Limit",
+                    "RateLimit-Remaining",
+                    "RateLimit-Reset",
+                ] {
                     assert!(success["headers"].get(header).is_some(), "{what}: {header}");
                 }
             }
-            None if path == "/health/ready" => assert_eq!(security, &vec![json!({"healthKey": []})]),
+            None if path == "/health/ready" => {
+                assert_eq!(security, &vec![json!({"healthKey": []})])
+            }
             None => assert!(security.is_empty(), "{what} is public"),
         }
         // Every template parameter is declared as a required path parameter.
@@ -158,7 +193,10 @@ fn every_reference_resolves_and_every_pattern_is_a_valid_regular_expression() {
         regex_syntax::Parser::new()
             .parse(&pattern)
             .unwrap_or_else(|e| panic!("{pattern}: {e}"));
-        assert!(pattern.starts_with('^') && pattern.ends_with('$'), "{pattern} is anchored");
+        assert!(
+            pattern.starts_with('^') && pattern.ends_with('$'),
+            "{pattern} is anchored"
+        );
     }
 }
 
@@ -171,8 +209,15 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
     let schema = resolve(doc, schema);
     let fail = |why: String| Err(format!("{at}: {why} (value {value})"));
     if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
-        let matching = options.iter().filter(|s| validate(doc, s, value, at).is_ok()).count();
-        return if matching == 1 { Ok(()) } else { fail(format!("{matching} oneOf branches match")) };
+        let matching = options
+            .iter()
+            .filter(|s| validate(doc, s, value, at).is_ok())
+            .count();
+        return if matching == 1 {
+            Ok(())
+        } else {
+            fail(format!("{matching} oneOf branches match"))
+        };
     }
     if let Some(expected) = schema.get("const") {
         if expected != value {
@@ -199,27 +244,47 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
             Value::Array(_) => "array",
             Value::Object(_) => "object",
         };
-        if !types.iter().any(|t| *t == actual || (*t == "number" && actual == "integer")) {
+        if !types
+            .iter()
+            .any(|t| *t == actual || (*t == "number" && actual == "integer"))
+        {
             return fail(format!("type {actual}, expected {types:?}"));
         }
     }
     if let Value::String(s) = value {
         let chars = s.chars().count() as u64;
-        if schema.get("minLength").and_then(Value::as_u64).is_some_and(|min| chars < min)
-            || schema.get("maxLength").and_then(Value::as_u64).is_some_and(|max| chars > max)
+        if schema
+            .get("minLength")
+            .and_then(Value::as_u64)
+            .is_some_and(|min| chars < min)
+            || schema
+                .get("maxLength")
+                .and_then(Value::as_u64)
+                .is_some_and(|max| chars > max)
         {
             return fail("length".into());
         }
     }
     if let Some(n) = value.as_f64() {
-        if schema.get("minimum").and_then(Value::as_f64).is_some_and(|min| n < min)
-            || schema.get("maximum").and_then(Value::as_f64).is_some_and(|max| n > max)
+        if schema
+            .get("minimum")
+            .and_then(Value::as_f64)
+            .is_some_and(|min| n < min)
+            || schema
+                .get("maximum")
+                .and_then(Value::as_f64)
+                .is_some_and(|max| n > max)
         {
             return fail("range".into());
         }
     }
     if let Value::Object(map) = value {
-        for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for name in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if !map.contains_key(name.as_str().unwrap()) {
                 return fail(format!("{name} missing"));
             }
@@ -263,7 +328,9 @@ fn conforms(doc: &Value, method: &str, template: &str, reply: &e2e::Reply) {
         let schema = &resolve(doc, header)["schema"];
         if let Some(value) = reply.header(name) {
             let value = match schema["type"].as_str() {
-                Some("integer") => json!(value.parse::<i64>().unwrap_or_else(|_| panic!("{what}: {name}"))),
+                Some("integer") => json!(value
+                    .parse::<i64>()
+                    .unwrap_or_else(|_| panic!("{what}: {name}"))),
                 _ => json!(value),
             };
             validate(doc, schema, &value, name).unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -300,13 +367,43 @@ fn gateway_answers_conform_to_the_document() {
 
     conforms(&doc, "GET", "/health", &app.get("/health", &[]));
     conforms(&doc, "GET", "/health/ready", &app.get("/health/ready", &[]));
-    conforms(&doc, "GET", "/health/ready", &app.get("/health/ready", &[("x-health-key", "wrong")]));
+    conforms(
+        &doc,
+        "GET",
+        "/health/ready",
+        &app.get("/health/ready", &[("x-health-key", "wrong")]),
+    );
     conforms(&doc, "GET", "/patient/{patientId}", &app.get(&patient, &[]));
-    conforms(&doc, "GET", "/patient/{patientId}", &app.get(&patient, &[("ocp-apim-subscription-key", "wrong")]));
-    conforms(&doc, "GET", "/patient/{patientId}", &app.get(&patient, &[("authorization", "Bearer x.y.z")]));
-    conforms(&doc, "POST", "/patient", &app.send("POST", "/patient", &key, Some(b"{}")));
-    conforms(&doc, "POST", "/patient", &app.send("POST", "/patient", &key, Some(&[b' '; 17])));
-    conforms(&doc, "GET", "/audit/records", &app.get("/audit/records?resourceType=patient&resourceId=x", &key));
+    conforms(
+        &doc,
+        "GET",
+        "/patient/{patientId}",
+        &app.get(&patient, &[("ocp-apim-subscription-key", "wrong")]),
+    );
+    conforms(
+        &doc,
+        "GET",
+        "/patient/{patientId}",
+        &app.get(&patient, &[("authorization", "Bearer x.y.z")]),
+    );
+    conforms(
+        &doc,
+        "POST",
+        "/patient",
+        &app.send("POST", "/patient", &key, Some(b"{}")),
+    );
+    conforms(
+        &doc,
+        "POST",
+        "/patient",
+        &app.send("POST", "/patient", &key, Some(&[b' '; 17])),
+    );
+    conforms(
+        &doc,
+        "GET",
+        "/audit/records",
+        &app.get("/audit/records?resourceType=patient&resourceId=x", &key),
+    );
     let allowed = app.get(&patient, &key);
     assert_eq!(allowed.status, 200);
     let throttled = app.get(&patient, &key);
@@ -315,7 +412,12 @@ fn gateway_answers_conform_to_the_document() {
 
     let Some(host) = app.host() else { return };
     host.set_fault("patient-api", Some(e2e::spin_test_host::Fault::Refuse));
-    host.app.set_variable("subscriptions", &small.to_string().replace("\"calls\":1,", "\"calls\":100,")).unwrap();
+    host.app
+        .set_variable(
+            "subscriptions",
+            &small.to_string().replace("\"calls\":1,", "\"calls\":100,"),
+        )
+        .unwrap();
     let unavailable = app.get(&format!("/patient/{PATIENT}/tests"), &key);
     assert_eq!(unavailable.status, 503);
     conforms(&doc, "GET", "/patient/{patientId}/tests", &unavailable);

@@ -51,9 +51,18 @@ fn test_body() -> Value {
 }
 
 /// A request through the gateway as subscription "clinic", with extra headers.
-fn send(app: &TestApp, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+fn send(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Reply {
     let key = app.key("clinic").to_string();
-    let mut all = vec![("ocp-apim-subscription-key", key.as_str()), ("content-type", "application/json")];
+    let mut all = vec![
+        ("ocp-apim-subscription-key", key.as_str()),
+        ("content-type", "application/json"),
+    ];
     all.extend_from_slice(headers);
     app.send(method, path, &all, body)
 }
@@ -72,7 +81,13 @@ fn created(app: &TestApp, body: &Value) -> String {
 fn put(app: &TestApp, id: &str, body: &Value, if_match: Option<&str>) -> Reply {
     let text = body.to_string();
     let headers: Vec<(&str, &str)> = if_match.map(|m| vec![("if-match", m)]).unwrap_or_default();
-    send(app, "PUT", &format!("/patient/{id}"), &headers, Some(text.as_bytes()))
+    send(
+        app,
+        "PUT",
+        &format!("/patient/{id}"),
+        &headers,
+        Some(text.as_bytes()),
+    )
 }
 
 fn search(app: &TestApp, criteria: &Value) -> Reply {
@@ -90,14 +105,23 @@ fn found(app: &TestApp, criteria: &Value) -> BTreeSet<String> {
 }
 
 fn ids(reply: &Reply) -> BTreeSet<String> {
-    reply.json().as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()).collect()
+    reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A problem+json answer with this status, the response's correlation id,
 /// and (when given) the field and exact detail.
 fn assert_problem(reply: &Reply, status: u16, field: Option<&str>, detail: Option<&str>) {
     assert_eq!(reply.status, status, "{}", reply.text());
-    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
     let body = reply.json();
     assert_eq!(body["status"], status);
     let correlation = reply.header("x-correlation-id").expect("x-correlation-id");
@@ -128,14 +152,26 @@ fn create_read_update_round_trip() {
     let patient = reply.json();
     let id = patient["id"].as_str().unwrap().to_string();
     assert!(is_guid(&id), "{id}");
-    assert_eq!(reply.header("location"), Some(format!("/patient/{id}").as_str()));
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/patient/{id}").as_str())
+    );
     let etag = reply.header("etag").expect("ETag on create").to_string();
     for (k, v) in full().as_object().unwrap() {
         assert_eq!(&patient[k], v, "{k}");
     }
     assert!(patient["lastUpdated"].as_str().unwrap().ends_with('Z'));
-    let keys: BTreeSet<&str> = patient.as_object().unwrap().keys().map(String::as_str).collect();
-    assert!(keys.iter().all(|k| !k.starts_with('_') && *k != "dateOfBirthKey"), "{keys:?}");
+    let keys: BTreeSet<&str> = patient
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        keys.iter()
+            .all(|k| !k.starts_with('_') && *k != "dateOfBirthKey"),
+        "{keys:?}"
+    );
 
     let read = app.call("clinic", "GET", &format!("/patient/{id}"), None);
     assert_eq!(read.status, 200);
@@ -143,7 +179,11 @@ fn create_read_update_round_trip() {
     assert_eq!(read.header("etag"), Some(etag.as_str()));
 
     // A read-only subscription reads too (the gateway's scopes).
-    assert_eq!(app.call("reader", "GET", &format!("/patient/{id}"), None).status, 200);
+    assert_eq!(
+        app.call("reader", "GET", &format!("/patient/{id}"), None)
+            .status,
+        200
+    );
 
     let mut update = with(full(), "id", json!(id));
     update["postCode"] = json!("8000");
@@ -156,7 +196,10 @@ fn create_read_update_round_trip() {
     assert_ne!(new_etag, etag);
     let body = updated.json();
     assert_eq!(body["postCode"], "8000");
-    assert!(body.get("lastName").is_none(), "null clears an optional member");
+    assert!(
+        body.get("lastName").is_none(),
+        "null clears an optional member"
+    );
     assert!(body["lastUpdated"].as_str().unwrap() >= patient["lastUpdated"].as_str().unwrap());
 
     let reread = app.call("clinic", "GET", &format!("/patient/{id}"), None);
@@ -164,29 +207,61 @@ fn create_read_update_round_trip() {
     assert_eq!(reread.header("etag"), Some(new_etag.as_str()));
 
     // A stale If-Match is 412 and changes nothing.
-    let stale = put(&app, &id, &with(update.clone(), "postCode", json!("9999")), Some(&etag));
+    let stale = put(
+        &app,
+        &id,
+        &with(update.clone(), "postCode", json!("9999")),
+        Some(&etag),
+    );
     assert_problem(&stale, 412, None, None);
-    assert_eq!(app.call("clinic", "GET", &format!("/patient/{id}"), None).json()["postCode"], "8000");
+    assert_eq!(
+        app.call("clinic", "GET", &format!("/patient/{id}"), None)
+            .json()["postCode"],
+        "8000"
+    );
     // Without If-Match the last writer wins.
-    assert_eq!(put(&app, &id, &with(update, "postCode", json!("9999")), None).status, 200);
+    assert_eq!(
+        put(&app, &id, &with(update, "postCode", json!("9999")), None).status,
+        200
+    );
 }
 
 #[test]
 fn create_rejects_server_fields_unknown_fields_and_bad_json() {
     let app = TestApp::start();
     let guid = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
-    assert_problem(&create(&app, &with(full(), "id", json!(guid))), 400, Some("id"), Some("Id unexpected."));
     assert_problem(
-        &create(&app, &with(full(), "lastUpdated", json!("2024-01-01T00:00:00Z"))),
+        &create(&app, &with(full(), "id", json!(guid))),
+        400,
+        Some("id"),
+        Some("Id unexpected."),
+    );
+    assert_problem(
+        &create(
+            &app,
+            &with(full(), "lastUpdated", json!("2024-01-01T00:00:00Z")),
+        ),
         400,
         Some("lastUpdated"),
         Some("lastUpdated unexpected."),
     );
     for unknown in ["middleName", "dateOfBirthKey", "_etag", "patientId"] {
         let reply = create(&app, &with(full(), unknown, json!("x")));
-        assert_problem(&reply, 400, Some(unknown), Some(&format!("{unknown} is not a known field")));
+        assert_problem(
+            &reply,
+            400,
+            Some(unknown),
+            Some(&format!("{unknown} is not a known field")),
+        );
     }
-    for bad in [&b"{"[..], b"[]", b"\"text\"", b"null", b"", b"{\"firstName\":\"A\",\"firstName\":\"B\"}"] {
+    for bad in [
+        &b"{"[..],
+        b"[]",
+        b"\"text\"",
+        b"null",
+        b"",
+        b"{\"firstName\":\"A\",\"firstName\":\"B\"}",
+    ] {
         let reply = send(&app, "POST", "/patient", &[], Some(bad));
         assert_problem(&reply, 400, None, None);
     }
@@ -203,41 +278,145 @@ fn every_patient_field_rule_on_both_sides() {
         ("full".into(), full(), None),
         ("minimal".into(), minimal("Bo", "8000", "1975"), None),
     ];
-    for (field, max) in [("firstName", 64), ("lastName", 64), ("fullName", 128), ("insuranceNumber", 128), ("preferredContactNumber", 128)] {
-        cases.push((format!("{field} {max}"), with(full(), field, s("a", max)), None));
-        cases.push((format!("{field} {max} multibyte"), with(full(), field, s("é", max)), None));
-        cases.push((format!("{field} {}", max + 1), with(full(), field, s("a", max + 1)), Some(field)));
-        cases.push((format!("{field} empty"), with(full(), field, json!("")), Some(field)));
-        cases.push((format!("{field} number"), with(full(), field, json!(7)), Some(field)));
+    for (field, max) in [
+        ("firstName", 64),
+        ("lastName", 64),
+        ("fullName", 128),
+        ("insuranceNumber", 128),
+        ("preferredContactNumber", 128),
+    ] {
+        cases.push((
+            format!("{field} {max}"),
+            with(full(), field, s("a", max)),
+            None,
+        ));
+        cases.push((
+            format!("{field} {max} multibyte"),
+            with(full(), field, s("é", max)),
+            None,
+        ));
+        cases.push((
+            format!("{field} {}", max + 1),
+            with(full(), field, s("a", max + 1)),
+            Some(field),
+        ));
+        cases.push((
+            format!("{field} empty"),
+            with(full(), field, json!("")),
+            Some(field),
+        ));
+        cases.push((
+            format!("{field} number"),
+            with(full(), field, json!(7)),
+            Some(field),
+        ));
     }
-    for (post_code, ok) in [("123", false), ("1234", true), ("12345", false), ("ÆØÅ1", true), ("", false)] {
-        cases.push((format!("postCode {post_code:?}"), with(full(), "postCode", json!(post_code)), (!ok).then_some("postCode")));
+    for (post_code, ok) in [
+        ("123", false),
+        ("1234", true),
+        ("12345", false),
+        ("ÆØÅ1", true),
+        ("", false),
+    ] {
+        cases.push((
+            format!("postCode {post_code:?}"),
+            with(full(), "postCode", json!(post_code)),
+            (!ok).then_some("postCode"),
+        ));
     }
     for gender in ["male", "female", "other", "unknown"] {
-        cases.push((format!("gender {gender}"), with(full(), "gender", json!(gender)), None));
+        cases.push((
+            format!("gender {gender}"),
+            with(full(), "gender", json!(gender)),
+            None,
+        ));
     }
     for gender in ["Male", "FEMALE", "m", "none", ""] {
-        cases.push((format!("gender {gender:?}"), with(full(), "gender", json!(gender)), Some("gender")));
-    }
-    for date in ["1980", "1980-06", "1980-06-15", "0001", "9999-12-31", "1980-02-29", "2000-02-29", "1980-01-31", "1980-12"] {
-        cases.push((format!("dateOfBirth {date}"), with(full(), "dateOfBirth", json!(date)), None));
+        cases.push((
+            format!("gender {gender:?}"),
+            with(full(), "gender", json!(gender)),
+            Some("gender"),
+        ));
     }
     for date in [
-        "0000", "1980-00", "1980-13", "1980-06-00", "1980-06-32", "1981-02-29", "1900-02-29", "1980-04-31",
-        "80", "1980-6", "1980-06-5", "1980/06/15", "1980-06-15T00:00:00Z", "", " 1980",
+        "1980",
+        "1980-06",
+        "1980-06-15",
+        "0001",
+        "9999-12-31",
+        "1980-02-29",
+        "2000-02-29",
+        "1980-01-31",
+        "1980-12",
     ] {
-        cases.push((format!("dateOfBirth {date:?}"), with(full(), "dateOfBirth", json!(date)), Some("dateOfBirth")));
+        cases.push((
+            format!("dateOfBirth {date}"),
+            with(full(), "dateOfBirth", json!(date)),
+            None,
+        ));
+    }
+    for date in [
+        "0000",
+        "1980-00",
+        "1980-13",
+        "1980-06-00",
+        "1980-06-32",
+        "1981-02-29",
+        "1900-02-29",
+        "1980-04-31",
+        "80",
+        "1980-6",
+        "1980-06-5",
+        "1980/06/15",
+        "1980-06-15T00:00:00Z",
+        "",
+        " 1980",
+    ] {
+        cases.push((
+            format!("dateOfBirth {date:?}"),
+            with(full(), "dateOfBirth", json!(date)),
+            Some("dateOfBirth"),
+        ));
     }
     for required in ["firstName", "gender", "dateOfBirth", "postCode"] {
-        cases.push((format!("{required} missing"), without(full(), required), Some(required)));
-        cases.push((format!("{required} null"), with(full(), required, Value::Null), Some(required)));
+        cases.push((
+            format!("{required} missing"),
+            without(full(), required),
+            Some(required),
+        ));
+        cases.push((
+            format!("{required} null"),
+            with(full(), required, Value::Null),
+            Some(required),
+        ));
     }
-    for optional in ["lastName", "fullName", "insuranceNumber", "preferredContactNumber"] {
-        cases.push((format!("{optional} absent"), without(full(), optional), None));
-        cases.push((format!("{optional} null"), with(full(), optional, Value::Null), None));
+    for optional in [
+        "lastName",
+        "fullName",
+        "insuranceNumber",
+        "preferredContactNumber",
+    ] {
+        cases.push((
+            format!("{optional} absent"),
+            without(full(), optional),
+            None,
+        ));
+        cases.push((
+            format!("{optional} null"),
+            with(full(), optional, Value::Null),
+            None,
+        ));
     }
-    cases.push(("surrounding whitespace".into(), with(full(), "firstName", json!(" Ana")), Some("firstName")));
-    cases.push(("control character".into(), with(full(), "lastName", json!("S\u{1}øren")), Some("lastName")));
+    cases.push((
+        "surrounding whitespace".into(),
+        with(full(), "firstName", json!(" Ana")),
+        Some("firstName"),
+    ));
+    cases.push((
+        "control character".into(),
+        with(full(), "lastName", json!("S\u{1}øren")),
+        Some("lastName"),
+    ));
 
     for (what, body, failing) in &cases {
         let reply = create(&app, body);
@@ -273,11 +452,20 @@ fn every_patient_field_rule_on_both_sides() {
 fn read_and_update_answer_404_for_unknown_and_malformed_ids() {
     let app = TestApp::start();
     let unknown = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
-    assert_problem(&app.call("clinic", "GET", &format!("/patient/{unknown}"), None), 404, None, None);
+    assert_problem(
+        &app.call("clinic", "GET", &format!("/patient/{unknown}"), None),
+        404,
+        None,
+        None,
+    );
     // PUT of an unknown patient is 404, not an insert.
     let reply = put(&app, unknown, &with(full(), "id", json!(unknown)), None);
     assert_problem(&reply, 404, None, None);
-    assert_eq!(app.call("clinic", "GET", &format!("/patient/{unknown}"), None).status, 404);
+    assert_eq!(
+        app.call("clinic", "GET", &format!("/patient/{unknown}"), None)
+            .status,
+        404
+    );
     assert_eq!(search(&app, &json!({"id": unknown})).status, 404);
 
     // Route ids that are not GUIDs are 404 without reaching the audit or
@@ -286,20 +474,65 @@ fn read_and_update_answer_404_for_unknown_and_malformed_ids() {
     if let Some(host) = host {
         host.set_fault("docstore", Some(Fault::Refuse));
     }
-    for bad in ["not-a-guid", "3f2504e04f8911d39a0c0305e82c3301", "3f2504e0-4f89-11d3-9a0c-0305e82c330", "{3f2504e0-4f89-11d3-9a0c-0305e82c3301}", "search1"] {
-        assert_problem(&app.call("clinic", "GET", &format!("/patient/{bad}"), None), 404, None, None);
+    for bad in [
+        "not-a-guid",
+        "3f2504e04f8911d39a0c0305e82c3301",
+        "3f2504e0-4f89-11d3-9a0c-0305e82c330",
+        "{3f2504e0-4f89-11d3-9a0c-0305e82c3301}",
+        "search1",
+    ] {
+        assert_problem(
+            &app.call("clinic", "GET", &format!("/patient/{bad}"), None),
+            404,
+            None,
+            None,
+        );
         let reply = put(&app, bad, &with(full(), "id", json!(bad)), None);
         assert_problem(&reply, 404, None, None);
-        assert_problem(&app.call("clinic", "GET", &format!("/patient/{bad}/tests"), None), 404, None, None);
-        assert_problem(&app.call("clinic", "POST", &format!("/patient/{bad}/tests"), Some(&test_body())), 404, None, None);
-        assert_problem(&app.call("clinic", "GET", &format!("/patient/{unknown}/tests/{bad}"), None), 404, None, None);
+        assert_problem(
+            &app.call("clinic", "GET", &format!("/patient/{bad}/tests"), None),
+            404,
+            None,
+            None,
+        );
+        assert_problem(
+            &app.call(
+                "clinic",
+                "POST",
+                &format!("/patient/{bad}/tests"),
+                Some(&test_body()),
+            ),
+            404,
+            None,
+            None,
+        );
+        assert_problem(
+            &app.call(
+                "clinic",
+                "GET",
+                &format!("/patient/{unknown}/tests/{bad}"),
+                None,
+            ),
+            404,
+            None,
+            None,
+        );
     }
     if let Some(host) = host {
         host.set_fault("docstore", None);
     }
     // Upper-case GUIDs name the same patient.
     let id = created(&app, &full());
-    assert_eq!(app.call("clinic", "GET", &format!("/patient/{}", id.to_uppercase()), None).json()["id"], id);
+    assert_eq!(
+        app.call(
+            "clinic",
+            "GET",
+            &format!("/patient/{}", id.to_uppercase()),
+            None
+        )
+        .json()["id"],
+        id
+    );
 }
 
 #[test]
@@ -307,19 +540,54 @@ fn update_demands_the_route_id_in_the_body() {
     let app = TestApp::start();
     let id = created(&app, &full());
     let other = created(&app, &minimal("Other", "1111", "1990"));
-    for body in [full(), with(full(), "id", json!(other)), with(full(), "id", Value::Null)] {
-        assert_problem(&put(&app, &id, &body, None), 400, Some("id"), Some("Inconsistent registration IDs"));
+    for body in [
+        full(),
+        with(full(), "id", json!(other)),
+        with(full(), "id", Value::Null),
+    ] {
+        assert_problem(
+            &put(&app, &id, &body, None),
+            400,
+            Some("id"),
+            Some("Inconsistent registration IDs"),
+        );
     }
-    assert_problem(&put(&app, &id, &with(full(), "id", json!("nope")), None), 400, Some("id"), None);
-    assert_problem(&put(&app, &id, &with(with(full(), "id", json!(id)), "nickname", json!("x")), None), 400, Some("nickname"), None);
     assert_problem(
-        &put(&app, &id, &with(with(full(), "id", json!(id)), "lastUpdated", json!("yesterday")), None),
+        &put(&app, &id, &with(full(), "id", json!("nope")), None),
+        400,
+        Some("id"),
+        None,
+    );
+    assert_problem(
+        &put(
+            &app,
+            &id,
+            &with(with(full(), "id", json!(id)), "nickname", json!("x")),
+            None,
+        ),
+        400,
+        Some("nickname"),
+        None,
+    );
+    assert_problem(
+        &put(
+            &app,
+            &id,
+            &with(
+                with(full(), "id", json!(id)),
+                "lastUpdated",
+                json!("yesterday"),
+            ),
+            None,
+        ),
         400,
         Some("lastUpdated"),
         None,
     );
     // Neither patient changed.
-    let read = app.call("clinic", "GET", &format!("/patient/{other}"), None).json();
+    let read = app
+        .call("clinic", "GET", &format!("/patient/{other}"), None)
+        .json();
     assert_eq!(read["firstName"], "Other");
 }
 
@@ -348,10 +616,19 @@ fn concurrent_updates_with_the_same_if_match_lose_nothing() {
         });
         let mut statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
         statuses.sort();
-        assert_eq!(statuses, vec![200, 412], "round {round}: {:?}", replies.iter().map(Reply::text).collect::<Vec<_>>());
+        assert_eq!(
+            statuses,
+            vec![200, 412],
+            "round {round}: {:?}",
+            replies.iter().map(Reply::text).collect::<Vec<_>>()
+        );
         let winner = replies.iter().find(|r| r.status == 200).unwrap();
         let now = app.call("clinic", "GET", &format!("/patient/{id}"), None);
-        assert_eq!(now.json()["firstName"], winner.json()["firstName"], "the winner's write is the one kept");
+        assert_eq!(
+            now.json()["firstName"],
+            winner.json()["firstName"],
+            "the winner's write is the one kept"
+        );
         assert_eq!(now.header("etag"), winner.header("etag"));
     }
 }
@@ -362,8 +639,11 @@ fn concurrent_updates_with_the_same_if_match_lose_nothing() {
 fn search_matches_every_criterion_and_date_ranges_inclusively() {
     let app = TestApp::start();
     let a = created(&app, &full());
-    let b = created(&app, &json!({"firstName": "Bo", "lastName": "Berg", "fullName": "Bo Berg", "gender": "male",
-        "dateOfBirth": "1975", "postCode": "8000", "insuranceNumber": "INS-2", "preferredContactNumber": "555"}));
+    let b = created(
+        &app,
+        &json!({"firstName": "Bo", "lastName": "Berg", "fullName": "Bo Berg", "gender": "male",
+        "dateOfBirth": "1975", "postCode": "8000", "insuranceNumber": "INS-2", "preferredContactNumber": "555"}),
+    );
     let set = |ids: &[&String]| ids.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(found(&app, &json!({})), set(&[&a, &b]));
     assert_eq!(found(&app, &json!({"id": a})), set(&[&a]));
@@ -373,17 +653,31 @@ fn search_matches_every_criterion_and_date_ranges_inclusively() {
     assert_eq!(found(&app, &json!({"fullName": "Bo Berg"})), set(&[&b]));
     assert_eq!(found(&app, &json!({"gender": "female"})), set(&[&a]));
     assert_eq!(found(&app, &json!({"postCode": "8000"})), set(&[&b]));
-    assert_eq!(found(&app, &json!({"insuranceNumber": "INS-1"})), set(&[&a]));
-    assert_eq!(found(&app, &json!({"preferredContactNumber": "555"})), set(&[&b]));
+    assert_eq!(
+        found(&app, &json!({"insuranceNumber": "INS-1"})),
+        set(&[&a])
+    );
+    assert_eq!(
+        found(&app, &json!({"preferredContactNumber": "555"})),
+        set(&[&b])
+    );
     // Every given criterion must match; exact and case-sensitive.
-    assert_eq!(found(&app, &json!({"firstName": "Bo", "postCode": "2100"})), set(&[]));
+    assert_eq!(
+        found(&app, &json!({"firstName": "Bo", "postCode": "2100"})),
+        set(&[])
+    );
     assert_eq!(found(&app, &json!({"firstName": "bo"})), set(&[]));
 
     // Dates: ranges on the normalised date (a partial date counts as its first day).
     let zone = "7777";
     let born = |d: &str| created(&app, &minimal("Dee", zone, d));
-    let (d1979, d1980, d1980_06, d1980_06_15, d1981) =
-        (born("1979-12-31"), born("1980"), born("1980-06"), born("1980-06-15"), born("1981-01-01"));
+    let (d1979, d1980, d1980_06, d1980_06_15, d1981) = (
+        born("1979-12-31"),
+        born("1980"),
+        born("1980-06"),
+        born("1980-06-15"),
+        born("1981-01-01"),
+    );
     let range = |from: Option<&str>, to: Option<&str>| {
         let mut c = json!({"postCode": zone});
         if let Some(f) = from {
@@ -394,16 +688,36 @@ fn search_matches_every_criterion_and_date_ranges_inclusively() {
         }
         found(&app, &c)
     };
-    assert_eq!(range(Some("1980"), Some("1980")), set(&[&d1980, &d1980_06, &d1980_06_15]));
-    assert_eq!(range(Some("1980-06"), None), set(&[&d1980_06, &d1980_06_15, &d1981]));
+    assert_eq!(
+        range(Some("1980"), Some("1980")),
+        set(&[&d1980, &d1980_06, &d1980_06_15])
+    );
+    assert_eq!(
+        range(Some("1980-06"), None),
+        set(&[&d1980_06, &d1980_06_15, &d1981])
+    );
     assert_eq!(range(None, Some("1980-05")), set(&[&d1979, &d1980]));
-    assert_eq!(range(Some("1980-06-15"), Some("1980-06-15")), set(&[&d1980_06_15]));
-    assert_eq!(range(Some("1979-12-31"), Some("1979-12-31")), set(&[&d1979]));
-    assert_eq!(range(Some("1980-06-02"), Some("1980-12-31")), set(&[&d1980_06_15]));
+    assert_eq!(
+        range(Some("1980-06-15"), Some("1980-06-15")),
+        set(&[&d1980_06_15])
+    );
+    assert_eq!(
+        range(Some("1979-12-31"), Some("1979-12-31")),
+        set(&[&d1979])
+    );
+    assert_eq!(
+        range(Some("1980-06-02"), Some("1980-12-31")),
+        set(&[&d1980_06_15])
+    );
     assert_eq!(range(Some("1982"), None), set(&[]));
 
     let none = search(&app, &json!({"firstName": "Nobody"}));
-    assert_problem(&none, 404, None, Some("No patients found with provided criteria"));
+    assert_problem(
+        &none,
+        404,
+        None,
+        Some("No patients found with provided criteria"),
+    );
 }
 
 #[test]
@@ -427,12 +741,24 @@ fn every_search_criterion_rule_on_both_sides() {
         (json!({"postCode": "12345"}), Some("postCode")),
         (json!({"gender": "Male"}), Some("gender")),
         (json!({"insuranceNumber": s("1", 128)}), None),
-        (json!({"insuranceNumber": s("1", 129)}), Some("insuranceNumber")),
-        (json!({"preferredContactNumber": ""}), Some("preferredContactNumber")),
+        (
+            json!({"insuranceNumber": s("1", 129)}),
+            Some("insuranceNumber"),
+        ),
+        (
+            json!({"preferredContactNumber": ""}),
+            Some("preferredContactNumber"),
+        ),
         (json!({"shoeSize": "42"}), Some("shoeSize")),
         (json!({"dateOfBirth": "1980"}), Some("dateOfBirth")),
-        (json!({"dateOfBirthFrom": "1981", "dateOfBirthTo": "1980-12-31"}), Some("dateOfBirthFrom")),
-        (json!({"dateOfBirthFrom": "1980-12-31", "dateOfBirthTo": "1980"}), None),
+        (
+            json!({"dateOfBirthFrom": "1981", "dateOfBirthTo": "1980-12-31"}),
+            Some("dateOfBirthFrom"),
+        ),
+        (
+            json!({"dateOfBirthFrom": "1980-12-31", "dateOfBirthTo": "1980"}),
+            None,
+        ),
         (json!({"firstName": null}), None),
         (json!([]), Some("body")),
     ];
@@ -443,20 +769,42 @@ fn every_search_criterion_rule_on_both_sides() {
         for date in ["1980", "1980-06", "1980-06-15", "2000-02-29"] {
             cases.push((json!({key: date}), None));
         }
-        for date in ["0000", "1980-00", "1980-13", "1980-06-00", "1980-06-32", "1981-02-29", "80", "1980-6-1"] {
+        for date in [
+            "0000",
+            "1980-00",
+            "1980-13",
+            "1980-06-00",
+            "1980-06-32",
+            "1981-02-29",
+            "80",
+            "1980-6-1",
+        ] {
             cases.push((json!({key: date}), Some(key)));
         }
     }
     for (criteria, failing) in cases {
         let reply = search(&app, &criteria);
         match failing {
-            None => assert!(matches!(reply.status, 200 | 404), "{criteria}: {} {}", reply.status, reply.text()),
+            None => assert!(
+                matches!(reply.status, 200 | 404),
+                "{criteria}: {} {}",
+                reply.status,
+                reply.text()
+            ),
             Some(field) => assert_problem(&reply, 400, Some(field), None),
         }
     }
     // An empty body searches everything, as the original API allowed.
-    assert_eq!(send(&app, "POST", "/patient/search", &[], Some(b"")).status, 200);
-    assert_problem(&send(&app, "POST", "/patient/search", &[], Some(b"{")), 400, Some("body"), None);
+    assert_eq!(
+        send(&app, "POST", "/patient/search", &[], Some(b"")).status,
+        200
+    );
+    assert_problem(
+        &send(&app, "POST", "/patient/search", &[], Some(b"{")),
+        400,
+        Some("body"),
+        None,
+    );
 }
 
 #[test]
@@ -469,8 +817,16 @@ fn search_pages_with_limit_and_continuation_tokens() {
     created(&app, &minimal("Elsewhere", "6666", "1990"));
     let criteria = json!({"postCode": "5555"}).to_string();
     let page = |limit: &str, token: Option<&str>| {
-        let headers: Vec<(&str, &str)> = token.map(|t| vec![("x-continuation-token", t)]).unwrap_or_default();
-        send(&app, "POST", &format!("/patient/search?limit={limit}"), &headers, Some(criteria.as_bytes()))
+        let headers: Vec<(&str, &str)> = token
+            .map(|t| vec![("x-continuation-token", t)])
+            .unwrap_or_default();
+        send(
+            &app,
+            "POST",
+            &format!("/patient/search?limit={limit}"),
+            &headers,
+            Some(criteria.as_bytes()),
+        )
     };
     let mut seen = BTreeSet::new();
     let mut sizes = Vec::new();
@@ -498,7 +854,13 @@ fn search_pages_with_limit_and_continuation_tokens() {
         assert_eq!(ids(&reply), all);
         assert!(reply.header("x-continuation-token").is_none());
     }
-    let reply = send(&app, "POST", "/patient/search", &[], Some(criteria.as_bytes()));
+    let reply = send(
+        &app,
+        "POST",
+        "/patient/search",
+        &[],
+        Some(criteria.as_bytes()),
+    );
     assert_eq!(ids(&reply), all);
 
     for bad in ["0", "1001", "-1", "abc", "", "1.5", "2&limit=3"] {
@@ -512,12 +874,28 @@ fn search_pages_with_limit_and_continuation_tokens() {
     let mut tampered: Vec<char> = good.chars().collect();
     tampered[1] = if tampered[1] == 'A' { 'B' } else { 'A' };
     let tampered: String = tampered.into_iter().collect();
-    for token in [tampered.as_str(), "garbage", "{\"token\":\"x\"}", &format!("{good}x")] {
-        assert_problem(&page("2", Some(token)), 400, Some("x-continuation-token"), None);
+    for token in [
+        tampered.as_str(),
+        "garbage",
+        "{\"token\":\"x\"}",
+        &format!("{good}x"),
+    ] {
+        assert_problem(
+            &page("2", Some(token)),
+            400,
+            Some("x-continuation-token"),
+            None,
+        );
     }
     // Another query's token is refused too.
     let other = json!({"postCode": "6666"}).to_string();
-    let reply = send(&app, "POST", "/patient/search?limit=2", &[("x-continuation-token", &good)], Some(other.as_bytes()));
+    let reply = send(
+        &app,
+        "POST",
+        "/patient/search?limit=2",
+        &[("x-continuation-token", &good)],
+        Some(other.as_bytes()),
+    );
     assert_problem(&reply, 400, Some("x-continuation-token"), None);
     // The genuine token still works.
     assert_eq!(page("2", Some(&good)).status, 200);
@@ -530,7 +908,12 @@ fn tests_are_created_listed_and_read() {
     let app = TestApp::start();
     let patient = created(&app, &full());
     let tests_path = format!("/patient/{patient}/tests");
-    assert_problem(&app.call("clinic", "GET", &tests_path, None), 404, None, None);
+    assert_problem(
+        &app.call("clinic", "GET", &tests_path, None),
+        404,
+        None,
+        None,
+    );
 
     let reply = app.call("clinic", "POST", &tests_path, Some(&test_body()));
     assert_eq!(reply.status, 201, "{}", reply.text());
@@ -539,20 +922,36 @@ fn tests_are_created_listed_and_read() {
     assert!(is_guid(&test_id));
     assert_eq!(test["patientId"], patient);
     assert_eq!(test["performer"], "Lab A");
-    assert_eq!(test["observations"][0]["issued"], "2024-03-01T08:30:00.000Z");
+    assert_eq!(
+        test["observations"][0]["issued"],
+        "2024-03-01T08:30:00.000Z"
+    );
     assert!(test["lastUpdated"].is_string());
-    assert_eq!(reply.header("location"), Some(format!("{tests_path}/{test_id}").as_str()));
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("{tests_path}/{test_id}").as_str())
+    );
     assert!(reply.header("etag").is_some());
 
     // patientId may be sent if it is the route's.
-    let second = app.call("clinic", "POST", &tests_path, Some(&with(test_body(), "patientId", json!(patient))));
+    let second = app.call(
+        "clinic",
+        "POST",
+        &tests_path,
+        Some(&with(test_body(), "patientId", json!(patient))),
+    );
     assert_eq!(second.status, 201, "{}", second.text());
     let second_id = second.json()["id"].as_str().unwrap().to_string();
 
     let list = app.call("clinic", "GET", &tests_path, None);
     assert_eq!(list.status, 200);
-    let listed: BTreeSet<String> =
-        list.json().as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect();
+    let listed: BTreeSet<String> = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(listed, BTreeSet::from([test_id.clone(), second_id]));
 
     let read = app.call("clinic", "GET", &format!("{tests_path}/{test_id}"), None);
@@ -562,15 +961,44 @@ fn tests_are_created_listed_and_read() {
 
     // Another patient's route does not reach this test, and has no tests.
     let other = created(&app, &minimal("Other", "1111", "1990"));
-    assert_problem(&app.call("clinic", "GET", &format!("/patient/{other}/tests/{test_id}"), None), 404, None, None);
-    assert_problem(&app.call("clinic", "GET", &format!("/patient/{other}/tests"), None), 404, None, None);
+    assert_problem(
+        &app.call(
+            "clinic",
+            "GET",
+            &format!("/patient/{other}/tests/{test_id}"),
+            None,
+        ),
+        404,
+        None,
+        None,
+    );
+    assert_problem(
+        &app.call("clinic", "GET", &format!("/patient/{other}/tests"), None),
+        404,
+        None,
+        None,
+    );
     let unknown = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
-    assert_problem(&app.call("clinic", "GET", &format!("{tests_path}/{unknown}"), None), 404, None, None);
+    assert_problem(
+        &app.call("clinic", "GET", &format!("{tests_path}/{unknown}"), None),
+        404,
+        None,
+        None,
+    );
 
     // A test for an unknown patient is 404, and nothing is stored.
-    let reply = app.call("clinic", "POST", &format!("/patient/{unknown}/tests"), Some(&test_body()));
+    let reply = app.call(
+        "clinic",
+        "POST",
+        &format!("/patient/{unknown}/tests"),
+        Some(&test_body()),
+    );
     assert_problem(&reply, 404, None, None);
-    assert_eq!(app.call("clinic", "GET", &format!("/patient/{unknown}/tests"), None).status, 404);
+    assert_eq!(
+        app.call("clinic", "GET", &format!("/patient/{unknown}/tests"), None)
+            .status,
+        404
+    );
 }
 
 #[test]
@@ -592,24 +1020,91 @@ fn every_test_field_rule_on_both_sides() {
     let mut cases: Vec<(Value, Option<String>, Option<&str>)> = vec![
         (test_body(), None, None),
         (with(test_body(), "observations", json!([])), None, None),
-        (with(test_body(), "id", json!("3f2504e0-4f89-11d3-9a0c-0305e82c3301")), Some("id".into()), Some("Id unexpected.")),
-        (with(test_body(), "lastUpdated", json!("2024-01-01T00:00:00Z")), Some("lastUpdated".into()), Some("lastUpdated unexpected.")),
-        (with(test_body(), "patientId", json!("3f2504e0-4f89-11d3-9a0c-0305e82c3301")), Some("patientId".into()), None),
-        (with(test_body(), "result", json!("x")), Some("result".into()), None),
-        (with(test_body(), "observations", json!({})), Some("observations".into()), None),
-        (with(test_body(), "performer", json!("")), Some("performer".into()), None),
-        (with(test_body(), "performer", json!("a".repeat(1024))), None, None),
-        (with(test_body(), "performer", json!("a".repeat(1025))), Some("performer".into()), None),
-        (with_obs("issued", Some(json!("2024-03-01"))), Some("observations[0].issued".into()), None),
-        (with_obs("issued", Some(json!("2024-03-01T09:30:00Z"))), None, None),
-        (with_obs("extra", Some(json!("x"))), Some("observations[0].extra".into()), None),
+        (
+            with(
+                test_body(),
+                "id",
+                json!("3f2504e0-4f89-11d3-9a0c-0305e82c3301"),
+            ),
+            Some("id".into()),
+            Some("Id unexpected."),
+        ),
+        (
+            with(test_body(), "lastUpdated", json!("2024-01-01T00:00:00Z")),
+            Some("lastUpdated".into()),
+            Some("lastUpdated unexpected."),
+        ),
+        (
+            with(
+                test_body(),
+                "patientId",
+                json!("3f2504e0-4f89-11d3-9a0c-0305e82c3301"),
+            ),
+            Some("patientId".into()),
+            None,
+        ),
+        (
+            with(test_body(), "result", json!("x")),
+            Some("result".into()),
+            None,
+        ),
+        (
+            with(test_body(), "observations", json!({})),
+            Some("observations".into()),
+            None,
+        ),
+        (
+            with(test_body(), "performer", json!("")),
+            Some("performer".into()),
+            None,
+        ),
+        (
+            with(test_body(), "performer", json!("a".repeat(1024))),
+            None,
+            None,
+        ),
+        (
+            with(test_body(), "performer", json!("a".repeat(1025))),
+            Some("performer".into()),
+            None,
+        ),
+        (
+            with_obs("issued", Some(json!("2024-03-01"))),
+            Some("observations[0].issued".into()),
+            None,
+        ),
+        (
+            with_obs("issued", Some(json!("2024-03-01T09:30:00Z"))),
+            None,
+            None,
+        ),
+        (
+            with_obs("extra", Some(json!("x"))),
+            Some("observations[0].extra".into()),
+            None,
+        ),
     ];
     for required in ["performer", "orderReference", "observations"] {
         cases.push((without(test_body(), required), Some(required.into()), None));
     }
-    for field in ["id", "code", "measurement", "interpretation", "issued", "status"] {
-        cases.push((with_obs(field, None), Some(format!("observations[0].{field}")), None));
-        cases.push((with_obs(field, Some(json!(1))), Some(format!("observations[0].{field}")), None));
+    for field in [
+        "id",
+        "code",
+        "measurement",
+        "interpretation",
+        "issued",
+        "status",
+    ] {
+        cases.push((
+            with_obs(field, None),
+            Some(format!("observations[0].{field}")),
+            None,
+        ));
+        cases.push((
+            with_obs(field, Some(json!(1))),
+            Some(format!("observations[0].{field}")),
+            None,
+        ));
     }
     for (body, failing, detail) in cases {
         let reply = app.call("clinic", "POST", &path, Some(&body));
@@ -634,24 +1129,53 @@ fn bodies_over_64_kib_are_413_and_errors_carry_the_correlation_id() {
     let Some(host) = app.host() else { return };
     let key = app.secrets.variables["patientapiprimarykey"].clone();
     let correlation = "0af7651916cd43dd8448eb211c80319c";
-    let headers = [("x-functions-key", key.as_str()), ("x-actor", "direct"), ("x-correlation-id", correlation)];
+    let headers = [
+        ("x-functions-key", key.as_str()),
+        ("x-actor", "direct"),
+        ("x-correlation-id", correlation),
+    ];
     let body = vec![b' '; 64 * 1024 + 1];
     let reply = host.invoke("patient-api", "POST", "/patient/search", &headers, &body);
     assert_eq!(reply.status, 413);
     assert_eq!(reply.json()["correlationId"], correlation);
     let body = vec![b' '; 64 * 1024];
-    assert_eq!(host.invoke("patient-api", "POST", "/patient/search", &headers, &body).status, 404);
+    assert_eq!(
+        host.invoke("patient-api", "POST", "/patient/search", &headers, &body)
+            .status,
+        404
+    );
 
     // Without its host key patient-api answers nothing else.
-    let reply = host.invoke("patient-api", "GET", "/patient/search", &[("x-correlation-id", correlation)], b"");
+    let reply = host.invoke(
+        "patient-api",
+        "GET",
+        "/patient/search",
+        &[("x-correlation-id", correlation)],
+        b"",
+    );
     assert_eq!(reply.status, 401);
     // Without an actor there is no one to attribute the access to.
-    let reply = host.invoke("patient-api", "POST", "/patient/search", &[("x-functions-key", key.as_str())], b"{}");
+    let reply = host.invoke(
+        "patient-api",
+        "POST",
+        "/patient/search",
+        &[("x-functions-key", key.as_str())],
+        b"{}",
+    );
     assert_eq!(reply.status, 400);
     assert_eq!(reply.json()["field"], "x-actor");
     // Wrong methods are 405 with Allow.
-    let reply = host.invoke("patient-api", "DELETE", "/patient/3f2504e0-4f89-11d3-9a0c-0305e82c3301", &headers, b"");
-    assert_eq!((reply.status, reply.header("allow")), (405, Some("GET, PUT")));
+    let reply = host.invoke(
+        "patient-api",
+        "DELETE",
+        "/patient/3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+        &headers,
+        b"",
+    );
+    assert_eq!(
+        (reply.status, reply.header("allow")),
+        (405, Some("GET, PUT"))
+    );
 }
 
 #[test]
@@ -661,7 +1185,12 @@ fn store_outages_are_503_with_retry_after_never_500() {
     let id = created(&app, &full());
     let faults = [
         Fault::Refuse,
-        Fault::Respond { status: 503, headers: vec![], body: String::new(), times: None },
+        Fault::Respond {
+            status: 503,
+            headers: vec![],
+            body: String::new(),
+            times: None,
+        },
         Fault::Respond {
             status: 429,
             headers: vec![("x-ms-retry-after-ms".into(), "10".into())],
@@ -681,7 +1210,11 @@ fn store_outages_are_503_with_retry_after_never_500() {
         }
     }
     host.set_fault("docstore", None);
-    assert_eq!(app.call("clinic", "GET", &format!("/patient/{id}"), None).status, 200);
+    assert_eq!(
+        app.call("clinic", "GET", &format!("/patient/{id}"), None)
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -704,11 +1237,29 @@ fn logs_hold_no_patient_data() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    let patient_logs: Vec<_> = logs.iter().filter(|l| l.component == "patient-api").collect();
-    assert_eq!(patient_logs.len(), 4, "one line per request: {patient_logs:?}");
+    let patient_logs: Vec<_> = logs
+        .iter()
+        .filter(|l| l.component == "patient-api")
+        .collect();
+    assert_eq!(
+        patient_logs.len(),
+        4,
+        "one line per request: {patient_logs:?}"
+    );
     for line in &logs {
-        for secret in ["Quintessa", "Vandersloot", "1961-07-19", "9QZ7", "INS-778899"] {
-            assert!(!line.line.contains(secret), "{}: {}", line.component, line.line);
+        for secret in [
+            "Quintessa",
+            "Vandersloot",
+            "1961-07-19",
+            "9QZ7",
+            "INS-778899",
+        ] {
+            assert!(
+                !line.line.contains(secret),
+                "{}: {}",
+                line.component,
+                line.line
+            );
         }
     }
     // patient-api logs route templates, not even ids.

@@ -28,14 +28,21 @@ const STORE_CANARY: &str = "store-canary-7d1c9e";
 const MEMBER_CANARY: &str = "Vandersloot1961";
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// An ES256 token signed with `key`.
 fn token(key: &p256::ecdsa::SigningKey, claims: &Value) -> String {
     use p256::ecdsa::signature::Signer;
     let header = json!({"alg": "ES256", "typ": "JWT", "kid": KID});
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
     let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
 }
@@ -73,10 +80,20 @@ fn needles(secrets: &BTreeMap<String, String>) -> Vec<(String, String)> {
             forms.push(("base64url unpadded", URL_SAFE_NO_PAD.encode(&bytes)));
         }
         for (form, text) in forms {
-            let label = if form.is_empty() { name.clone() } else { format!("{name} as {form}") };
-            out.push((format!("{label} (first 12)"), text.chars().take(12).collect()));
+            let label = if form.is_empty() {
+                name.clone()
+            } else {
+                format!("{name} as {form}")
+            };
+            out.push((
+                format!("{label} (first 12)"),
+                text.chars().take(12).collect(),
+            ));
             // A URL-encoded copy (a key in a logged query string).
-            let encoded: String = text.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+            let encoded: String = text
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D");
             if encoded != text {
                 out.push((format!("{label} url-encoded"), encoded));
             }
@@ -95,8 +112,11 @@ fn needles(secrets: &BTreeMap<String, String>) -> Vec<(String, String)> {
 /// What of `needles` (and of any store authorization token or the store's
 /// canary) `text` holds.
 fn leaks_in(text: &str, needles: &[(String, String)]) -> Vec<String> {
-    let mut found: Vec<String> =
-        needles.iter().filter(|(_, needle)| text.contains(needle.as_str())).map(|(name, _)| name.clone()).collect();
+    let mut found: Vec<String> = needles
+        .iter()
+        .filter(|(_, needle)| text.contains(needle.as_str()))
+        .map(|(name, _)| name.clone())
+        .collect();
     // A Cosmos authorization token, whatever key signed it.
     let lower = text.to_ascii_lowercase();
     if lower.contains("type=master") || lower.contains("type%3dmaster") || lower.contains("sig=") {
@@ -134,10 +154,18 @@ fn no_secret_in_any_response_header_body_or_log_line() {
     let environment = HashMap::from([
         ("SPIN_VARIABLE_JWTJWKS".to_string(), jwks.to_string()),
         ("SPIN_VARIABLE_JWTISSUER".to_string(), ISSUER.to_string()),
-        ("SPIN_VARIABLE_JWTAUDIENCE".to_string(), AUDIENCE.to_string()),
+        (
+            "SPIN_VARIABLE_JWTAUDIENCE".to_string(),
+            AUDIENCE.to_string(),
+        ),
     ]);
-    let app = TestApp::in_process(Start { environment, ..Start::default() });
-    let Some(host) = app.host.as_ref() else { return };
+    let app = TestApp::in_process(Start {
+        environment,
+        ..Start::default()
+    });
+    let Some(host) = app.host.as_ref() else {
+        return;
+    };
 
     let good_token = token(&signing, &claims("patients.read patients.write", 600));
     let rogue = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
@@ -160,20 +188,39 @@ fn no_secret_in_any_response_header_body_or_log_line() {
     for (name, s) in &app.secrets.subscriptions {
         secrets.insert(format!("{name} primary key"), s.primary.clone());
         secrets.insert(format!("{name} secondary key"), s.secondary.clone());
-        secrets.insert(format!("{name} primary key SHA-256"), sha256_hex(&s.primary));
-        secrets.insert(format!("{name} secondary key SHA-256"), sha256_hex(&s.secondary));
+        secrets.insert(
+            format!("{name} primary key SHA-256"),
+            sha256_hex(&s.primary),
+        );
+        secrets.insert(
+            format!("{name} secondary key SHA-256"),
+            sha256_hex(&s.secondary),
+        );
     }
-    for (name, t) in [("token", &good_token), ("read-only token", &read_only_token)] {
+    for (name, t) in [
+        ("token", &good_token),
+        ("read-only token", &read_only_token),
+    ] {
         secrets.insert(name.to_string(), t.clone());
-        secrets.insert(format!("{name} signature"), t.rsplit('.').next().unwrap().to_string());
+        secrets.insert(
+            format!("{name} signature"),
+            t.rsplit('.').next().unwrap().to_string(),
+        );
     }
     let needles = needles(&secrets);
 
     // --- the scenario
-    let mut scan = Scan { responses: Vec::new() };
+    let mut scan = Scan {
+        responses: Vec::new(),
+    };
     let clinic = app.secrets.subscriptions["clinic"].clone();
     let reader = app.secrets.subscriptions["reader"].clone();
-    let json_headers = |key: &str| vec![("ocp-apim-subscription-key", key.to_string()), ("content-type", "application/json".to_string())];
+    let json_headers = |key: &str| {
+        vec![
+            ("ocp-apim-subscription-key", key.to_string()),
+            ("content-type", "application/json".to_string()),
+        ]
+    };
     let send = |method: &str, path: &str, headers: &[(&str, String)], body: Option<&str>| {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         app.send(method, path, &h, body.map(str::as_bytes))
@@ -187,16 +234,75 @@ fn no_secret_in_any_response_header_body_or_log_line() {
 
     // Credentials: missing, wrong, near misses, secondary, query string, scope.
     scan.add("no credentials", &app.get(&ppath, &[]));
-    scan.add("wrong key", &app.get(&ppath, &[("ocp-apim-subscription-key", &e2e::random_key())]));
-    scan.add("near-miss key", &app.get(&ppath, &[("ocp-apim-subscription-key", &near_miss(&clinic.primary))]));
-    scan.add("secondary key", &app.get(&ppath, &[("ocp-apim-subscription-key", &clinic.secondary)]));
-    scan.add("query key", &app.get(&format!("{ppath}?subscription-key={}", clinic.primary), &[]));
-    scan.add("near-miss query key", &app.get(&format!("{ppath}?subscription-key={}", near_miss(&clinic.primary)), &[]));
-    scan.add("key twice", &app.get(&ppath, &[("ocp-apim-subscription-key", &clinic.primary), ("ocp-apim-subscription-key", &reader.primary)]));
-    scan.add("missing scope", &send("POST", "/patient", &json_headers(&reader.primary), Some(&patient.to_string())));
-    scan.add("audit without scope", &app.get(&format!("/audit/verify?resourceType=patient&resourceId={pid}"), &[("ocp-apim-subscription-key", &clinic.primary)]));
-    scan.add("digest as key", &app.get(&ppath, &[("ocp-apim-subscription-key", &sha256_hex(&clinic.primary))]));
-    scan.add("host key as subscription key", &app.get(&ppath, &[("ocp-apim-subscription-key", &app.secrets.variables["patientapikey"])]));
+    scan.add(
+        "wrong key",
+        &app.get(&ppath, &[("ocp-apim-subscription-key", &e2e::random_key())]),
+    );
+    scan.add(
+        "near-miss key",
+        &app.get(
+            &ppath,
+            &[("ocp-apim-subscription-key", &near_miss(&clinic.primary))],
+        ),
+    );
+    scan.add(
+        "secondary key",
+        &app.get(&ppath, &[("ocp-apim-subscription-key", &clinic.secondary)]),
+    );
+    scan.add(
+        "query key",
+        &app.get(&format!("{ppath}?subscription-key={}", clinic.primary), &[]),
+    );
+    scan.add(
+        "near-miss query key",
+        &app.get(
+            &format!("{ppath}?subscription-key={}", near_miss(&clinic.primary)),
+            &[],
+        ),
+    );
+    scan.add(
+        "key twice",
+        &app.get(
+            &ppath,
+            &[
+                ("ocp-apim-subscription-key", &clinic.primary),
+                ("ocp-apim-subscription-key", &reader.primary),
+            ],
+        ),
+    );
+    scan.add(
+        "missing scope",
+        &send(
+            "POST",
+            "/patient",
+            &json_headers(&reader.primary),
+            Some(&patient.to_string()),
+        ),
+    );
+    scan.add(
+        "audit without scope",
+        &app.get(
+            &format!("/audit/verify?resourceType=patient&resourceId={pid}"),
+            &[("ocp-apim-subscription-key", &clinic.primary)],
+        ),
+    );
+    scan.add(
+        "digest as key",
+        &app.get(
+            &ppath,
+            &[("ocp-apim-subscription-key", &sha256_hex(&clinic.primary))],
+        ),
+    );
+    scan.add(
+        "host key as subscription key",
+        &app.get(
+            &ppath,
+            &[(
+                "ocp-apim-subscription-key",
+                &app.secrets.variables["patientapikey"],
+            )],
+        ),
+    );
     // Tokens.
     let bearer = |t: &str| format!("Bearer {t}");
     for (what, t) in [
@@ -205,53 +311,149 @@ fn no_secret_in_any_response_header_body_or_log_line() {
         ("expired token", expired_token.as_str()),
         ("wrong audience", wrong_audience.as_str()),
         ("malformed token", "abc.def"),
-        ("alg none", &format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#), good_token.split('.').nth(1).unwrap())),
-        ("tampered token", &format!("{}x", &good_token[..good_token.len() - 1])),
+        (
+            "alg none",
+            &format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+                good_token.split('.').nth(1).unwrap()
+            ),
+        ),
+        (
+            "tampered token",
+            &format!("{}x", &good_token[..good_token.len() - 1]),
+        ),
     ] {
         scan.add(what, &app.get(&ppath, &[("authorization", &bearer(t))]));
     }
-    scan.add("token without write scope", &send("POST", "/patient", &[("authorization", bearer(&read_only_token)), ("content-type", "application/json".into())], Some(&patient.to_string())));
-    scan.add("token and wrong key", &app.get(&ppath, &[("authorization", &bearer(&good_token)), ("ocp-apim-subscription-key", "nope-nope-nope")]));
+    scan.add(
+        "token without write scope",
+        &send(
+            "POST",
+            "/patient",
+            &[
+                ("authorization", bearer(&read_only_token)),
+                ("content-type", "application/json".into()),
+            ],
+            Some(&patient.to_string()),
+        ),
+    );
+    scan.add(
+        "token and wrong key",
+        &app.get(
+            &ppath,
+            &[
+                ("authorization", &bearer(&good_token)),
+                ("ocp-apim-subscription-key", "nope-nope-nope"),
+            ],
+        ),
+    );
     // Readiness key.
     let health = app.secrets.variables["healthkey"].clone();
-    scan.add("ready", &app.get("/health/ready", &[("x-health-key", &health)]));
-    scan.add("ready near miss", &app.get("/health/ready", &[("x-health-key", &near_miss(&health))]));
+    scan.add(
+        "ready",
+        &app.get("/health/ready", &[("x-health-key", &health)]),
+    );
+    scan.add(
+        "ready near miss",
+        &app.get("/health/ready", &[("x-health-key", &near_miss(&health))]),
+    );
     scan.add("ready without key", &app.get("/health/ready", &[]));
-    scan.add("ready with host key", &app.get("/health/ready", &[("x-health-key", &app.secrets.variables["auditapikey"])]));
+    scan.add(
+        "ready with host key",
+        &app.get(
+            "/health/ready",
+            &[("x-health-key", &app.secrets.variables["auditapikey"])],
+        ),
+    );
     // Bad input.
     let h = json_headers(&clinic.primary);
     let mut with_id = patient.clone();
     with_id["id"] = json!(pid);
     for (what, method, path, body) in [
-        ("invalid JSON", "POST", "/patient".to_string(), "{\"firstName\": ".to_string()),
-        ("unknown field", "POST", "/patient".into(), json!({"firstName": "A", "shoe": 1}).to_string()),
+        (
+            "invalid JSON",
+            "POST",
+            "/patient".to_string(),
+            "{\"firstName\": ".to_string(),
+        ),
+        (
+            "unknown field",
+            "POST",
+            "/patient".into(),
+            json!({"firstName": "A", "shoe": 1}).to_string(),
+        ),
         ("id sent", "POST", "/patient".into(), with_id.to_string()),
         ("inconsistent ids", "PUT", ppath.clone(), {
             let mut b = with_id.clone();
             b["id"] = json!("6b1d2e3f-4a5b-4c6d-8e7f-901234567890");
             b.to_string()
         }),
-        ("not a guid", "GET", "/patient/not-a-guid".into(), String::new()),
-        ("oversized", "POST", "/patient".into(), format!("{{\"firstName\": \"{}\"}}", "x".repeat(70_000))),
-        ("bad search", "POST", "/patient/search?limit=0".into(), "{}".into()),
-        ("bad test", "POST", format!("{ppath}/tests"), json!({"performer": 5}).to_string()),
-        ("unknown member", "POST", "/patient".into(), json!({"firstName": "A", MEMBER_CANARY: 1}).to_string()),
-        ("unknown criterion", "POST", "/patient/search".into(), json!({MEMBER_CANARY: "x"}).to_string()),
-        ("duplicate member", "POST", "/patient".into(), format!("{{\"{MEMBER_CANARY}\": 1, \"{MEMBER_CANARY}\": 2}}")),
+        (
+            "not a guid",
+            "GET",
+            "/patient/not-a-guid".into(),
+            String::new(),
+        ),
+        (
+            "oversized",
+            "POST",
+            "/patient".into(),
+            format!("{{\"firstName\": \"{}\"}}", "x".repeat(70_000)),
+        ),
+        (
+            "bad search",
+            "POST",
+            "/patient/search?limit=0".into(),
+            "{}".into(),
+        ),
+        (
+            "bad test",
+            "POST",
+            format!("{ppath}/tests"),
+            json!({"performer": 5}).to_string(),
+        ),
+        (
+            "unknown member",
+            "POST",
+            "/patient".into(),
+            json!({"firstName": "A", MEMBER_CANARY: 1}).to_string(),
+        ),
+        (
+            "unknown criterion",
+            "POST",
+            "/patient/search".into(),
+            json!({MEMBER_CANARY: "x"}).to_string(),
+        ),
+        (
+            "duplicate member",
+            "POST",
+            "/patient".into(),
+            format!("{{\"{MEMBER_CANARY}\": 1, \"{MEMBER_CANARY}\": 2}}"),
+        ),
     ] {
         let body = (!body.is_empty()).then_some(body.as_str());
         scan.add(what, &send(method, &path, &h, body));
     }
     let mut with_token = h.clone();
     with_token.push(("x-continuation-token", "forged-token-value".into()));
-    scan.add("forged continuation", &send("POST", "/patient/search", &with_token, Some("{}")));
+    scan.add(
+        "forged continuation",
+        &send("POST", "/patient/search", &with_token, Some("{}")),
+    );
     let mut stale = h.clone();
     stale.push(("if-match", "\"not-the-etag\"".into()));
-    scan.add("stale if-match", &send("PUT", &ppath, &stale, Some(&with_id.to_string())));
+    scan.add(
+        "stale if-match",
+        &send("PUT", &ppath, &stale, Some(&with_id.to_string())),
+    );
     // Outages, and a store whose error text must not travel on.
     host.set_fault("docstore", Some(Fault::Refuse));
     scan.add("store down", &app.call("clinic", "GET", &ppath, None));
-    scan.add("store down, ready", &app.get("/health/ready", &[("x-health-key", &health)]));
+    scan.add(
+        "store down, ready",
+        &app.get("/health/ready", &[("x-health-key", &health)]),
+    );
     host.set_fault(
         "docstore",
         Some(Fault::Respond {
@@ -262,31 +464,70 @@ fn no_secret_in_any_response_header_body_or_log_line() {
         }),
     );
     scan.add("store 400", &app.call("clinic", "GET", &ppath, None));
-    scan.add("store 400, audit", &app.call("auditor", "GET", &format!("/audit/verify?resourceType=patient&resourceId={pid}"), None));
-    host.set_fault("docstore", Some(Fault::Respond { status: 401, headers: vec![], body: STORE_CANARY.into(), times: None }));
-    scan.add("store 401", &app.call("clinic", "POST", "/patient", Some(&patient)));
+    scan.add(
+        "store 400, audit",
+        &app.call(
+            "auditor",
+            "GET",
+            &format!("/audit/verify?resourceType=patient&resourceId={pid}"),
+            None,
+        ),
+    );
+    host.set_fault(
+        "docstore",
+        Some(Fault::Respond {
+            status: 401,
+            headers: vec![],
+            body: STORE_CANARY.into(),
+            times: None,
+        }),
+    );
+    scan.add(
+        "store 401",
+        &app.call("clinic", "POST", "/patient", Some(&patient)),
+    );
     host.set_fault("docstore", None);
     host.set_fault("audit-api", Some(Fault::Refuse));
     scan.add("audit-api down", &app.call("clinic", "GET", &ppath, None));
-    scan.add("audit-api down, verify", &app.call("admin", "GET", &format!("/audit/verify?resourceType=patient&resourceId={pid}"), None));
+    scan.add(
+        "audit-api down, verify",
+        &app.call(
+            "admin",
+            "GET",
+            &format!("/audit/verify?resourceType=patient&resourceId={pid}"),
+            None,
+        ),
+    );
     host.set_fault("audit-api", None);
     // Broken configuration: a malformed store key, subscriptions whose
     // parse fails next to the real digests, an unusable JWKS.
     let cosmoskey = app.secrets.variables["cosmoskey"].clone();
-    host.app.set_variable("cosmoskey", &format!("{}!!", &cosmoskey[..40])).unwrap();
+    host.app
+        .set_variable("cosmoskey", &format!("{}!!", &cosmoskey[..40]))
+        .unwrap();
     scan.add("bad cosmoskey", &app.call("clinic", "GET", &ppath, None));
     host.app.set_variable("cosmoskey", &cosmoskey).unwrap();
     let subscriptions = app.secrets.variables["subscriptions"].clone();
     let broken = subscriptions.replacen("\"scopes\":[", "\"scopes\":[7,", 1);
     assert_ne!(broken, subscriptions);
     host.app.set_variable("subscriptions", &broken).unwrap();
-    scan.add("bad subscriptions", &app.call("clinic", "GET", &ppath, None));
+    scan.add(
+        "bad subscriptions",
+        &app.call("clinic", "GET", &ppath, None),
+    );
     let bad_digest = subscriptions.replacen("KeySha256\":\"", "KeySha256\":\"zz", 1);
     host.app.set_variable("subscriptions", &bad_digest).unwrap();
     scan.add("bad digest", &app.call("clinic", "GET", &ppath, None));
-    host.app.set_variable("subscriptions", &subscriptions).unwrap();
-    host.app.set_variable("jwtjwks", "{\"keys\": [{\"kty\": \"EC\"}]}").unwrap();
-    scan.add("bad jwks", &app.get(&ppath, &[("authorization", &bearer(&good_token))]));
+    host.app
+        .set_variable("subscriptions", &subscriptions)
+        .unwrap();
+    host.app
+        .set_variable("jwtjwks", "{\"keys\": [{\"kty\": \"EC\"}]}")
+        .unwrap();
+    scan.add(
+        "bad jwks",
+        &app.get(&ppath, &[("authorization", &bearer(&good_token))]),
+    );
     host.app.set_variable("jwtjwks", &jwks.to_string()).unwrap();
     scan.add("recovered", &app.call("clinic", "GET", &ppath, None));
 
@@ -295,38 +536,100 @@ fn no_secret_in_any_response_header_body_or_log_line() {
     for (component, path, key) in [
         ("patient-api", ppath.clone(), "wrong".to_string()),
         ("patient-api", ppath.clone(), vars["auditapikey"].clone()),
-        ("patient-api", ppath.clone(), near_miss(&vars["patientapiprimarykey"])),
-        ("patient-api", ppath.clone(), vars["patientapisecondarykey"].clone()),
-        ("audit-api", format!("/audit/verify?resourceType=patient&resourceId={pid}"), vars["patientapikey"].clone()),
-        ("audit-api", "/auditrecord".to_string(), near_miss(&vars["auditapiprimarykey"])),
-        ("audit-api", "/auditrecord".to_string(), vars["auditapisecondarykey"].clone()),
+        (
+            "patient-api",
+            ppath.clone(),
+            near_miss(&vars["patientapiprimarykey"]),
+        ),
+        (
+            "patient-api",
+            ppath.clone(),
+            vars["patientapisecondarykey"].clone(),
+        ),
+        (
+            "audit-api",
+            format!("/audit/verify?resourceType=patient&resourceId={pid}"),
+            vars["patientapikey"].clone(),
+        ),
+        (
+            "audit-api",
+            "/auditrecord".to_string(),
+            near_miss(&vars["auditapiprimarykey"]),
+        ),
+        (
+            "audit-api",
+            "/auditrecord".to_string(),
+            vars["auditapisecondarykey"].clone(),
+        ),
     ] {
-        let reply = host.invoke(component, "POST", &path, &[("x-functions-key", &key), ("x-actor", "clinic"), ("content-type", "application/json")], b"{\"bad\": true}");
+        let reply = host.invoke(
+            component,
+            "POST",
+            &path,
+            &[
+                ("x-functions-key", &key),
+                ("x-actor", "clinic"),
+                ("content-type", "application/json"),
+            ],
+            b"{\"bad\": true}",
+        );
         scan.add(&format!("{component} {path}"), &reply);
-        let reply = host.invoke(component, "GET", &path, &[("x-functions-key", &key), ("x-actor", "clinic")], b"");
+        let reply = host.invoke(
+            component,
+            "GET",
+            &path,
+            &[("x-functions-key", &key), ("x-actor", "clinic")],
+            b"",
+        );
         scan.add(&format!("{component} GET {path}"), &reply);
     }
     // The store, with a forged signature, a signature by another key, and none.
     let date = cosmos_auth::http_date(now());
-    let other_key = cosmos_auth::MasterKey::from_base64(&STANDARD.encode(e2e::random_bytes(64))).unwrap();
+    let other_key =
+        cosmos_auth::MasterKey::from_base64(&STANDARD.encode(e2e::random_bytes(64))).unwrap();
     let right_key = cosmos_auth::MasterKey::from_base64(&cosmoskey).unwrap();
     let link = format!("dbs/patients/colls/patients/docs/{pid}");
     let signed = |key: &cosmos_auth::MasterKey, date: &str| {
-        cosmos_auth::sign(key, &cosmos_auth::SignedRequest { verb: "GET", resource_type: "docs", resource_link: &link, date })
+        cosmos_auth::sign(
+            key,
+            &cosmos_auth::SignedRequest {
+                verb: "GET",
+                resource_type: "docs",
+                resource_link: &link,
+                date,
+            },
+        )
     };
     let stale_date = cosmos_auth::http_date(now() - 3600);
     for (what, auth, date) in [
         ("store, other key", signed(&other_key, &date), date.clone()),
-        ("store, forged", "type=master&ver=1.0&sig=AAAA".to_string(), date.clone()),
-        ("store, stale date", signed(&right_key, &stale_date), stale_date.clone()),
+        (
+            "store, forged",
+            "type=master&ver=1.0&sig=AAAA".to_string(),
+            date.clone(),
+        ),
+        (
+            "store, stale date",
+            signed(&right_key, &stale_date),
+            stale_date.clone(),
+        ),
         ("store, none", String::new(), date.clone()),
     ] {
-        let mut headers = vec![("x-ms-date", date.as_str()), ("x-ms-version", "2018-12-31"), ("x-ms-documentdb-partitionkey", "[\"x\"]")];
+        let mut headers = vec![
+            ("x-ms-date", date.as_str()),
+            ("x-ms-version", "2018-12-31"),
+            ("x-ms-documentdb-partitionkey", "[\"x\"]"),
+        ];
         if !auth.is_empty() {
             headers.push(("authorization", auth.as_str()));
         }
         let reply = host.invoke("docstore", "GET", &format!("/{link}"), &headers, b"");
-        assert!(matches!(reply.status, 400 | 401 | 403), "{what}: {} {}", reply.status, reply.text());
+        assert!(
+            matches!(reply.status, 400 | 401 | 403),
+            "{what}: {} {}",
+            reply.status,
+            reply.text()
+        );
         scan.add(what, &reply);
     }
 
@@ -335,33 +638,65 @@ fn no_secret_in_any_response_header_body_or_log_line() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let logs = host.app.logs();
     let stored: Vec<String> = {
-        let conn = rusqlite::Connection::open_with_flags(host.app.sqlite_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let conn = rusqlite::Connection::open_with_flags(
+            host.app.sqlite_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
         let mut stmt = conn.prepare("SELECT body FROM docstore_documents").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     let mut leaks = Vec::new();
     let haystacks = scan
         .responses
         .iter()
         .map(|(what, text)| (format!("response to {what}"), text.as_str()))
-        .chain(logs.iter().map(|l| (format!("log line of {} ({})", l.component, l.stream), l.line.as_str())))
-        .chain(stored.iter().map(|body| ("a stored document".to_string(), body.as_str())));
+        .chain(logs.iter().map(|l| {
+            (
+                format!("log line of {} ({})", l.component, l.stream),
+                l.line.as_str(),
+            )
+        }))
+        .chain(
+            stored
+                .iter()
+                .map(|body| ("a stored document".to_string(), body.as_str())),
+        );
     for line in &logs {
         if line.line.contains(MEMBER_CANARY) {
-            leaks.push(format!("a client's member name in a log line of {}", line.component));
+            leaks.push(format!(
+                "a client's member name in a log line of {}",
+                line.component
+            ));
         }
     }
     for (where_, text) in haystacks {
-        leaks.extend(leaks_in(text, &needles).into_iter().map(|what| format!("{what} in the {where_}")));
+        leaks.extend(
+            leaks_in(text, &needles)
+                .into_iter()
+                .map(|what| format!("{what} in the {where_}")),
+        );
     }
     // The scan itself finds what it looks for.
     let planted = format!("x{}y", &near_miss(&clinic.primary)[..20]);
-    assert_eq!(leaks_in(&planted, &needles), vec!["clinic primary key (first 12)".to_string()]);
+    assert_eq!(
+        leaks_in(&planted, &needles),
+        vec!["clinic primary key (first 12)".to_string()]
+    );
     let cosmos_hex = hex::encode(STANDARD.decode(&cosmoskey).unwrap());
-    assert!(leaks_in(&format!("k={cosmos_hex}"), &needles).iter().any(|w| w == "variable cosmoskey as hex"));
+    assert!(leaks_in(&format!("k={cosmos_hex}"), &needles)
+        .iter()
+        .any(|w| w == "variable cosmoskey as hex"));
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
     // The scenario did reach the error paths it is about.
-    let statuses: Vec<u16> = scan.responses.iter().map(|(_, t)| t[..3].parse().unwrap()).collect();
+    let statuses: Vec<u16> = scan
+        .responses
+        .iter()
+        .map(|(_, t)| t[..3].parse().unwrap())
+        .collect();
     for status in [200, 201, 400, 401, 403, 404, 412, 413, 503] {
         assert!(statuses.contains(&status), "no {status} in the scenario");
     }

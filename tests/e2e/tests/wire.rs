@@ -17,7 +17,11 @@ fn assert_whole(reply: &Reply, what: &str) {
     let length = reply
         .header("content-length")
         .unwrap_or_else(|| panic!("{what}: no content-length"));
-    assert_eq!(length.parse::<usize>().ok(), Some(reply.body.len()), "{what}: content-length");
+    assert_eq!(
+        length.parse::<usize>().ok(),
+        Some(reply.body.len()),
+        "{what}: content-length"
+    );
 }
 
 #[test]
@@ -31,8 +35,10 @@ fn responses_carry_their_length_and_are_not_chunked() {
         "admin",
         "POST",
         "/patient",
-        Some(&json!({"firstName": "Wire", "lastName": "Test", "gender": "other",
-                     "dateOfBirth": "1990-05-17", "postCode": "3000"})),
+        Some(
+            &json!({"firstName": "Wire", "lastName": "Test", "gender": "other",
+                     "dateOfBirth": "1990-05-17", "postCode": "3000"}),
+        ),
     );
     assert_eq!(created.status, 201, "{}", created.text());
     assert_whole(&created, "POST /patient (forwarded from patient-api)");

@@ -40,7 +40,9 @@ impl App {
     /// importing something Spin does not provide.
     pub fn load(manifest_path: &Path, options: HostOptions) -> anyhow::Result<Self> {
         let manifest = Manifest::load(manifest_path)?;
-        Ok(Self { inner: runtime::AppInner::load(manifest, &options)? })
+        Ok(Self {
+            inner: runtime::AppInner::load(manifest, &options)?,
+        })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -92,7 +94,11 @@ impl App {
         let request = request.map(|b| Full::new(b).map_err(|never| match never {}).boxed_unsync());
         let response = self.inner.invoke_chained(component, request).await?;
         let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.map_err(|e| anyhow::anyhow!("{e}"))?.to_bytes();
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_bytes();
         Ok(http::Response::from_parts(parts, bytes))
     }
 

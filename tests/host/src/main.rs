@@ -25,7 +25,9 @@ async fn main() -> anyhow::Result<()> {
             "--manifest" => manifest = args.next().unwrap_or_else(|| usage()).into(),
             "--listen" => listen = args.next().unwrap_or_else(|| usage()).parse()?,
             "--quiet" => quiet = true,
-            "--state-dir" => state_dir = Some(PathBuf::from(args.next().unwrap_or_else(|| usage()))),
+            "--state-dir" => {
+                state_dir = Some(PathBuf::from(args.next().unwrap_or_else(|| usage())))
+            }
             _ => usage(),
         }
     }
@@ -37,11 +39,18 @@ async fn main() -> anyhow::Result<()> {
     };
     let app = App::load(&manifest, options)?;
     let server = app.serve(listen).await?;
-    println!("Storing default key-value data to {}", app.state_dir().join("sqlite_key_value.db").display());
+    println!(
+        "Storing default key-value data to {}",
+        app.state_dir().join("sqlite_key_value.db").display()
+    );
     println!("Serving {}", server.base_url());
     println!("Available Routes:");
     for (route, component) in app.public_routes() {
-        println!("  {component}: {}{}", server.base_url(), route.replace("/...", " (wildcard)"));
+        println!(
+            "  {component}: {}{}",
+            server.base_url(),
+            route.replace("/...", " (wildcard)")
+        );
     }
     tokio::signal::ctrl_c().await?;
     Ok(())

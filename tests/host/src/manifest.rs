@@ -168,9 +168,14 @@ impl Manifest {
             let route = match t.route {
                 RawRoute::Path(p) => Route::Public(p),
                 RawRoute::Private { private: true } => Route::Private,
-                RawRoute::Private { private: false } => bail!("route = {{ private = false }} is not valid"),
+                RawRoute::Private { private: false } => {
+                    bail!("route = {{ private = false }} is not valid")
+                }
             };
-            triggers.push(HttpTrigger { route, component: t.component });
+            triggers.push(HttpTrigger {
+                route,
+                component: t.component,
+            });
         }
         Ok(Manifest {
             dir: dir.to_path_buf(),

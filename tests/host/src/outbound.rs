@@ -37,9 +37,9 @@ fn default_port(scheme: &str) -> Option<u16> {
 
 impl AllowedHost {
     pub fn parse(entry: &str) -> Result<Self> {
-        let (scheme, rest) = entry
-            .split_once("://")
-            .ok_or_else(|| anyhow::anyhow!("allowed_outbound_hosts entry {entry:?} needs a scheme"))?;
+        let (scheme, rest) = entry.split_once("://").ok_or_else(|| {
+            anyhow::anyhow!("allowed_outbound_hosts entry {entry:?} needs a scheme")
+        })?;
         let scheme = scheme.to_ascii_lowercase();
         let rest = rest.trim_end_matches('/');
         if rest.contains('/') {
@@ -141,12 +141,20 @@ mod tests {
         let any_port = AllowedHost::parse("https://example.org:*").unwrap();
         assert!(any_port.allows("https", "example.org", Some(1)));
         assert!(any_port.is_wildcard());
-        assert!(!AllowedHost::parse("https://acct.documents.azure.com:443").unwrap().is_wildcard());
+        assert!(!AllowedHost::parse("https://acct.documents.azure.com:443")
+            .unwrap()
+            .is_wildcard());
     }
 
     #[test]
     fn malformed_entries_are_errors() {
-        for bad in ["audit-api.spin.internal", "http://", "http://h:port", "ftp://h", "http://h/path"] {
+        for bad in [
+            "audit-api.spin.internal",
+            "http://",
+            "http://h:port",
+            "ftp://h",
+            "http://h/path",
+        ] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad}");
         }
     }

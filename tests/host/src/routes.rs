@@ -25,7 +25,11 @@ impl RoutePattern {
             Some(base) => (base.to_string(), true),
             None => (raw.trim_end_matches('/').to_string(), false),
         };
-        Self { raw: raw.to_string(), base, wildcard }
+        Self {
+            raw: raw.to_string(),
+            base,
+            wildcard,
+        }
     }
 
     fn matches(&self, path: &str) -> Option<String> {
@@ -138,7 +142,11 @@ mod tests {
         assert_eq!(m.path_info, "/some/where");
         assert_eq!(m.matched_route, "/...");
         assert_eq!(m.component_route, "");
-        assert_eq!(r.public_routes().len(), 1, "private components have no route");
+        assert_eq!(
+            r.public_routes().len(),
+            1,
+            "private components have no route"
+        );
     }
 
     #[test]

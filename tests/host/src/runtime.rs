@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
 use std::time::Duration;
+use std::time::SystemTime;
 
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
@@ -96,8 +96,14 @@ impl Fault {
     /// The fault that applies to one request, if any.
     fn applies_to(&self, method: &str, path: &str) -> Option<&Fault> {
         match self {
-            Fault::Only { method: only, path_prefix, fault } => {
-                let method_matches = only.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method));
+            Fault::Only {
+                method: only,
+                path_prefix,
+                fault,
+            } => {
+                let method_matches = only
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method));
                 (method_matches && path.starts_with(path_prefix.as_str()))
                     .then_some(&**fault)
                     .and_then(|inner| inner.applies_to(method, path))
@@ -109,9 +115,17 @@ impl Fault {
     /// Counts one use against `times`; true when the fault is used up.
     fn use_once(&mut self, method: &str, path: &str) -> bool {
         match self {
-            Fault::Only { method: only, path_prefix, fault } => {
-                let method_matches = only.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method));
-                method_matches && path.starts_with(path_prefix.as_str()) && fault.use_once(method, path)
+            Fault::Only {
+                method: only,
+                path_prefix,
+                fault,
+            } => {
+                let method_matches = only
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method));
+                method_matches
+                    && path.starts_with(path_prefix.as_str())
+                    && fault.use_once(method, path)
             }
             Fault::Respond { times: Some(n), .. } | Fault::LoseResponse { times: Some(n), .. } => {
                 *n = n.saturating_sub(1);
@@ -184,13 +198,20 @@ pub struct InstanceState {
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for InstanceState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -284,7 +305,9 @@ fn error_body(status: u16, text: &str) -> http::Response<WasiBody> {
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl AppInner {
@@ -333,7 +356,9 @@ impl AppInner {
                 linker
                     .instantiate_pre(&component)
                     .map_err(anyhow::Error::from)
-                    .with_context(|| format!("component {id:?} imports something Spin does not provide"))?,
+                    .with_context(|| {
+                        format!("component {id:?} imports something Spin does not provide")
+                    })?,
             )?;
             components.insert(
                 id.clone(),
@@ -345,7 +370,9 @@ impl AppInner {
             );
         }
         let key_value = KeyValueBackend::open(&state_dir.join("sqlite_key_value.db"))?;
-        let sqlite = SqliteDatabases { default_path: state_dir.join("sqlite_db.db") };
+        let sqlite = SqliteDatabases {
+            default_path: state_dir.join("sqlite_db.db"),
+        };
         Ok(Arc::new(AppInner {
             router: Router::new(&manifest),
             manifest,
@@ -405,7 +432,13 @@ impl AppInner {
         let route = chained_match(component, request.uri().path());
         let (mut parts, body) = request.into_parts();
         parts.uri = full_url.parse()?;
-        let request = Self::prepare(http::Request::from_parts(parts, body), &full_url, &route, "0.0.0.0:0", false);
+        let request = Self::prepare(
+            http::Request::from_parts(parts, body),
+            &full_url,
+            &route,
+            "0.0.0.0:0",
+            false,
+        );
         Ok(self.invoke(component, request).await)
     }
 
@@ -468,11 +501,17 @@ impl AppInner {
             table: ResourceTable::new(),
             wasi,
             http: WasiHttpCtx::new(),
-            hooks: OutboundHooks { app: self.clone(), component: component.clone() },
+            hooks: OutboundHooks {
+                app: self.clone(),
+                component: component.clone(),
+            },
         };
         let mut store = Store::new(component.pre.engine(), state);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = component.pre.clone();
         let app = self.clone();
@@ -562,13 +601,26 @@ impl AppInner {
         let scheme = uri.scheme_str().unwrap_or("http").to_string();
         let host = uri.host().unwrap_or("").to_string();
         if !caller.outbound.allows(&scheme, &host, uri.port_u16()) {
-            let url = format!("{scheme}://{}{}", uri.authority().map(|a| a.as_str()).unwrap_or(""), uri.path());
-            self.log(&caller.decl.id, "host", format!("outbound request to {url} denied by allowed_outbound_hosts"));
-            self.denials.lock().unwrap().push(Denial { component: caller.decl.id.clone(), url });
+            let url = format!(
+                "{scheme}://{}{}",
+                uri.authority().map(|a| a.as_str()).unwrap_or(""),
+                uri.path()
+            );
+            self.log(
+                &caller.decl.id,
+                "host",
+                format!("outbound request to {url} denied by allowed_outbound_hosts"),
+            );
+            self.denials.lock().unwrap().push(Denial {
+                component: caller.decl.id.clone(),
+                url,
+            });
             return Err(HttpError::HttpRequestDenied);
         }
         if let Some(target) = host.strip_suffix(".spin.internal") {
-            return self.send_chained(&caller.decl.id, target, request, options).await;
+            return self
+                .send_chained(&caller.decl.id, target, request, options)
+                .await;
         }
         if !is_loopback(&host) {
             // The test host only ever talks to this machine; any other name is
@@ -607,7 +659,11 @@ impl AppInner {
                 .get(target)
                 .and_then(|f| f.applies_to(&method, &path))
                 .cloned();
-            if fault.is_some() && faults.get_mut(target).is_some_and(|f| f.use_once(&method, &path)) {
+            if fault.is_some()
+                && faults
+                    .get_mut(target)
+                    .is_some_and(|f| f.use_once(&method, &path))
+            {
                 faults.remove(target);
             }
             fault
@@ -617,13 +673,21 @@ impl AppInner {
             self.log(
                 caller,
                 "host",
-                format!("fault injected into a request to {target}: {}", fault.describe()),
+                format!(
+                    "fault injected into a request to {target}: {}",
+                    fault.describe()
+                ),
             );
         }
         let mut lose_response = None;
         match fault {
             Some(Fault::Refuse) => return Err(HttpError::ConnectionRefused),
-            Some(Fault::Respond { status, headers, body, .. }) => {
+            Some(Fault::Respond {
+                status,
+                headers,
+                body,
+                ..
+            }) => {
                 let mut response = error_body(status, &body);
                 for (k, v) in headers {
                     if let (Ok(k), Ok(v)) = (
@@ -647,8 +711,16 @@ impl AppInner {
         let full_url = format!("http://localhost{path_and_query}");
         let route = chained_match(target, request.uri().path());
         let (mut parts, body) = request.into_parts();
-        parts.uri = full_url.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
-        let request = Self::prepare(http::Request::from_parts(parts, body), &full_url, &route, "0.0.0.0:0", false);
+        parts.uri = full_url
+            .parse()
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        let request = Self::prepare(
+            http::Request::from_parts(parts, body),
+            &full_url,
+            &route,
+            "0.0.0.0:0",
+            false,
+        );
         let app = self.clone();
         let target_id = target.to_string();
         let call = async move {
@@ -683,10 +755,17 @@ fn expand_component_template(
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| anyhow!("unterminated template {entry:?}"))?;
+        let end = after
+            .find("}}")
+            .ok_or_else(|| anyhow!("unterminated template {entry:?}"))?;
         let name = after[..end].trim();
-        let value = crate::variables::component_get(variables, &decl.variables, name)
-            .map_err(|e| anyhow!("{entry:?}: {e:?} (map the variable in [component.{}.variables])", decl.id))?;
+        let value =
+            crate::variables::component_get(variables, &decl.variables, name).map_err(|e| {
+                anyhow!(
+                    "{entry:?}: {e:?} (map the variable in [component.{}.variables])",
+                    decl.id
+                )
+            })?;
         out.push_str(&value);
         rest = &after[end + 2..];
     }

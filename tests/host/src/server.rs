@@ -77,7 +77,11 @@ async fn handle(
     let Some(route) = app.router.route(&path) else {
         return hyper::Response::builder()
             .status(404)
-            .body(Full::new("Not Found".into()).map_err(|n| match n {}).boxed_unsync())
+            .body(
+                Full::new("Not Found".into())
+                    .map_err(|n| match n {})
+                    .boxed_unsync(),
+            )
             .expect("static response");
     };
     let host = request

@@ -70,7 +70,9 @@ impl KeyValueBackend {
                 store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
                 PRIMARY KEY (store, key));",
         )?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn get(&self, store: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
@@ -183,16 +185,18 @@ impl SqliteDatabases {
         if label != "default" {
             return None;
         }
-        Some(rusqlite::Connection::open(&self.default_path).and_then(|conn| {
-            // rusqlite sets a 5 s busy timeout by default; SQLite's own default
-            // (which the component sees under Spin) is none.
-            conn.busy_timeout(std::time::Duration::ZERO)?;
-            conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
-                AuthAction::Attach { .. } => Authorization::Deny,
-                _ => Authorization::Allow,
-            }));
-            Ok(conn)
-        }))
+        Some(
+            rusqlite::Connection::open(&self.default_path).and_then(|conn| {
+                // rusqlite sets a 5 s busy timeout by default; SQLite's own default
+                // (which the component sees under Spin) is none.
+                conn.busy_timeout(std::time::Duration::ZERO)?;
+                conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+                    AuthAction::Attach { .. } => Authorization::Deny,
+                    _ => Authorization::Allow,
+                }));
+                Ok(conn)
+            }),
+        )
     }
 }
 
@@ -217,7 +221,13 @@ impl InstanceState {
         if label != "default" {
             return Err("no-such-store".into());
         }
-        if !self.component.decl.key_value_stores.iter().any(|s| s == label) {
+        if !self
+            .component
+            .decl
+            .key_value_stores
+            .iter()
+            .any(|s| s == label)
+        {
             return Err("access-denied".into());
         }
         Ok(())
@@ -262,7 +272,11 @@ impl key_value::HostStore for InstanceState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), key_value::Error>> {
         let label = self.kv_label(&store)?;
-        Ok(self.app.key_value.set(&label, &key, &value).map_err(kv_other))
+        Ok(self
+            .app
+            .key_value
+            .set(&label, &key, &value)
+            .map_err(kv_other))
     }
 
     fn delete(
@@ -336,7 +350,11 @@ impl wkv::HostBucket for InstanceState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), wkv::Error>> {
         let label = self.kv_label(&bucket)?;
-        Ok(self.app.key_value.set(&label, &key, &value).map_err(wkv_other))
+        Ok(self
+            .app
+            .key_value
+            .set(&label, &key, &value)
+            .map_err(wkv_other))
     }
 
     fn delete(
@@ -390,7 +408,11 @@ impl atomics::Host for InstanceState {
         delta: i64,
     ) -> wasmtime::Result<Result<i64, wkv::Error>> {
         let label = self.kv_label(&bucket)?;
-        Ok(self.app.key_value.increment(&label, &key, delta).map_err(wkv_other))
+        Ok(self
+            .app
+            .key_value
+            .increment(&label, &key, delta)
+            .map_err(wkv_other))
     }
 
     fn swap(
@@ -453,7 +475,13 @@ impl sqlite::HostConnection for InstanceState {
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<SqliteConnection>, sqlite::Error>> {
-        if !self.component.decl.sqlite_databases.iter().any(|d| *d == database) {
+        if !self
+            .component
+            .decl
+            .sqlite_databases
+            .iter()
+            .any(|d| *d == database)
+        {
             return Ok(Err(if database == "default" {
                 sqlite::Error::AccessDenied
             } else {
@@ -478,9 +506,10 @@ impl sqlite::HostConnection for InstanceState {
         parameters: Vec<sqlite::Value>,
     ) -> wasmtime::Result<Result<sqlite::QueryResult, sqlite::Error>> {
         let conn = self.table.get(&connection)?.0.clone();
-        let result =
-            tokio::task::spawn_blocking(move || execute(&conn.lock().unwrap(), &statement, parameters))
-                .await?;
+        let result = tokio::task::spawn_blocking(move || {
+            execute(&conn.lock().unwrap(), &statement, parameters)
+        })
+        .await?;
         Ok(result.map_err(|e| sqlite::Error::Io(e.to_string())))
     }
 

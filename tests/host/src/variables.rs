@@ -25,7 +25,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        bail!("invalid variable name {name:?}: use lowercase letters, digits and single underscores")
+        bail!(
+            "invalid variable name {name:?}: use lowercase letters, digits and single underscores"
+        )
     }
 }
 
@@ -121,7 +123,11 @@ impl Variables {
     }
 
     fn app_value(&self, name: &str) -> Option<String> {
-        self.resolved.read().unwrap().get(name).map(|(v, _)| v.clone())
+        self.resolved
+            .read()
+            .unwrap()
+            .get(name)
+            .map(|(v, _)| v.clone())
     }
 
     /// Expands a template such as `"{{ cosmosendpoint }}"` or
@@ -168,7 +174,9 @@ pub fn component_get(
     name: &str,
 ) -> Result<String, GetError> {
     if validate_name(name).is_err() {
-        return Err(GetError::InvalidName(format!("invalid variable name {name:?}")));
+        return Err(GetError::InvalidName(format!(
+            "invalid variable name {name:?}"
+        )));
     }
     let template = component_vars
         .get(name)
@@ -207,7 +215,9 @@ url = "prefix-{{ endpoint }}"
 
     #[test]
     fn a_required_variable_nobody_provides_stops_startup_with_spins_message() {
-        let err = Variables::resolve(&manifest(), &HashMap::new()).err().unwrap();
+        let err = Variables::resolve(&manifest(), &HashMap::new())
+            .err()
+            .unwrap();
         assert_eq!(
             err.to_string(),
             "provider error: no provider resolved required variable(s): [Key(\"secretkey\")]"
@@ -218,15 +228,27 @@ url = "prefix-{{ endpoint }}"
     fn environment_beats_default_and_components_see_only_their_names() {
         let env = HashMap::from([
             ("SPIN_VARIABLE_SECRETKEY".to_string(), "s3".to_string()),
-            ("SPIN_VARIABLE_ENDPOINT".to_string(), "http://127.0.0.1:9".to_string()),
+            (
+                "SPIN_VARIABLE_ENDPOINT".to_string(),
+                "http://127.0.0.1:9".to_string(),
+            ),
         ]);
         let m = manifest();
         let vars = Variables::resolve(&m, &env).unwrap();
         let mapped = &m.components["a"].variables;
         assert_eq!(component_get(&vars, mapped, "key").unwrap(), "s3");
-        assert_eq!(component_get(&vars, mapped, "url").unwrap(), "prefix-http://127.0.0.1:9");
-        assert!(matches!(component_get(&vars, mapped, "secretkey"), Err(GetError::Undefined(_))));
-        assert!(matches!(component_get(&vars, mapped, "Key"), Err(GetError::InvalidName(_))));
+        assert_eq!(
+            component_get(&vars, mapped, "url").unwrap(),
+            "prefix-http://127.0.0.1:9"
+        );
+        assert!(matches!(
+            component_get(&vars, mapped, "secretkey"),
+            Err(GetError::Undefined(_))
+        ));
+        assert!(matches!(
+            component_get(&vars, mapped, "Key"),
+            Err(GetError::InvalidName(_))
+        ));
         assert_eq!(vars.provider_of("endpoint"), Some(Provider::Environment));
     }
 
@@ -237,7 +259,10 @@ url = "prefix-{{ endpoint }}"
         let vars = Variables::resolve(&m, &env).unwrap();
         assert_eq!(vars.provider_of("endpoint"), Some(Provider::Default));
         vars.set("secretkey", "new").unwrap();
-        assert_eq!(component_get(&vars, &m.components["a"].variables, "key").unwrap(), "new");
+        assert_eq!(
+            component_get(&vars, &m.components["a"].variables, "key").unwrap(),
+            "new"
+        );
         assert!(vars.set("undeclared", "x").is_err());
     }
 
@@ -253,7 +278,9 @@ url = "prefix-{{ endpoint }}"
 
     #[test]
     fn dotenv_lines_parse() {
-        let parsed = parse_dotenv("# c\nSPIN_VARIABLE_A=1\nexport SPIN_VARIABLE_B=\"two words\"\n\nC='x=y'\n");
+        let parsed = parse_dotenv(
+            "# c\nSPIN_VARIABLE_A=1\nexport SPIN_VARIABLE_B=\"two words\"\n\nC='x=y'\n",
+        );
         assert_eq!(parsed["SPIN_VARIABLE_A"], "1");
         assert_eq!(parsed["SPIN_VARIABLE_B"], "two words");
         assert_eq!(parsed["C"], "x=y");

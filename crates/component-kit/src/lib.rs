@@ -140,6 +140,12 @@ pub fn json_response(status: u16, body: &serde_json::Value, correlation_id: &str
         .build()
 }
 
+/// Blocks this instance for `d` (a WASI monotonic-clock wait).
+pub fn sleep(d: std::time::Duration) {
+    let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    wasi::clocks::monotonic_clock::subscribe_duration(nanos).block();
+}
+
 /// Time from WASI, for the Cosmos client and for timestamps.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WasiClock;
@@ -166,7 +172,7 @@ impl cosmos::Clock for WasiClock {
     }
 
     fn sleep(&self, d: std::time::Duration) {
-        wasi::clocks::monotonic_clock::subscribe_duration(d.as_nanos() as u64).block();
+        sleep(d);
     }
 
     fn jitter(&self) -> f64 {

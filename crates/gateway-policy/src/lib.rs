@@ -6,7 +6,8 @@
 //! - [`JwtValidator`]: OAuth 2.0 bearer tokens (RS256 / ES256 against a JWKS).
 //! - [`route`] and [`ROUTES`]: the public route table and required scopes.
 //! - [`authorize`]: 401 versus 403, and the [`Actor`] recorded in the audit.
-//! - [`window`], [`decide`], [`combine`]: fixed-window rate limits and quotas.
+//! - [`window`], [`decide`], [`combine`]: fixed-window rate limits and quotas;
+//!   [`meter`]: both counts of an owner in one entry, advanced by compare-and-swap.
 //! - [`TraceContext`]: W3C `traceparent`; the correlation id is the trace id.
 //! - [`IpAllowList`]: client address filtering from `spin-client-addr`.
 //! - [`is_forwardable_request_header`]: what a client may pass to a backend.
@@ -31,6 +32,7 @@ mod route;
 mod scope;
 mod subscription;
 mod trace;
+mod usage;
 
 pub use authorize::{
     authorize, Actor, AuthFailure, CredentialPolicy, Credentials, Denial, Verifiers, REALM,
@@ -46,7 +48,7 @@ pub use jwt::{
     JwtConfig, JwtConfigError, JwtError, JwtValidator, Principal, MAX_LEEWAY_SECONDS,
     MAX_SUBJECT_LEN, MAX_TOKEN_LEN, MIN_RSA_BITS,
 };
-pub use limits::{combine, decide, window, Limit, LimitDecision, LimitKind, Limits, Window};
+pub use limits::{combine, decide, window, Limit, LimitDecision, Limits, Window};
 pub use log::{access_log_line, AccessLog};
 pub use route::{
     route, Backend, PublicRoute, RouteKind, RouteMatch, RouteSpec, RouteTarget, MAX_ID_SEGMENT_LEN,
@@ -57,3 +59,4 @@ pub use subscription::{
     ConfigError, Subscription, SubscriptionName, SubscriptionProblem, Subscriptions,
 };
 pub use trace::{continue_or_start, TraceContext, TraceparentError, FLAG_SAMPLED};
+pub use usage::{creation_key, meter, usage_key, Metered, Usage};

@@ -1,26 +1,17 @@
 //! Rate limits and quotas as fixed windows.
 //!
-//! Each limit is a counter per owner and window in the key-value store. The
-//! shell computes the [`window`], atomically increments its key
-//! (`wasi:keyvalue/atomics` `increment`, which returns the new value) and
-//! passes that value to [`decide`]. Nothing here touches the store.
-//!
-//! Overshoot: because the decision is taken on the value *after* the atomic
-//! increment, concurrent requests each see a distinct count, and exactly the
-//! first `calls` of a window are allowed: the overshoot margin is zero. A
-//! rejected request still counts (its increment happened), which is harmless:
-//! it only keeps `remaining` at zero until the window ends.
+//! A limit is a number of calls per fixed window. [`decide`] takes the
+//! count a request would be (the calls already admitted in its window plus
+//! one) and says whether it passes and what the `RateLimit-*` headers say;
+//! [`crate::meter`] keeps both counts of an owner in one key-value entry.
+//! Nothing here touches the store.
 //!
 //! Window boundaries: windows are aligned to the Unix epoch (a 60 s window
 //! starts on the minute, an 86 400 s quota at 00:00 UTC). When a window ends
 //! the next one starts from zero, so up to `2 × calls` requests can pass in
 //! any span of `period` seconds that straddles a boundary (the end of one
 //! window plus the start of the next). That is the known price of fixed
-//! windows; it buys one atomic operation per limit and request.
-//!
-//! The store keeps every window's key until deleted; the shell deletes
-//! [`Window::previous_key`] when an increment returns 1 (the first request of
-//! a new window), so at most two keys per owner and limit exist.
+//! windows; it buys a single small entry per owner.
 //!
 //! If the store fails, the shell should refuse the request (fail closed):
 //! a limit that cannot be counted cannot be enforced.
@@ -74,48 +65,20 @@ pub struct Limits {
     pub quota: Limit,
 }
 
-/// Which of the two limits a counter belongs to (the keys differ, so a rate
-/// limit and a quota with the same period never share a counter).
+/// The fixed window `now` falls in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitKind {
-    RateLimit,
-    Quota,
-}
-
-impl LimitKind {
-    fn key_prefix(self) -> &'static str {
-        match self {
-            LimitKind::RateLimit => "ratelimit",
-            LimitKind::Quota => "quota",
-        }
-    }
-}
-
-/// The fixed window `now` falls in, and its counter key.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
-    /// Key-value store key of this window's counter.
-    pub key: String,
-    /// Key of the window before this one (to delete, see the module doc).
-    pub previous_key: String,
     /// Unix time the window started.
     pub starts_at: i64,
     /// Unix time the next window starts.
     pub resets_at: i64,
 }
 
-/// The window of `limit` that contains `now_unix`, for one owner.
-///
-/// `owner` is [`crate::Actor::limit_owner`]. The key puts the owner last, after
-/// two numbers, so distinct (kind, period, start, owner) tuples always give
-/// distinct keys whatever characters the owner contains.
-pub fn window(owner: &str, kind: LimitKind, limit: &Limit, now_unix: i64) -> Window {
+/// The window of `limit` that contains `now_unix`.
+pub fn window(limit: &Limit, now_unix: i64) -> Window {
     let period = i64::from(limit.period_seconds());
     let starts_at = now_unix.div_euclid(period) * period;
-    let key_for = |start: i64| format!("{}:{}:{}:{}", kind.key_prefix(), period, start, owner);
     Window {
-        key: key_for(starts_at),
-        previous_key: key_for(starts_at - period),
         starts_at,
         resets_at: starts_at + period,
     }
@@ -135,17 +98,11 @@ pub struct LimitDecision {
     pub retry_after: Option<i64>,
 }
 
-/// The decision for a request whose atomic increment returned
-/// `count_after_increment`.
-pub fn decide(
-    count_after_increment: i64,
-    limit: &Limit,
-    window: &Window,
-    now_unix: i64,
-) -> LimitDecision {
+/// The decision for the request that is call number `count` of its window.
+pub fn decide(count: i64, limit: &Limit, window: &Window, now_unix: i64) -> LimitDecision {
     let calls = i64::from(limit.calls());
-    let allowed = count_after_increment <= calls;
-    let remaining = (calls - count_after_increment).clamp(0, calls);
+    let allowed = count <= calls;
+    let remaining = (calls - count).clamp(0, calls);
     // `now` lies inside the window, so this is 1..=period; the clamp keeps a
     // sane value if the shell passes a window computed at another time.
     let reset_seconds = (window.resets_at - now_unix).clamp(1, i64::from(limit.period_seconds()));
@@ -202,20 +159,15 @@ mod tests {
         Limit::new(calls, period).unwrap()
     }
 
-    /// Simulates the shell: an in-memory counter per key, incremented then
-    /// checked, exactly as the key-value store's atomic increment would be.
+    /// An in-memory counter per owner, limit and window, incremented then
+    /// checked.
     struct Store(std::collections::HashMap<String, i64>);
 
     impl Store {
-        fn request(
-            &mut self,
-            owner: &str,
-            kind: LimitKind,
-            limit: &Limit,
-            now: i64,
-        ) -> LimitDecision {
-            let window = window(owner, kind, limit, now);
-            let count = self.0.entry(window.key.clone()).or_insert(0);
+        fn request(&mut self, owner: &str, kind: &str, limit: &Limit, now: i64) -> LimitDecision {
+            let window = window(limit, now);
+            let key = format!("{owner}:{kind}:{}", window.starts_at);
+            let count = self.0.entry(key).or_insert(0);
             *count += 1;
             decide(*count, limit, &window, now)
         }
@@ -253,36 +205,17 @@ mod tests {
 
     #[test]
     fn windows_align_to_the_epoch() {
-        let w = window(
-            "load-test",
-            LimitKind::RateLimit,
-            &limit(100, 60),
-            1_000_000_030,
-        );
+        let w = window(&limit(100, 60), 1_000_000_030);
         assert_eq!(w.starts_at, 1_000_000_020);
         assert_eq!(w.resets_at, 1_000_000_080);
-        assert_eq!(w.key, "ratelimit:60:1000000020:load-test");
-        assert_eq!(w.previous_key, "ratelimit:60:999999960:load-test");
         // The last second of a window and the first of the next.
         assert_eq!(
-            window("o", LimitKind::RateLimit, &limit(1, 60), 1_000_000_079).starts_at,
+            window(&limit(1, 60), 1_000_000_079).starts_at,
             1_000_000_020
         );
         assert_eq!(
-            window("o", LimitKind::RateLimit, &limit(1, 60), 1_000_000_080).starts_at,
+            window(&limit(1, 60), 1_000_000_080).starts_at,
             1_000_000_080
-        );
-    }
-
-    #[test]
-    fn rate_limit_and_quota_keys_never_collide() {
-        let same = limit(10, 60);
-        let a = window("o", LimitKind::RateLimit, &same, 120);
-        let b = window("o", LimitKind::Quota, &same, 120);
-        assert_ne!(a.key, b.key);
-        assert_ne!(
-            window("a", LimitKind::Quota, &same, 120).key,
-            window("b", LimitKind::Quota, &same, 120).key
         );
     }
 
@@ -292,7 +225,7 @@ mod tests {
         let lim = limit(3, 60);
         let now = 6_000; // start of a window
         let decisions: Vec<_> = (0..4)
-            .map(|i| store.request("s", LimitKind::RateLimit, &lim, now + i))
+            .map(|i| store.request("s", "rate", &lim, now + i))
             .collect();
         assert!(decisions[..3].iter().all(|d| d.allowed));
         assert_eq!(
@@ -312,14 +245,10 @@ mod tests {
         let mut store = Store(Default::default());
         let lim = limit(2, 60);
         for _ in 0..5 {
-            store.request("s", LimitKind::RateLimit, &lim, 6_059);
+            store.request("s", "rate", &lim, 6_059);
         }
-        assert!(
-            !store
-                .request("s", LimitKind::RateLimit, &lim, 6_059)
-                .allowed
-        );
-        let next = store.request("s", LimitKind::RateLimit, &lim, 6_060);
+        assert!(!store.request("s", "rate", &lim, 6_059).allowed);
+        let next = store.request("s", "rate", &lim, 6_060);
         assert!(next.allowed);
         assert_eq!(next.remaining, 1);
         assert_eq!(next.reset_seconds, 60);
@@ -332,11 +261,7 @@ mod tests {
         let mut store = Store(Default::default());
         let lim = limit(5, 60);
         let passed = (0..20)
-            .filter(|i| {
-                store
-                    .request("s", LimitKind::RateLimit, &lim, 6_059 + i % 2)
-                    .allowed
-            })
+            .filter(|i| store.request("s", "rate", &lim, 6_059 + i % 2).allowed)
             .count();
         assert_eq!(passed, 10);
     }
@@ -349,8 +274,8 @@ mod tests {
         let mut last = None;
         for i in 0..4 {
             let now = 86_400 * 10 + i * 120; // each request in its own rate window
-            let r = store.request("s", LimitKind::RateLimit, &rate, now);
-            let q = store.request("s", LimitKind::Quota, &quota, now);
+            let r = store.request("s", "rate", &rate, now);
+            let q = store.request("s", "quota", &quota, now);
             last = Some(combine(r, q));
             if i < 3 {
                 assert!(last.unwrap().allowed, "request {i}");
@@ -393,7 +318,7 @@ mod tests {
     #[test]
     fn header_values() {
         let lim = limit(100, 60);
-        let w = window("s", LimitKind::RateLimit, &lim, 6_010);
+        let w = window(&lim, 6_010);
         let ok = decide(1, &lim, &w, 6_010);
         assert_eq!(
             ok.headers(),
@@ -413,7 +338,7 @@ mod tests {
     #[test]
     fn negative_time_and_odd_counts_do_not_panic() {
         let lim = limit(2, 60);
-        let w = window("s", LimitKind::RateLimit, &lim, -1);
+        let w = window(&lim, -1);
         assert_eq!((w.starts_at, w.resets_at), (-60, 0));
         let d = decide(0, &lim, &w, -1);
         assert!(d.allowed);

@@ -7,16 +7,26 @@
 //! reference. One client, sequential requests,
 //! on the wasmtime test host (pooling allocator, pre-instantiated components).
 //! Kept-alive and fresh-connection figures are reported separately (Spin does
-//! not set TCP_NODELAY; see SPIN-PARITY.md). Prints figures and writes them
-//! as JSON for docs/performance.md; asserts nothing about speed.
+//! not set TCP_NODELAY; see docs/architecture.md).
 //!
-//!     cargo bench -p e2e --bench api [-- --requests 300]
+//! Beside the timings it prints what one request of each operation costs in
+//! counts that transfer to Spin and to Azure (the host counts them): component
+//! instances, chained hops, key-value operations and commits, SQLite
+//! connections, statements and commits, variable reads, and the durable
+//! commits the client waits for. With `--clients 8,16` it also drives each
+//! operation and the no-op floor from that many concurrent clients and prints
+//! req/s side by side. Prints figures and writes them as JSON for
+//! docs/performance.md; asserts nothing about speed.
+//!
+//!     cargo bench -p e2e --bench api [-- --requests 300 --storage tmpfs --clients 8,16]
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use e2e::{repo_root, wasm_dir, Start, TestApp};
 use serde_json::{json, Value};
+use spin_test_host::Costs;
 
 struct Client {
     agent: ureq::Agent,
@@ -129,6 +139,75 @@ fn measure(operation: &str, connection: &str, n: usize, mut one: impl FnMut(usiz
     figures
 }
 
+/// `n` requests from `clients` concurrent clients, each on its own kept-alive
+/// connection; latency per request and requests per second overall.
+fn measure_concurrent(
+    operation: &str,
+    clients: usize,
+    n: usize,
+    one: &(dyn Fn(&Client, usize) + Sync),
+) -> Figures {
+    let samples = Mutex::new(Vec::with_capacity(n));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for c in 0..clients {
+            let samples = &samples;
+            scope.spawn(move || {
+                let client = Client::new(true);
+                one(&client, usize::MAX - c); // connect and warm up
+                let mut mine = Vec::new();
+                for i in (c..n).step_by(clients) {
+                    let t = Instant::now();
+                    one(&client, i);
+                    mine.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                samples.lock().unwrap().extend(mine);
+            });
+        }
+    });
+    let total = started.elapsed().as_secs_f64();
+    let mut samples = samples.into_inner().unwrap();
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let figures = Figures {
+        operation: operation.into(),
+        connection: format!("{clients} clients"),
+        requests: n,
+        p50_ms: pick(0.50),
+        p95_ms: pick(0.95),
+        p99_ms: pick(0.99),
+        throughput_per_s: n as f64 / total,
+        stalls: samples.iter().filter(|ms| **ms >= 35.0).count(),
+    };
+    println!(
+        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s",
+        figures.operation,
+        figures.connection,
+        n,
+        figures.p50_ms,
+        figures.p95_ms,
+        figures.p99_ms,
+        figures.throughput_per_s
+    );
+    figures
+}
+
+fn costs_json(operation: &str, c: &Costs) -> Value {
+    json!({
+        "operation": operation,
+        "instances": c.instances,
+        "chained_hops": c.chained_hops,
+        "kv_operations": c.kv_operations,
+        "kv_commits": c.kv_commits,
+        "kv_commits_on_path": c.kv_commits_on_path,
+        "sqlite_opens": c.sqlite_opens,
+        "sqlite_statements": c.sqlite_statements,
+        "sqlite_commits": c.sqlite_commits,
+        "commits_on_path": c.commits_on_path(),
+        "variable_reads": c.variable_reads,
+    })
+}
+
 /// No-op floors (see tests/fixtures/noop-chain/spin.toml).
 const NOOP_LINE: &str = "no-op, 4 in a line";
 const NOOP_AUDITED: &str = "no-op, audited (6)";
@@ -156,6 +235,7 @@ fn lab_test() -> Value {
 fn main() {
     let mut requests = 300usize;
     let mut storage = "disk".to_string();
+    let mut concurrency: Vec<usize> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -169,6 +249,14 @@ fn main() {
             // runtime cost, without this machine's fsync (each store commit is
             // fsynced: writes are durable when acknowledged).
             "--storage" => storage = args.next().expect("--storage disk|tmpfs"),
+            "--clients" => {
+                concurrency = args
+                    .next()
+                    .expect("--clients N[,N...]")
+                    .split(',')
+                    .map(|n| n.trim().parse().expect("--clients N[,N...]"))
+                    .collect()
+            }
             _ => {}
         }
     }
@@ -203,44 +291,72 @@ fn main() {
     assert_eq!(status, 201, "the app must work before it is measured");
     println!("cold start: app load (compile + pre-instantiate, compile cache cold) {load_ms:.0} ms; first request (create patient) {first_ms:.2} ms");
 
+    // Patients to read and to add tests to.
+    let setup = Client::new(true);
+    let ids: Vec<String> = (0..50)
+        .map(|i| {
+            let (s, body, _) = setup.call("POST", &app.url("/patient"), &key, Some(&patient(i)));
+            assert_eq!(s, 201);
+            body["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let url = |p: &str| app.url(p);
+    let operations: Vec<(&str, &str, Box<dyn Fn(&Client, usize) + Sync>)> = vec![
+        (
+            "create patient",
+            NOOP_AUDITED,
+            Box::new(|client, i| {
+                let (s, _, _) = client.call("POST", &url("/patient"), &key, Some(&patient(i)));
+                assert_eq!(s, 201);
+            }),
+        ),
+        (
+            "load patient",
+            NOOP_AUDITED,
+            Box::new(|client, i| {
+                let path = format!("/patient/{}", ids[i % ids.len()]);
+                let (s, _, _) = client.call("GET", &url(&path), &key, None);
+                assert_eq!(s, 200);
+            }),
+        ),
+        (
+            "search by id",
+            NOOP_AUDITED,
+            Box::new(|client, i| {
+                let criteria = json!({"id": ids[i % ids.len()]});
+                let (s, _, _) = client.call("POST", &url("/patient/search"), &key, Some(&criteria));
+                assert_eq!(s, 200);
+            }),
+        ),
+        (
+            // One more store call than the others: the patient must exist.
+            "create test",
+            NOOP_AUDITED_TWO_READS,
+            Box::new(|client, i| {
+                let path = format!("/patient/{}/tests", ids[i % ids.len()]);
+                let (s, _, _) = client.call("POST", &url(&path), &key, Some(&lab_test()));
+                assert_eq!(s, 201);
+            }),
+        ),
+    ];
+
+    // What one request costs, counted on a quiet host: every instance it
+    // started has finished, including work done after the response.
+    let host = app.host.as_ref().expect("in-process host");
+    let mut counted = Vec::new();
+    for (name, _, one) in &operations {
+        host.settle();
+        let before = host.app.costs();
+        one(&setup, 7);
+        host.settle();
+        counted.push((name.to_string(), host.app.costs() - before));
+    }
+
     for (connection, keep_alive) in [("kept-alive", true), ("fresh", false)] {
         let client = Client::new(keep_alive);
-        let url = |p: &str| app.url(p);
-        let mut ids = Vec::new();
-        all.push(measure("create patient", connection, requests, |i| {
-            let (s, body, _) = client.call("POST", &url("/patient"), &key, Some(&patient(i)));
-            assert_eq!(s, 201);
-            if i < usize::MAX / 2 {
-                ids.push(body["id"].as_str().unwrap().to_string());
-            }
-        }));
-        all.push(measure("load patient", connection, requests, |i| {
-            let (s, _, _) = client.call(
-                "GET",
-                &url(&format!("/patient/{}", ids[i % ids.len()])),
-                &key,
-                None,
-            );
-            assert_eq!(s, 200);
-        }));
-        all.push(measure("search by id", connection, requests, |i| {
-            let (s, _, _) = client.call(
-                "POST",
-                &url("/patient/search"),
-                &key,
-                Some(&json!({"id": ids[i % ids.len()]})),
-            );
-            assert_eq!(s, 200);
-        }));
-        all.push(measure("create test", connection, requests, |i| {
-            let (s, _, _) = client.call(
-                "POST",
-                &url(&format!("/patient/{}/tests", ids[i % ids.len()])),
-                &key,
-                Some(&lab_test()),
-            );
-            assert_eq!(s, 201);
-        }));
+        for (name, _, one) in &operations {
+            all.push(measure(name, connection, requests, |i| one(&client, i)));
+        }
     }
 
     // The floor: the same calls between the same four components, each a
@@ -260,6 +376,7 @@ fn main() {
             format!("{STORE},{STORE}"),
         ),
     ];
+    let mut concurrent = Vec::new();
     for (name, patient_next, audit_next) in floors {
         let noop = TestApp::in_process(Start {
             manifest: Some(repo_root().join("tests/fixtures/noop-chain/spin.toml")),
@@ -270,18 +387,72 @@ fn main() {
             .into(),
             ..Start::default()
         });
+        let one = |client: &Client, _: usize| {
+            let (s, body, _) = client.call("GET", &noop.url("/noop"), "none", None);
+            assert_eq!(s, 200, "{body}");
+        };
+        let noop_host = noop.host.as_ref().expect("in-process host");
+        noop_host.settle();
+        let before = noop_host.app.costs();
+        one(&setup, 0);
+        noop_host.settle();
+        counted.push((name.to_string(), noop_host.app.costs() - before));
         for (connection, keep_alive) in [("kept-alive", true), ("fresh", false)] {
             let client = Client::new(keep_alive);
-            all.push(measure(name, connection, requests, |_| {
-                let (s, body, _) = client.call("GET", &noop.url("/noop"), "none", None);
-                assert_eq!(s, 200, "{body}");
-            }));
+            all.push(measure(name, connection, requests, |i| one(&client, i)));
+        }
+        for &clients in &concurrency {
+            concurrent.push(measure_concurrent(name, clients, requests, &one));
+        }
+    }
+    for &clients in &concurrency {
+        for (name, _, one) in &operations {
+            concurrent.push(measure_concurrent(name, clients, requests, one));
         }
     }
 
+    println!("\nwhat one request costs (counted by the host; the same under Spin):");
     println!(
-        "\nfull chain p50 / no-op p50 with the same hops (create test makes one more store call):"
+        "  {:<22} {:>9} {:>5} {:>6} {:>10} {:>7} {:>6} {:>8} {:>10} {:>6}",
+        "operation",
+        "instances",
+        "hops",
+        "kv ops",
+        "kv commits",
+        "sqlite",
+        "stmts",
+        "commits",
+        "waited for",
+        "vars"
     );
+    let mut cost_rows = Vec::new();
+    for (name, c) in &counted {
+        println!(
+            "  {:<22} {:>9} {:>5} {:>6} {:>4} ({} wt) {:>7} {:>6} {:>8} {:>10} {:>6}",
+            name,
+            c.instances,
+            c.chained_hops,
+            c.kv_operations,
+            c.kv_commits,
+            c.kv_commits_on_path,
+            c.sqlite_opens,
+            c.sqlite_statements,
+            c.sqlite_commits,
+            c.commits_on_path(),
+            c.variable_reads
+        );
+        cost_rows.push(costs_json(name, c));
+    }
+    println!("  (commits: SQLite transactions committed, each fsynced on a disk; \"waited for\": commits");
+    println!("   made before the client had its answer; \"wt\": key-value commits waited for)");
+
+    let floor_of = |name: &str| {
+        operations
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, f, _)| *f)
+    };
+    println!("\nfull chain p50 / no-op p50 with the same hops:");
     for connection in ["kept-alive", "fresh"] {
         let floor = |name: &str| {
             all.iter()
@@ -293,11 +464,7 @@ fn main() {
             .iter()
             .filter(|f| !f.operation.starts_with("no-op") && f.connection == connection)
         {
-            let same_hops = if f.operation == "create test" {
-                NOOP_AUDITED_TWO_READS
-            } else {
-                NOOP_AUDITED
-            };
+            let same_hops = floor_of(&f.operation).unwrap();
             println!(
                 "  {:<16} {:<11} {:>5.2}x   ({:.2}x the four-component line)",
                 f.operation,
@@ -307,6 +474,31 @@ fn main() {
             );
         }
     }
+    if !concurrency.is_empty() {
+        println!("\nthroughput, full chain req/s / no-op req/s with the same hops and clients:");
+        for &clients in &concurrency {
+            let rate = |name: &str| {
+                concurrent
+                    .iter()
+                    .find(|f: &&Figures| {
+                        f.operation == name && f.connection == format!("{clients} clients")
+                    })
+                    .unwrap()
+                    .throughput_per_s
+            };
+            for (name, floor, _) in &operations {
+                println!(
+                    "  {:<16} {:>2} clients {:>7.0} req/s vs {:>7.0}   {:.2}x",
+                    name,
+                    clients,
+                    rate(name),
+                    rate(floor),
+                    rate(name) / rate(floor)
+                );
+            }
+        }
+    }
+    all.extend(concurrent);
 
     println!("\ncomponent sizes:");
     let mut sizes = Vec::new();
@@ -329,6 +521,7 @@ fn main() {
         "machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
         "cold_start": {"load_ms": load_ms, "first_request_ms": first_ms},
         "figures": all,
+        "costs": cost_rows,
         "sizes": sizes,
     });
     let file = out.join(format!("api-{storage}.json"));

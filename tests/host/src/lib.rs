@@ -11,6 +11,7 @@
 //! It must never send traffic anywhere but loopback, and never print a
 //! variable's value.
 
+mod costs;
 mod manifest;
 mod outbound;
 mod routes;
@@ -22,6 +23,7 @@ mod variables;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use costs::Costs;
 pub use manifest::{ComponentDecl, Manifest, Route, VariableDecl};
 pub use outbound::AllowedHost;
 pub use runtime::{Denial, Fault, HostOptions, LogLine};
@@ -55,6 +57,13 @@ impl App {
     /// then), as in Spin; tests wait for 0 before they look at stored state.
     pub fn running_instances(&self) -> usize {
         self.inner.running_instances()
+    }
+
+    /// What every request so far has cost, in counts that transfer to
+    /// Spin and Azure (instances, hops, key-value and SQLite work, variable
+    /// reads). Subtract two snapshots for one request's costs.
+    pub fn costs(&self) -> Costs {
+        self.inner.costs.snapshot()
     }
 
     pub fn denials(&self) -> Vec<Denial> {

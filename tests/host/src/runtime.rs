@@ -22,6 +22,7 @@ use wasmtime_wasi_http::{
     WasiHttpView,
 };
 
+use crate::costs::{CostMeter, Lineage};
 use crate::manifest::{ComponentDecl, Manifest};
 use crate::outbound::{AllowedHost, OutboundPolicy};
 use crate::routes::{chained_match, spin_headers, RouteMatch, Router};
@@ -160,6 +161,7 @@ pub(crate) struct AppInner {
     pub key_value: KeyValueBackend,
     pub sqlite: SqliteDatabases,
     pub state_dir: PathBuf,
+    pub(crate) costs: Arc<CostMeter>,
     components: HashMap<String, Arc<LoadedComponent>>,
     denials: Mutex<Vec<Denial>>,
     logs: Mutex<Vec<LogLine>>,
@@ -191,6 +193,8 @@ pub struct InstanceState {
     pub(crate) app: Arc<AppInner>,
     pub(crate) component: Arc<LoadedComponent>,
     pub(crate) table: ResourceTable,
+    /// Whether this instance, or one on the way to it, has answered.
+    pub(crate) lineage: Lineage,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundHooks,
@@ -218,6 +222,7 @@ impl WasiHttpView for InstanceState {
 struct OutboundHooks {
     app: Arc<AppInner>,
     component: Arc<LoadedComponent>,
+    lineage: Lineage,
 }
 
 type IoFuture = Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>;
@@ -234,8 +239,11 @@ impl WasiHttpHooks for OutboundHooks {
     > {
         let app = self.app.clone();
         let component = self.component.clone();
+        let lineage = self.lineage.clone();
         Box::new(async move {
-            let response = app.send_outbound(&component, request, options).await?;
+            let response = app
+                .send_outbound(&component, &lineage, request, options)
+                .await?;
             Ok((response, Box::new(async { Ok(()) }) as IoFuture))
         })
     }
@@ -380,6 +388,7 @@ impl AppInner {
             key_value,
             sqlite,
             state_dir,
+            costs: Arc::default(),
             components,
             denials: Mutex::new(Vec::new()),
             logs: Mutex::new(Vec::new()),
@@ -439,7 +448,7 @@ impl AppInner {
             "0.0.0.0:0",
             false,
         );
-        Ok(self.invoke(component, request).await)
+        Ok(self.invoke(component, &Lineage::default(), request).await)
     }
 
     pub(crate) fn outbound_allowed(&self, component: &str, url: &str) -> Result<bool> {
@@ -466,9 +475,10 @@ impl AppInner {
     pub(crate) async fn invoke(
         self: &Arc<Self>,
         component_id: &str,
+        caller: &Lineage,
         request: http::Request<WasiBody>,
     ) -> http::Response<WasiBody> {
-        match self.try_invoke(component_id, request).await {
+        match self.try_invoke(component_id, caller, request).await {
             Ok(response) => response,
             Err(e) => {
                 self.log(component_id, "host", format!("request failed: {e:#}"));
@@ -480,6 +490,7 @@ impl AppInner {
     async fn try_invoke(
         self: &Arc<Self>,
         component_id: &str,
+        caller: &Lineage,
         request: http::Request<WasiBody>,
     ) -> Result<http::Response<WasiBody>> {
         let component = self
@@ -495,15 +506,19 @@ impl AppInner {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
+        let (lineage, answered) = caller.child();
+        self.costs.instance();
         let state = InstanceState {
             app: self.clone(),
             component: component.clone(),
             table: ResourceTable::new(),
+            lineage: lineage.clone(),
             wasi,
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks {
                 app: self.clone(),
                 component: component.clone(),
+                lineage,
             },
         };
         let mut store = Store::new(component.pre.engine(), state);
@@ -532,7 +547,11 @@ impl AppInner {
             app.collect_output(&id, "stderr", &stderr);
             result
         });
-        match receiver.await {
+        let outcome = receiver.await;
+        // From here on the caller has its answer: what this instance (and
+        // whatever it calls) still does is off the critical path.
+        answered.store(true, Ordering::SeqCst);
+        match outcome {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(anyhow!("component answered with error code {code:?}")),
             Err(_) => match task.await {
@@ -594,6 +613,7 @@ impl AppInner {
     async fn send_outbound(
         self: &Arc<Self>,
         caller: &LoadedComponent,
+        lineage: &Lineage,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> Result<http::Response<WasiBody>, HttpError> {
@@ -619,7 +639,7 @@ impl AppInner {
         }
         if let Some(target) = host.strip_suffix(".spin.internal") {
             return self
-                .send_chained(&caller.decl.id, target, request, options)
+                .send_chained(&caller.decl.id, lineage, target, request, options)
                 .await;
         }
         if !is_loopback(&host) {
@@ -641,6 +661,7 @@ impl AppInner {
     async fn send_chained(
         self: &Arc<Self>,
         caller: &str,
+        lineage: &Lineage,
         target: &str,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
@@ -721,10 +742,12 @@ impl AppInner {
             "0.0.0.0:0",
             false,
         );
+        self.costs.chained_hop();
         let app = self.clone();
         let target_id = target.to_string();
+        let lineage = lineage.clone();
         let call = async move {
-            let response = app.invoke(&target_id, request).await;
+            let response = app.invoke(&target_id, &lineage, request).await;
             match lose_response {
                 None => response,
                 Some(status) => {

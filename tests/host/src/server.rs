@@ -101,5 +101,6 @@ async fn handle(
             .boxed_unsync()
     });
     let request = AppInner::prepare(request, &full_url, &route, &client.to_string(), true);
-    app.invoke(&route.component, request).await
+    app.invoke(&route.component, &crate::costs::Lineage::default(), request)
+        .await
 }

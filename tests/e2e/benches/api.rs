@@ -7,7 +7,7 @@
 //! reference. One client, sequential requests,
 //! on the wasmtime test host (pooling allocator, pre-instantiated components).
 //! Kept-alive and fresh-connection figures are reported separately (Spin does
-//! not set TCP_NODELAY; see SPIN-PARITY.md). Prints figures and writes them
+//! not set TCP_NODELAY; see docs/architecture.md). Prints figures and writes them
 //! as JSON for docs/performance.md; asserts nothing about speed.
 //!
 //!     cargo bench -p e2e --bench api [-- --requests 300]

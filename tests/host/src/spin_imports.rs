@@ -63,7 +63,7 @@ impl KeyValueBackend {
         // WAL with synchronous=NORMAL: a counter survives a crash of the
         // process but not necessarily of the machine, and an increment costs
         // no fsync, which matches the key-value write times observed for Spin
-        // (SPIN-PARITY.md). The document store is not affected.
+        // (docs/architecture.md). The document store is not affected.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
              CREATE TABLE IF NOT EXISTS spin_key_value (

@@ -29,10 +29,37 @@ _HCL_OPTIONS = SerializationOptions(
 )
 
 
-def shared_dir() -> Path:
-    """shared/ sits beside the repository (../shared); SHARED_DIR overrides."""
+# The SpinKube CRDs this deployment installs: the local Helm chart's crds/,
+# byte-for-byte copies of spin-operator's config/crd/bases (Apache-2.0,
+# github.com/spinframework/spin-operator, commit 943f5b1 of April 2026).
+# The manifests are validated against these, so the check needs nothing
+# outside the clone.
+CRD_DIR = TERRAFORM_DIR / "charts" / "spinkube-platform" / "crds"
+
+
+def crd_files() -> list[Path]:
+    return sorted(CRD_DIR.glob("*.yaml"))
+
+
+def reference_crd_dir() -> tuple[Path | None, str]:
+    """An independent copy of the SpinKube CRDs to compare CRD_DIR with.
+
+    $SHARED_DIR/schemas/spinkube when SHARED_DIR is set (it must then exist:
+    an explicit setting that points nowhere is a mistake, not a skip), else
+    ../shared/schemas/spinkube beside the repository when present. Returns
+    (path, "") or (None, why there is none).
+    """
     override = os.environ.get("SHARED_DIR")
-    return Path(override) if override else REPO_ROOT.parent / "shared"
+    if override:
+        return Path(override) / "schemas" / "spinkube", ""
+    default = REPO_ROOT.parent / "shared" / "schemas" / "spinkube"
+    if default.is_dir():
+        return default, ""
+    return None, (
+        f"no reference copy of the SpinKube CRDs at {default} (the manifests were still "
+        f"validated against {CRD_DIR.relative_to(REPO_ROOT)}); set SHARED_DIR to a folder "
+        "holding schemas/spinkube/*.yaml to compare the chart's copies with it"
+    )
 
 
 def parse_hcl_file(path: Path) -> dict:

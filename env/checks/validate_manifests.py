@@ -3,8 +3,9 @@
 Built-in kinds go through kubernetes-validate (strict: unknown fields are
 errors, as `kubectl apply` with server-side field validation makes them) for
 the AKS Kubernetes minor Terraform deploys. SpinApp and SpinAppExecutor go
-through jsonschema against the openAPIV3Schema of the SpinKube CRDs in
-shared/schemas/spinkube, made strict the same way. Any other kind fails: a
+through jsonschema against the openAPIV3Schema of the SpinKube CRDs the
+deployment installs (envlib.CRD_DIR, the local chart's crds/), made strict
+the same way. Any other kind fails: a
 manifest nothing can check is not allowed in here.
 
 Prints one line per problem and a summary line; exit status 1 on any problem.
@@ -44,7 +45,7 @@ def strict(schema):
 
 def crd_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
     validators = {}
-    for path in sorted((envlib.shared_dir() / "schemas" / "spinkube").glob("*.yaml")):
+    for path in envlib.crd_files():
         crd = yaml.safe_load(path.read_text(encoding="utf-8"))
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
         for version in crd["spec"]["versions"]:
@@ -58,7 +59,7 @@ def main() -> int:
     version = kubernetes_version()
     validators = crd_validators()
     if not validators:
-        print(f"FAIL no CRDs found under {envlib.shared_dir() / 'schemas' / 'spinkube'}")
+        print(f"FAIL no CRDs found under {envlib.CRD_DIR.relative_to(envlib.REPO_ROOT)}")
         return 1
     counts = {"builtin": 0, "crd": 0}
     problems = 0
@@ -83,7 +84,8 @@ def main() -> int:
             problems += 1
     total = counts["builtin"] + counts["crd"]
     print(f"manifests: {total} objects checked ({counts['builtin']} built-in against Kubernetes {version}, "
-          f"{counts['crd']} SpinKube against the CRDs), {problems} problem(s)")
+          f"{counts['crd']} SpinKube against {envlib.CRD_DIR.relative_to(envlib.REPO_ROOT)}), "
+          f"{problems} problem(s)")
     return 1 if problems or total == 0 else 0
 
 

@@ -35,7 +35,8 @@ resource "helm_release" "runtime_class_manager" {
 }
 
 # Local chart: the spin-operator CRDs (crds/, copies of the release
-# manifests, kept identical to shared/schemas/spinkube by scripts/check-env),
+# manifests; scripts/check-env validates env/k8s against them and compares
+# them with a reference copy when SHARED_DIR supplies one),
 # the Shim that makes runtime-class-manager install containerd-shim-spin
 # and create RuntimeClass wasmtime-spin-v2, and the ACME ClusterIssuer.
 resource "helm_release" "spinkube_platform" {

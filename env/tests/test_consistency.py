@@ -310,13 +310,17 @@ def test_manifest_placeholders_are_exported_by_terraform():
         assert not missing, f"{path.name}: {sorted(missing)} not in terraform output deploy_env"
 
 
-def test_vendored_spinkube_crds_equal_the_shared_schemas():
-    shared = envlib.shared_dir() / "schemas" / "spinkube"
-    vendored = envlib.TERRAFORM_DIR / "charts" / "spinkube-platform" / "crds"
-    names = sorted(p.name for p in shared.glob("*.yaml"))
-    assert names and names == sorted(p.name for p in vendored.glob("*.yaml"))
+def test_vendored_spinkube_crds_equal_the_reference_copy():
+    reference, why = envlib.reference_crd_dir()
+    if reference is None:
+        pytest.skip(why)
+    assert reference.is_dir(), f"SHARED_DIR is set but {reference} does not exist"
+    names = sorted(p.name for p in reference.glob("*.yaml"))
+    assert names and names == [p.name for p in envlib.crd_files()]
     for name in names:
-        assert (vendored / name).read_bytes() == (shared / name).read_bytes(), f"{name} drifted from shared/"
+        assert (envlib.CRD_DIR / name).read_bytes() == (reference / name).read_bytes(), (
+            f"{name} drifted from {reference}"
+        )
 
 
 def test_spinapps_use_the_executor_and_runtime_class_that_exist():

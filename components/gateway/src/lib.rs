@@ -228,7 +228,7 @@ fn forward(
     if response.status == 401 {
         return Err(GatewayError::BackendRejectedHostKey);
     }
-    // Every error a client sees is problem+json (CONTRACT.md); a backend
+    // Every error a client sees is problem+json (docs/contract.md); a backend
     // 5xx that is not one is a crash, and its text stays inside.
     let is_problem = response.header("content-type").is_some_and(|t| {
         t.trim()

@@ -1,7 +1,7 @@
 //! Which operation a method and path ask for. Pure: ids stay raw text here
 //! and are checked by the service, so a malformed id is a 404, not a 405.
 
-/// An operation of CONTRACT.md "Patients" and "Tests" (plus readiness).
+/// An operation of docs/contract.md "Patients" and "Tests" (plus readiness).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
     Ready,

@@ -5,7 +5,7 @@
 //! they are set, and if the body is not there yet they leave on their own,
 //! with the body in a second write. Spin does not set TCP_NODELAY, so on a
 //! kept-alive connection that second small write can wait for the client's
-//! delayed ACK (up to 40 ms on Linux; SPIN-PARITY.md). Here the body is
+//! delayed ACK (up to 40 ms on Linux; docs/architecture.md). Here the body is
 //! written and finished *before* the response is set, whenever it fits in
 //! what the body stream accepts without blocking (wasmtime buffers one
 //! chunk; every response of this app fits), so headers and body are ready

@@ -16,7 +16,7 @@
 //! (`/dev/shm`). Each request commits two counter increments, so on a disk
 //! where fsync is slow the store dominates (about 2 × 2 fsyncs per request);
 //! the tmpfs figure is the gateway's own CPU time. Kept-alive and
-//! fresh-connection figures are reported separately (ARCHITECTURE.md: Spin
+//! fresh-connection figures are reported separately (docs/architecture.md: Spin
 //! does not set TCP_NODELAY, so the two differ).
 //!
 //! Build the components first, then:

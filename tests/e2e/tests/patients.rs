@@ -1,5 +1,5 @@
 //! Patients and their tests, end to end through the gateway: every row of
-//! CONTRACT.md "Patients" and "Tests", each field rule on both sides, paging,
+//! docs/contract.md "Patients" and "Tests", each field rule on both sides, paging,
 //! conditional updates under concurrency, and the errors' shape. A few checks
 //! call patient-api directly (defense in depth behind the gateway).
 

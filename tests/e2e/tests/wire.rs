@@ -1,7 +1,7 @@
 //! How responses leave on the wire. Spin does not set TCP_NODELAY, so a
 //! response written in two pieces (headers, then a body the component had
 //! not written yet) can stall a kept-alive client for a delayed ACK
-//! (SPIN-PARITY.md). Every component hands its response over with the body
+//! (docs/architecture.md). Every component hands its response over with the body
 //! already written and finished (component_kit::respond), which shows on the
 //! wire as a Content-Length instead of chunked framing.
 

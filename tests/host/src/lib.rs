@@ -6,7 +6,7 @@
 //! templates), variables with Spin's providers and per-component mapping, the
 //! `spin-*` request headers, key-value and SQLite backed by real files, and a
 //! fresh instance per request from pre-instantiated components on a pooling
-//! allocator. Where it and Spin differ, Spin is right (SPIN-PARITY.md).
+//! allocator. Where it and Spin differ, Spin is right (docs/architecture.md).
 //!
 //! It must never send traffic anywhere but loopback, and never print a
 //! variable's value.

@@ -112,7 +112,7 @@ pub fn spin_headers(
 }
 
 /// How a chained (`*.spin.internal`) request appears to the callee: as if
-/// routed by `/...` (what Spin was observed to send, SPIN-PARITY.md).
+/// routed by `/...` (what Spin was observed to send, docs/architecture.md).
 pub fn chained_match(component: &str, path: &str) -> RouteMatch {
     RouteMatch {
         component: component.to_string(),

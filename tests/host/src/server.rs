@@ -47,7 +47,7 @@ impl App {
                     continue;
                 };
                 // Spin does not set TCP_NODELAY on accepted connections, and
-                // neither do we (SPIN-PARITY.md).
+                // neither do we (docs/architecture.md).
                 let app = app.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {

@@ -1,11 +1,19 @@
 //! The end-to-end harness: a running app and an HTTP client for it.
 //!
-//! With `E2E_BASE_URL` set, tests talk to that app (say, `spin up` after
-//! `scripts/setup-keys`) using `E2E_SUBSCRIPTION_KEY` and `E2E_HEALTH_KEY`,
-//! or the `LOCAL_*` lines `scripts/setup-keys` wrote to `.env`. Without it,
-//! the harness starts the wasmtime test host in process on a loopback port
-//! with fresh random keys and its own state directory. Tests that need to
-//! look inside the host (denials, faults, the store's files) run only then.
+//! With `E2E_BASE_URL` set (external mode), tests talk to that app (say,
+//! `spin up` after `scripts/setup-keys`) with the subscriptions and health
+//! key that `scripts/setup-keys` wrote to `.env` (`E2E_ENV_FILE`, else the
+//! repository's `.env`); each line may instead be set in the environment.
+//! Without it, the harness starts the wasmtime test host in process on a
+//! loopback port with fresh random keys and its own state directory.
+//!
+//! Tests that need the in-process host (faults, denials, logs, variables
+//! changed at run time, the store's files) or start their own carry
+//! `#[cfg_attr(e2e_external, ignore = "...")]`: build.rs sets `e2e_external`
+//! when `E2E_BASE_URL` is set, so the runner reports them as ignored rather
+//! than as passed. In external mode the store is shared with earlier runs
+//! and other tests, so tests tag what they create ([`TestApp::tag`]) and
+//! scope their searches to it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -43,6 +51,15 @@ pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// The subscriptions every mode provides, by the name tests use, with their
+/// scopes. scripts/setup-keys writes the same four (keep the two in step).
+pub const SUBSCRIPTIONS: [(&str, &[&str]); 4] = [
+    ("clinic", &["patients.read", "patients.write"]),
+    ("reader", &["patients.read"]),
+    ("auditor", &["audit.read"]),
+    ("admin", &["patients.read", "patients.write", "audit.read"]),
+];
+
 /// One client subscription: its name and both keys.
 #[derive(Debug, Clone)]
 pub struct Subscription {
@@ -64,22 +81,14 @@ pub struct Secrets {
 impl Secrets {
     pub fn generate() -> Self {
         let mut subscriptions = BTreeMap::new();
-        for (name, scopes) in [
-            ("clinic", vec!["patients.read", "patients.write"]),
-            ("reader", vec!["patients.read"]),
-            ("auditor", vec!["audit.read"]),
-            (
-                "admin",
-                vec!["patients.read", "patients.write", "audit.read"],
-            ),
-        ] {
+        for (name, scopes) in SUBSCRIPTIONS {
             subscriptions.insert(
                 name.to_string(),
                 Subscription {
                     name: name.to_string(),
                     primary: random_key(),
                     secondary: random_key(),
-                    scopes,
+                    scopes: scopes.to_vec(),
                 },
             );
         }
@@ -229,6 +238,86 @@ pub struct TestApp {
     pub secrets: Secrets,
     pub host: Option<Host>,
     agent: ureq::Agent,
+    tag: String,
+}
+
+/// A tag no other test (of this run or an earlier one) uses: 12 random
+/// lowercase hex digits.
+fn new_tag() -> String {
+    hex::encode(random_bytes(6))
+}
+
+/// Whether `E2E_BASE_URL` names an app to test.
+fn external_base_url() -> Option<String> {
+    std::env::var("E2E_BASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// Where external mode reads the keys: `E2E_ENV_FILE`, else the repo's `.env`.
+pub fn env_file() -> PathBuf {
+    match std::env::var("E2E_ENV_FILE") {
+        Ok(path) if !path.is_empty() => PathBuf::from(path),
+        _ => repo_root().join(".env"),
+    }
+}
+
+/// The `.env` line (`LOCAL_SUBSCRIPTION_CLINIC_KEY`, ...) names for a
+/// subscription, as scripts/setup-keys writes them.
+fn subscription_line(name: &str, what: &str) -> String {
+    format!("LOCAL_SUBSCRIPTION_{}_{what}", name.to_uppercase())
+}
+
+/// Reads the secrets of an external app: each line from the environment,
+/// else from the env file. Panics naming the first missing line.
+fn external_secrets() -> Secrets {
+    let path = env_file();
+    let dotenv = std::fs::read_to_string(&path)
+        .map(|t| spin_test_host::parse_dotenv(&t))
+        .unwrap_or_default();
+    let pick = |line: &str| -> String {
+        std::env::var(line)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| dotenv.get(line).filter(|v| !v.is_empty()).cloned())
+            .unwrap_or_else(|| {
+                panic!(
+                    "external mode (E2E_BASE_URL) needs {line}: neither the environment nor {} \
+                     has it. Run scripts/setup-keys (and start the app with that .env), or set \
+                     E2E_ENV_FILE to the .env the app was started with.",
+                    path.display()
+                )
+            })
+    };
+    let mut subscriptions = BTreeMap::new();
+    for (name, scopes) in SUBSCRIPTIONS {
+        // The tests rely on these scopes (a reader that could write would
+        // make the 403 checks fail for the wrong reason), so say so plainly.
+        let listed = pick(&subscription_line(name, "SCOPES"));
+        let mut have: Vec<&str> = listed.split(',').map(str::trim).collect();
+        let mut want = scopes.to_vec();
+        have.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(
+            have,
+            want,
+            "{} lists other scopes than the tests expect of subscription {name}",
+            subscription_line(name, "SCOPES")
+        );
+        subscriptions.insert(
+            name.to_string(),
+            Subscription {
+                name: pick(&subscription_line(name, "NAME")),
+                primary: pick(&subscription_line(name, "KEY")),
+                secondary: pick(&subscription_line(name, "SECONDARY_KEY")),
+                scopes: scopes.to_vec(),
+            },
+        );
+    }
+    let mut variables = HashMap::new();
+    variables.insert("healthkey".into(), pick("SPIN_VARIABLE_HEALTHKEY"));
+    Secrets {
+        subscriptions,
+        variables,
+    }
 }
 
 /// A response, fully read.
@@ -292,56 +381,35 @@ pub fn built_wasm(name: &str) -> PathBuf {
 impl TestApp {
     /// The app under test: `E2E_BASE_URL` if set, else a fresh in-process host.
     pub fn start() -> Self {
-        match std::env::var("E2E_BASE_URL") {
-            Ok(base_url) if !base_url.is_empty() => Self::external(base_url),
-            _ => Self::in_process(Start::default()),
+        let base_url = external_base_url();
+        // build.rs decides which tests are ignored from the same variable at
+        // build time; a binary run with another setting would skip the
+        // wrong tests or run host-only tests against an external app.
+        assert_eq!(
+            base_url.is_some(),
+            cfg!(e2e_external),
+            "E2E_BASE_URL is {} now but was {} when this test binary was built: \
+             run the tests through cargo test",
+            if base_url.is_some() { "set" } else { "unset" },
+            if cfg!(e2e_external) { "set" } else { "unset" },
+        );
+        match base_url {
+            Some(base_url) => Self::connect(&base_url, external_secrets()),
+            None => Self::in_process(Start::default()),
         }
     }
 
-    /// Whether tests run against the in-process host (and may look inside).
+    /// Whether tests run against the in-process host (and may look inside,
+    /// and may take its store to hold only what the test made).
     pub fn is_in_process(&self) -> bool {
         self.host.is_some()
     }
 
-    fn external(base_url: String) -> Self {
-        let dotenv = std::fs::read_to_string(repo_root().join(".env"))
-            .map(|t| spin_test_host::parse_dotenv(&t))
-            .unwrap_or_default();
-        let pick = |env: &str, local: &str| {
-            std::env::var(env)
-                .ok()
-                .or_else(|| dotenv.get(local).cloned())
-                .unwrap_or_default()
-        };
-        let key = pick("E2E_SUBSCRIPTION_KEY", "LOCAL_SUBSCRIPTION_KEY");
-        let secondary = pick(
-            "E2E_SUBSCRIPTION_SECONDARY_KEY",
-            "LOCAL_SUBSCRIPTION_SECONDARY_KEY",
-        );
-        let mut subscriptions = BTreeMap::new();
-        subscriptions.insert(
-            "admin".to_string(),
-            Subscription {
-                name: "local".into(),
-                primary: key,
-                secondary,
-                scopes: vec!["patients.read", "patients.write", "audit.read"],
-            },
-        );
-        let mut variables = HashMap::new();
-        variables.insert(
-            "healthkey".into(),
-            pick("E2E_HEALTH_KEY", "SPIN_VARIABLE_HEALTHKEY"),
-        );
-        TestApp {
-            base_url: base_url.trim_end_matches('/').to_string(),
-            secrets: Secrets {
-                subscriptions,
-                variables,
-            },
-            host: None,
-            agent: agent(),
-        }
+    /// A tag unique to this app value (so to the test that made it): tests
+    /// put it in what they create and search for, so that records of other
+    /// tests and earlier runs in a shared store never match.
+    pub fn tag(&self) -> &str {
+        &self.tag
     }
 
     /// Starts the test host in process with fresh secrets.
@@ -404,6 +472,7 @@ impl TestApp {
                 _state: state,
             }),
             agent: agent(),
+            tag: new_tag(),
         }
     }
 
@@ -415,16 +484,18 @@ impl TestApp {
             secrets,
             host: None,
             agent: agent(),
+            tag: new_tag(),
         }
     }
 
-    /// The in-process host; `None` (and the test should return early,
-    /// saying so) when running against an external app.
-    pub fn host(&self) -> Option<&Host> {
-        if self.host.is_none() {
-            eprintln!("skipped: this check needs the in-process test host");
-        }
-        self.host.as_ref()
+    /// The in-process host. A test that calls this needs it, and carries
+    /// `#[cfg_attr(e2e_external, ignore = "...")]` so that it is reported
+    /// as ignored, never run, against an external app.
+    pub fn host(&self) -> &Host {
+        self.host.as_ref().expect(
+            "this test needs the in-process test host: mark it \
+             #[cfg_attr(e2e_external, ignore = \"needs the in-process test host\")]",
+        )
     }
 
     /// The primary key of a subscription ("clinic", "reader", "auditor", "admin").

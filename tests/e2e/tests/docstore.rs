@@ -37,6 +37,7 @@ fn tests_container() -> ContainerRef {
 }
 
 #[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn our_client_round_trips_documents_with_etags() {
     let app = store();
     let c = client(&app, &app.secrets.variables["cosmoskey"]);
@@ -83,6 +84,7 @@ fn our_client_round_trips_documents_with_etags() {
 }
 
 #[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn queries_page_across_three_pages_without_losing_or_repeating_documents() {
     let app = store();
     let c = client(&app, &app.secrets.variables["cosmoskey"]);
@@ -129,6 +131,7 @@ fn queries_page_across_three_pages_without_losing_or_repeating_documents() {
 }
 
 #[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn a_client_with_the_wrong_key_is_refused() {
     let app = store();
     let wrong = e2e::random_bytes(64);
@@ -150,6 +153,7 @@ fn a_client_with_the_wrong_key_is_refused() {
 }
 
 #[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn injection_like_values_are_stored_and_matched_literally() {
     let app = store();
     let c = client(&app, &app.secrets.variables["cosmoskey"]);
@@ -188,6 +192,7 @@ fn injection_like_values_are_stored_and_matched_literally() {
 }
 
 #[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn concurrent_replaces_with_one_etag_have_exactly_one_winner() {
     let app = store();
     let key = app.secrets.variables["cosmoskey"].clone();
@@ -261,6 +266,7 @@ fn raw(
 }
 
 #[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn hostile_requests_get_4xx_with_a_cosmos_error_body_never_500() {
     let app = store();
     let feed = "/dbs/patients/colls/patients/docs";

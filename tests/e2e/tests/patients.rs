@@ -104,6 +104,42 @@ fn found(app: &TestApp, criteria: &Value) -> BTreeSet<String> {
     }
 }
 
+/// The ids a search finds among `made`, the patients this test created.
+/// The in-process store holds only those, so there this is [`found`]; a
+/// shared store (external mode) holds other tests' and runs' patients too,
+/// so every page is read and only this test's patients are judged.
+fn found_among(app: &TestApp, criteria: &Value, made: &BTreeSet<String>) -> BTreeSet<String> {
+    if app.is_in_process() {
+        return found(app, criteria);
+    }
+    let text = criteria.to_string();
+    let mut all = BTreeSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let headers: Vec<(&str, &str)> = token
+            .as_deref()
+            .map(|t| vec![("x-continuation-token", t)])
+            .unwrap_or_default();
+        let reply = send(
+            app,
+            "POST",
+            "/patient/search?limit=1000",
+            &headers,
+            Some(text.as_bytes()),
+        );
+        match reply.status {
+            404 => break,
+            200 => all.extend(ids(&reply)),
+            other => panic!("search {criteria}: {other} {}", reply.text()),
+        }
+        match reply.header("x-continuation-token") {
+            Some(next) => token = Some(next.to_string()),
+            None => break,
+        }
+    }
+    all.intersection(made).cloned().collect()
+}
+
 fn ids(reply: &Reply) -> BTreeSet<String> {
     reply
         .json()
@@ -229,9 +265,11 @@ fn create_read_update_round_trip() {
 #[test]
 fn create_rejects_server_fields_unknown_fields_and_bad_json() {
     let app = TestApp::start();
+    // Tagged, so that "nothing was stored" can be asked of a shared store.
+    let tagged = || with(full(), "lastName", json!(app.tag()));
     let guid = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
     assert_problem(
-        &create(&app, &with(full(), "id", json!(guid))),
+        &create(&app, &with(tagged(), "id", json!(guid))),
         400,
         Some("id"),
         Some("Id unexpected."),
@@ -239,14 +277,14 @@ fn create_rejects_server_fields_unknown_fields_and_bad_json() {
     assert_problem(
         &create(
             &app,
-            &with(full(), "lastUpdated", json!("2024-01-01T00:00:00Z")),
+            &with(tagged(), "lastUpdated", json!("2024-01-01T00:00:00Z")),
         ),
         400,
         Some("lastUpdated"),
         Some("lastUpdated unexpected."),
     );
     for unknown in ["middleName", "dateOfBirthKey", "_etag", "patientId"] {
-        let reply = create(&app, &with(full(), unknown, json!("x")));
+        let reply = create(&app, &with(tagged(), unknown, json!("x")));
         assert_problem(
             &reply,
             400,
@@ -254,19 +292,27 @@ fn create_rejects_server_fields_unknown_fields_and_bad_json() {
             Some(&format!("{unknown} is not a known field")),
         );
     }
+    let duplicate = format!(
+        "{{\"firstName\":\"A\",\"firstName\":\"B\",\"lastName\":\"{}\",\"gender\":\"other\",\"dateOfBirth\":\"1990\",\"postCode\":\"1234\"}}",
+        app.tag()
+    );
     for bad in [
         &b"{"[..],
         b"[]",
         b"\"text\"",
         b"null",
         b"",
-        b"{\"firstName\":\"A\",\"firstName\":\"B\"}",
+        duplicate.as_bytes(),
     ] {
         let reply = send(&app, "POST", "/patient", &[], Some(bad));
         assert_problem(&reply, 400, None, None);
     }
     // Nothing was stored by any of them.
-    assert_eq!(search(&app, &json!({})).status, 404);
+    assert_eq!(search(&app, &json!({"lastName": app.tag()})).status, 404);
+    if app.is_in_process() {
+        // The store is this test's own: it holds nothing at all.
+        assert_eq!(search(&app, &json!({})).status, 404);
+    }
 }
 
 #[test]
@@ -468,12 +514,26 @@ fn read_and_update_answer_404_for_unknown_and_malformed_ids() {
     );
     assert_eq!(search(&app, &json!({"id": unknown})).status, 404);
 
-    // Route ids that are not GUIDs are 404 without reaching the audit or
-    // the store: with the store down, they are still 404 (not 503).
-    let host = app.host();
-    if let Some(host) = host {
-        host.set_fault("docstore", Some(Fault::Refuse));
-    }
+    // Route ids that are not GUIDs are 404 (and reach neither the audit
+    // nor the store: malformed_ids_are_404_even_with_the_store_down).
+    assert_malformed_ids_are_404(&app);
+    // Upper-case GUIDs name the same patient.
+    let id = created(&app, &full());
+    assert_eq!(
+        app.call(
+            "clinic",
+            "GET",
+            &format!("/patient/{}", id.to_uppercase()),
+            None
+        )
+        .json()["id"],
+        id
+    );
+}
+
+/// Route ids that are not GUIDs are 404 on every patient and test route.
+fn assert_malformed_ids_are_404(app: &TestApp) {
+    let unknown = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
     for bad in [
         "not-a-guid",
         "3f2504e04f8911d39a0c0305e82c3301",
@@ -487,7 +547,7 @@ fn read_and_update_answer_404_for_unknown_and_malformed_ids() {
             None,
             None,
         );
-        let reply = put(&app, bad, &with(full(), "id", json!(bad)), None);
+        let reply = put(app, bad, &with(full(), "id", json!(bad)), None);
         assert_problem(&reply, 404, None, None);
         assert_problem(
             &app.call("clinic", "GET", &format!("/patient/{bad}/tests"), None),
@@ -518,21 +578,18 @@ fn read_and_update_answer_404_for_unknown_and_malformed_ids() {
             None,
         );
     }
-    if let Some(host) = host {
-        host.set_fault("docstore", None);
-    }
-    // Upper-case GUIDs name the same patient.
-    let id = created(&app, &full());
-    assert_eq!(
-        app.call(
-            "clinic",
-            "GET",
-            &format!("/patient/{}", id.to_uppercase()),
-            None
-        )
-        .json()["id"],
-        id
-    );
+}
+
+#[test]
+#[cfg_attr(e2e_external, ignore = "needs the in-process test host")]
+fn malformed_ids_are_404_even_with_the_store_down() {
+    // Route ids that are not GUIDs are 404 without reaching the audit or
+    // the store: with the store down, they are still 404 (not 503).
+    let app = TestApp::start();
+    let host = app.host();
+    host.set_fault("docstore", Some(Fault::Refuse));
+    assert_malformed_ids_are_404(&app);
+    host.set_fault("docstore", None);
 }
 
 #[test]
@@ -645,6 +702,9 @@ fn search_matches_every_criterion_and_date_ranges_inclusively() {
         "dateOfBirth": "1975", "postCode": "8000", "insuranceNumber": "INS-2", "preferredContactNumber": "555"}),
     );
     let set = |ids: &[&String]| ids.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    // Judged among the patients made so far (see found_among).
+    let mut made = set(&[&a, &b]);
+    let found = |app: &TestApp, criteria: &Value| found_among(app, criteria, &made);
     assert_eq!(found(&app, &json!({})), set(&[&a, &b]));
     assert_eq!(found(&app, &json!({"id": a})), set(&[&a]));
     assert_eq!(found(&app, &json!({"id": a.to_uppercase()})), set(&[&a]));
@@ -678,6 +738,12 @@ fn search_matches_every_criterion_and_date_ranges_inclusively() {
         born("1980-06-15"),
         born("1981-01-01"),
     );
+    made.extend(
+        [&d1979, &d1980, &d1980_06, &d1980_06_15, &d1981]
+            .into_iter()
+            .cloned(),
+    );
+    let found = |app: &TestApp, criteria: &Value| found_among(app, criteria, &made);
     let range = |from: Option<&str>, to: Option<&str>| {
         let mut c = json!({"postCode": zone});
         if let Some(f) = from {
@@ -810,12 +876,20 @@ fn every_search_criterion_rule_on_both_sides() {
 #[test]
 fn search_pages_with_limit_and_continuation_tokens() {
     let app = TestApp::start();
+    // Tagged, so that the pages hold this test's patients only.
+    let tagged = |first: &str, post_code: &str| {
+        with(
+            minimal(first, post_code, "1990"),
+            "lastName",
+            json!(app.tag()),
+        )
+    };
     let mut all = BTreeSet::new();
     for i in 0..5 {
-        all.insert(created(&app, &minimal(&format!("Page{i}"), "5555", "1990")));
+        all.insert(created(&app, &tagged(&format!("Page{i}"), "5555")));
     }
-    created(&app, &minimal("Elsewhere", "6666", "1990"));
-    let criteria = json!({"postCode": "5555"}).to_string();
+    created(&app, &tagged("Elsewhere", "6666"));
+    let criteria = json!({"postCode": "5555", "lastName": app.tag()}).to_string();
     let page = |limit: &str, token: Option<&str>| {
         let headers: Vec<(&str, &str)> = token
             .map(|t| vec![("x-continuation-token", t)])
@@ -1124,9 +1198,14 @@ fn bodies_over_64_kib_are_413_and_errors_carry_the_correlation_id() {
     big["firstName"] = json!("a".repeat(70 * 1024));
     let reply = create(&app, &big);
     assert_problem(&reply, 413, None, None);
+}
 
+#[test]
+#[cfg_attr(e2e_external, ignore = "needs the in-process test host")]
+fn patient_api_behind_the_gateway_limits_bodies_and_demands_key_and_actor() {
     // Behind the gateway too (defense in depth).
-    let Some(host) = app.host() else { return };
+    let app = TestApp::start();
+    let host = app.host();
     let key = app.secrets.variables["patientapiprimarykey"].clone();
     let correlation = "0af7651916cd43dd8448eb211c80319c";
     let headers = [
@@ -1179,9 +1258,10 @@ fn bodies_over_64_kib_are_413_and_errors_carry_the_correlation_id() {
 }
 
 #[test]
+#[cfg_attr(e2e_external, ignore = "needs the in-process test host")]
 fn store_outages_are_503_with_retry_after_never_500() {
     let app = TestApp::start();
-    let Some(host) = app.host() else { return };
+    let host = app.host();
     let id = created(&app, &full());
     let faults = [
         Fault::Refuse,
@@ -1218,9 +1298,10 @@ fn store_outages_are_503_with_retry_after_never_500() {
 }
 
 #[test]
+#[cfg_attr(e2e_external, ignore = "needs the in-process test host")]
 fn logs_hold_no_patient_data() {
     let app = TestApp::start();
-    let Some(host) = app.host() else { return };
+    let host = app.host();
     let body = json!({"firstName": "Quintessa", "lastName": "Vandersloot", "gender": "female",
         "dateOfBirth": "1961-07-19", "postCode": "9QZ7", "insuranceNumber": "INS-778899"});
     let id = created(&app, &body);

@@ -146,6 +146,7 @@ impl Scan {
 }
 
 #[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn no_secret_in_any_response_header_body_or_log_line() {
     let signing = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
     let point = signing.verifying_key().to_encoded_point(false);
@@ -163,9 +164,7 @@ fn no_secret_in_any_response_header_body_or_log_line() {
         environment,
         ..Start::default()
     });
-    let Some(host) = app.host.as_ref() else {
-        return;
-    };
+    let host = app.host();
 
     let good_token = token(&signing, &claims("patients.read patients.write", 600));
     let rogue = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);

@@ -32,8 +32,7 @@ use cosmos::{
 };
 use problem::Problem;
 use serde_json::Value;
-use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http::{Method, Request, Response};
 
 const CONTINUATION_HEADER: &str = "x-continuation-token";
 /// Far above any valid record (a few hundred bytes); larger bodies are not read.
@@ -44,10 +43,7 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Store = CosmosClient<WasiTransport, WasiClock>;
 
-#[http_component]
-async fn handle(request: IncomingRequest, out: ResponseOutparam) {
-    component_kit::serve_then(request, out, handle_request).await
-}
+component_kit::export_http!(component_kit::serve_then, crate::handle_request);
 
 /// The response, and for an append the chain head's advance, which runs
 /// after the response has left (the record is stored and linked before the

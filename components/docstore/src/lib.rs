@@ -10,8 +10,7 @@ use cosmos::Clock;
 use docstore_engine::{
     handle as engine_handle, LockWait, Sql, SqlError, SqlValue, StoreConfig, StoreRequest,
 };
-use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http::{Request, Response};
 use spin_sdk::sqlite::{Connection, Value};
 use std::time::Duration;
 
@@ -125,10 +124,7 @@ fn base_url(request: &Request) -> String {
     }
 }
 
-#[http_component]
-async fn handle(request: IncomingRequest, out: ResponseOutparam) {
-    component_kit::serve(request, out, handle_request).await
-}
+component_kit::export_http!(component_kit::serve, crate::handle_request);
 
 fn handle_request(request: Request) -> Response {
     let config = match config() {

@@ -34,8 +34,7 @@ use gateway_policy::{
     HEALTH_KEY_HEADER, SUBSCRIPTION_KEY_HEADER, TRACEPARENT_HEADER,
 };
 use hostkey::{AcceptedKeys, HOST_KEY_HEADER};
-use spin_sdk::http::{IncomingRequest, Response, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http::{IncomingRequest, Response};
 
 use error::GatewayError;
 use incoming::Incoming;
@@ -54,10 +53,7 @@ struct Outcome {
     limits: Option<LimitDecision>,
 }
 
-#[http_component]
-async fn handle(request: IncomingRequest, out: ResponseOutparam) {
-    component_kit::serve(request, out, handle_request).await
-}
+component_kit::export_http!(component_kit::serve, crate::handle_request);
 
 fn handle_request(request: IncomingRequest) -> Response {
     let started = wasi::clocks::monotonic_clock::now();

@@ -17,8 +17,7 @@ use component_kit::{
 use cosmos::{Clock, CosmosClient, MasterKey};
 use problem::Problem;
 use records::Timestamp;
-use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http::{Method, Request, Response};
 use std::time::Duration;
 
 use error::ApiError;
@@ -32,10 +31,7 @@ const AUDIT_TIMEOUT: Duration = Duration::from_secs(3);
 const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 const SOURCE_SYSTEM: &str = "patient-api";
 
-#[http_component]
-async fn handle(request: IncomingRequest, out: ResponseOutparam) {
-    component_kit::serve(request, out, handle_request).await
-}
+component_kit::export_http!(component_kit::serve, crate::handle_request);
 
 fn handle_request(request: Request) -> Response {
     let started = WasiClock.now_millis();

@@ -723,7 +723,7 @@ mod tests {
         let w = World::new();
         let mut with_id = patient();
         with_id["id"] = json!(FIRST_ID);
-        let cases: Vec<(Route, Value, u16)> = vec![
+        let cases: Vec<(Route<'_>, Value, u16)> = vec![
             (Route::CreatePatient, with_id, 400),
             (Route::CreatePatient, json!({"firstName": "A"}), 400),
             (Route::ReadPatient("not-a-guid"), json!(null), 404),

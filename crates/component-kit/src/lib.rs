@@ -140,6 +140,27 @@ pub fn json_response(status: u16, body: &serde_json::Value, correlation_id: &str
         .build()
 }
 
+/// Exports a component's HTTP handler: `export_http!(serve, handle_request)`
+/// where `serve` is [`serve`] or [`serve_then`] and `handle_request` the
+/// component's own function (by path). The WASI export glue that
+/// `#[http_component]` generates is the only unsafe code a component has;
+/// the workspace denies `unsafe_code`, and this module is its one exception.
+#[macro_export]
+macro_rules! export_http {
+    ($serve:path, $handler:path) => {
+        #[allow(unsafe_code)]
+        mod http_export {
+            #[::spin_sdk::http_component]
+            async fn handle(
+                request: ::spin_sdk::http::IncomingRequest,
+                out: ::spin_sdk::http::ResponseOutparam,
+            ) {
+                $serve(request, out, $handler).await
+            }
+        }
+    };
+}
+
 /// Blocks this instance for `d` (a WASI monotonic-clock wait).
 pub fn sleep(d: std::time::Duration) {
     let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);

@@ -208,6 +208,14 @@ fn costs_json(operation: &str, c: &Costs) -> Value {
     })
 }
 
+/// A measured operation: its name, the no-op floor with the same hops, and
+/// one request of it (client, request number).
+type Operation<'a> = (
+    &'static str,
+    &'static str,
+    Box<dyn Fn(&Client, usize) + Sync + 'a>,
+);
+
 /// No-op floors (see tests/fixtures/noop-chain/spin.toml).
 const NOOP_LINE: &str = "no-op, 4 in a line";
 const NOOP_AUDITED: &str = "no-op, audited (6)";
@@ -301,7 +309,7 @@ fn main() {
         })
         .collect();
     let url = |p: &str| app.url(p);
-    let operations: Vec<(&str, &str, Box<dyn Fn(&Client, usize) + Sync>)> = vec![
+    let operations: Vec<Operation<'_>> = vec![
         (
             "create patient",
             NOOP_AUDITED,

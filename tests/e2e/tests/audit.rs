@@ -351,8 +351,11 @@ fn appends_for_different_resources_do_not_contend() {
     }
 }
 
+/// A change made to a stored document behind the audit service's back.
+type DocumentEdit = Box<dyn Fn(&mut Value)>;
+
 /// A chain of five records for a fresh resource; returns its id and records.
-fn chain_of_five(audit: &Audit) -> (String, Vec<Value>) {
+fn chain_of_five(audit: &Audit<'_>) -> (String, Vec<Value>) {
     let id = new_id();
     let records = ["create", "read", "update", "read", "search"]
         .iter()
@@ -361,7 +364,7 @@ fn chain_of_five(audit: &Audit) -> (String, Vec<Value>) {
     (id, records)
 }
 
-fn first_break(audit: &Audit, id: &str, case: &str) -> Value {
+fn first_break(audit: &Audit<'_>, id: &str, case: &str) -> Value {
     let report = audit.verify("patient", id);
     assert_eq!(report["intact"], false, "{case}: {report}");
     assert!(report["recordsChecked"].as_u64().is_some());
@@ -374,7 +377,7 @@ fn first_break(audit: &Audit, id: &str, case: &str) -> Value {
 fn editing_a_stored_record_is_reported_at_that_record() {
     let app = TestApp::start();
     let audit = Audit::of(&app);
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let edits: Vec<(&str, DocumentEdit)> = vec![
         ("actor", Box::new(|d| d["actor"] = json!("mallory"))),
         (
             "operation",

@@ -263,9 +263,12 @@ fn shared_engine(on_demand: bool) -> Result<Engine> {
     Ok(engine)
 }
 
+/// A compiled component's identity: its file, modification time, size, and
+/// the allocator kind it was compiled for.
+type CompiledKey = (PathBuf, SystemTime, u64, bool);
+
 fn compile_cached(engine: &Engine, on_demand: bool, path: &Path) -> Result<Component> {
-    static COMPILED: OnceLock<Mutex<HashMap<(PathBuf, SystemTime, u64, bool), Component>>> =
-        OnceLock::new();
+    static COMPILED: OnceLock<Mutex<HashMap<CompiledKey, Component>>> = OnceLock::new();
     let meta = std::fs::metadata(path).with_context(|| format!("{} is missing", path.display()))?;
     let key = (path.to_path_buf(), meta.modified()?, meta.len(), on_demand);
     let cache = COMPILED.get_or_init(Default::default);

@@ -97,7 +97,7 @@ async fn handle(
         .unwrap_or_else(|| "/".to_string());
     let full_url = format!("http://{host}{path_and_query}");
     let request = request.map(|body| {
-        body.map_err(|e| wasmtime_wasi_http::Error::Hyper(e))
+        body.map_err(wasmtime_wasi_http::Error::Hyper)
             .boxed_unsync()
     });
     let request = AppInner::prepare(request, &full_url, &route, &client.to_string(), true);

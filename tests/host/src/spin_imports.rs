@@ -551,13 +551,7 @@ impl sqlite::HostConnection for InstanceState {
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<SqliteConnection>, sqlite::Error>> {
-        if !self
-            .component
-            .decl
-            .sqlite_databases
-            .iter()
-            .any(|d| *d == database)
-        {
+        if !self.component.decl.sqlite_databases.contains(&database) {
             return Ok(Err(if database == "default" {
                 sqlite::Error::AccessDenied
             } else {

@@ -75,7 +75,7 @@ pub(crate) enum Sig<'a> {
     Ec(&'a EcKey),
 }
 
-pub(crate) fn sign(header: &Value, claims: &Value, sig: Sig) -> String {
+pub(crate) fn sign(header: &Value, claims: &Value, sig: Sig<'_>) -> String {
     let signing_input = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),

@@ -23,18 +23,18 @@ use audit_chain::{
     PendingHead, Violation,
 };
 use component_kit::{
-    correlation_id, json_response, misconfigured, problem_response, require_host_key, variable,
-    AfterResponse, MissingVariable, WasiClock, WasiTransport, ACTOR_HEADER, CORRELATION_HEADER,
+    continuation_token, correlation_id, json_response, method_name, misconfigured,
+    problem_response, problem_response_with, require_host_key, AfterResponse, MissingVariable,
+    RequestLog, WasiClock, WasiTransport, ACTOR_HEADER, CONTINUATION_HEADER, CORRELATION_HEADER,
 };
 use cosmos::{
-    Clock, ContainerRef, CosmosClient, CosmosError, DocumentId, ETag, MasterKey, PageRequest,
-    PartitionKey, Query, QueryScope,
+    Clock, ContainerRef, CosmosClient, CosmosError, DocumentId, ETag, PageRequest, PartitionKey,
+    Query, QueryScope,
 };
 use problem::Problem;
 use serde_json::Value;
 use spin_sdk::http::{Method, Request, Response};
 
-const CONTINUATION_HEADER: &str = "x-continuation-token";
 /// Far above any valid record (a few hundred bytes); larger bodies are not read.
 const MAX_BODY_BYTES: usize = 1 << 20;
 /// Page size used to read a whole chain for verification.
@@ -199,9 +199,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(allow) => {
                 let problem = Problem::new(405, format!("Only {allow} is allowed here."))
                     .with_correlation_id(correlation);
-                let mut response = problem_response(problem);
-                response.set_header("allow", allow);
-                return response;
+                return problem_response_with(problem, vec![("allow", allow.to_string())]);
             }
             // Throttling, outages and configuration errors of the store
             // alike: the caller may retry; the log says which.
@@ -321,13 +319,12 @@ fn list_records(request: &Request, correlation: &str) -> Result<Response, ApiErr
 }
 
 fn continuation(request: &Request) -> Result<Option<String>, ApiError> {
-    match request.header(CONTINUATION_HEADER) {
-        None => Ok(None),
-        Some(value) => match value.as_str() {
-            Some(token) if !token.is_empty() => Ok(Some(token.to_owned())),
-            _ => Err(invalid_continuation()),
-        },
-    }
+    // A value that is not text is as invalid as a malformed token.
+    let header = match request.header(CONTINUATION_HEADER) {
+        None => None,
+        Some(value) => Some(value.as_str().ok_or_else(invalid_continuation)?),
+    };
+    continuation_token(header).map_err(|_| invalid_continuation())
 }
 
 fn invalid_continuation() -> ApiError {
@@ -404,19 +401,8 @@ struct AuditStore {
 
 impl AuditStore {
     fn open() -> Result<Self, ApiError> {
-        let endpoint = variable("cosmosendpoint").map_err(ApiError::Misconfigured)?;
-        let key = variable("cosmoskey").map_err(ApiError::Misconfigured)?;
-        let key = MasterKey::from_base64(&key)
-            .map_err(|_| ApiError::Misconfigured(MissingVariable("cosmoskey")))?;
-        let client = CosmosClient::new(
-            &endpoint,
-            key,
-            WasiTransport {
-                timeout: STORE_TIMEOUT,
-            },
-            WasiClock,
-        )
-        .map_err(|_| ApiError::Misconfigured(MissingVariable("cosmosendpoint")))?;
+        let client = component_kit::store_client(STORE_TIMEOUT, CosmosClient::new)
+            .map_err(ApiError::Misconfigured)?;
         Ok(Self {
             client,
             records: ContainerRef::new("audit", "records")?,
@@ -430,12 +416,7 @@ fn partition(key: &ChainKey) -> PartitionKey {
 }
 
 fn cosmos_query(query: &AuditQuery) -> Result<Query, cosmos::InputError> {
-    query
-        .parameters
-        .iter()
-        .try_fold(Query::new(query.text.clone())?, |q, (name, value)| {
-            q.with_parameter(name.clone(), value.clone())
-        })
+    Query::with_parameters(query.text.clone(), query.parameters.clone())
 }
 
 impl AppendStore for AuditStore {
@@ -550,16 +531,15 @@ fn log_line(
     correlation: &str,
     started: u64,
 ) -> Value {
-    let status = *response.status();
-    serde_json::json!({
-        "level": if status >= 500 { "error" } else { "info" },
-        "component": "audit-api",
-        "method": method_name(request.method()),
-        "route": route.name(),
-        "status": status,
-        "durationMs": WasiClock.now_millis().saturating_sub(started),
-        "correlationId": correlation,
-    })
+    RequestLog {
+        component: "audit-api",
+        method: method_name(request.method()),
+        route: route.name(),
+        status: *response.status(),
+        correlation_id: correlation,
+        started_millis: started,
+    }
+    .line(WasiClock.now_millis())
 }
 
 /// Writes the line with what the request added to it.
@@ -573,20 +553,5 @@ fn log(mut line: Value, note: &Note) {
     if let Some(advanced) = note.head_advanced {
         line["headAdvanced"] = advanced.into();
     }
-    eprintln!("{line}");
-}
-
-fn method_name(method: &Method) -> &'static str {
-    match method {
-        Method::Get => "GET",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Delete => "DELETE",
-        Method::Patch => "PATCH",
-        Method::Head => "HEAD",
-        Method::Options => "OPTIONS",
-        Method::Connect => "CONNECT",
-        Method::Trace => "TRACE",
-        Method::Other(_) => "OTHER",
-    }
+    component_kit::log(&line);
 }

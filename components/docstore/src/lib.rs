@@ -6,10 +6,10 @@
 //! `docstore-engine`, which holds all the behaviour.
 
 use component_kit::{header, variable, WasiClock};
-use cosmos::Clock;
 use docstore_engine::{
     handle as engine_handle, LockWait, Sql, SqlError, SqlValue, StoreConfig, StoreRequest,
 };
+use http_transport::Clock;
 use spin_sdk::http::{Request, Response};
 use spin_sdk::sqlite::{Connection, Value};
 use std::time::Duration;
@@ -71,7 +71,7 @@ impl LockWait for WasiLockWait {
 
     fn sleep(&mut self, duration: Duration) {
         // Half to all of it, so that waiting requests spread out.
-        WasiClock.sleep(duration.mul_f64(0.5 + WasiClock.jitter() / 2.0));
+        WasiClock.sleep(backoff::spread(duration, WasiClock.jitter()));
     }
 }
 
@@ -102,8 +102,7 @@ fn serde_json_string(text: &str) -> String {
 }
 
 fn config() -> Result<StoreConfig, &'static str> {
-    let key = variable("cosmoskey").map_err(|_| "cosmoskey")?;
-    let key = cosmos_auth::MasterKey::from_base64(&key).map_err(|_| "cosmoskey")?;
+    let key = component_kit::store_key().map_err(|missing| missing.0)?;
     let spec = variable("containers").map_err(|_| "containers")?;
     let containers = StoreConfig::parse_containers(&spec).map_err(|_| "containers")?;
     StoreConfig::new(key, containers).map_err(|_| "containers")

@@ -5,6 +5,7 @@
 //! secret holds or what configuration is wrong (that goes to the log).
 
 use gateway_policy::{Denial, LimitDecision};
+use http::StatusCode;
 use problem::Problem;
 
 use crate::reply::Reply;
@@ -44,20 +45,27 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> StatusCode {
         use GatewayError::*;
         match self {
-            NotFound => 404,
-            MethodNotAllowed { .. } => 405,
-            DuplicateHeader(_) | InvalidContentLength | BodyUnreadable => 400,
-            ClientAddressRefused => 403,
-            Denied(denial) => denial.status(),
-            RateLimited(_) => 429,
-            BodyTooLarge { .. } => 413,
-            HealthKeyRejected => 401,
-            LimitStoreUnavailable | Misconfigured | NotReady(_) | BackendUnreachable => 503,
-            BackendTimeout => 504,
-            BackendRejectedHostKey | BackendFailed => 502,
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            DuplicateHeader(_) | InvalidContentLength | BodyUnreadable => StatusCode::BAD_REQUEST,
+            ClientAddressRefused => StatusCode::FORBIDDEN,
+            // gateway_policy decides 401 or 403; anything else it could
+            // say is refused as 403 (closed).
+            Denied(denial) => StatusCode::from_u16(denial.status())
+                .ok()
+                .filter(StatusCode::is_client_error)
+                .unwrap_or(StatusCode::FORBIDDEN),
+            RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            HealthKeyRejected => StatusCode::UNAUTHORIZED,
+            LimitStoreUnavailable | Misconfigured | NotReady(_) | BackendUnreachable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            BackendTimeout => StatusCode::GATEWAY_TIMEOUT,
+            BackendRejectedHostKey | BackendFailed => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -113,7 +121,8 @@ impl GatewayError {
 
     pub fn into_reply(self, correlation_id: &str) -> Reply {
         let status = self.status();
-        let problem = Problem::new(status, self.detail()).with_correlation_id(correlation_id);
+        let problem =
+            Problem::new(status.as_u16(), self.detail()).with_correlation_id(correlation_id);
         let mut reply = Reply::new(status, problem::CONTENT_TYPE, problem.to_json());
         match &self {
             GatewayError::MethodNotAllowed { allow } => reply.set("allow", allow.join(", ")),
@@ -125,7 +134,7 @@ impl GatewayError {
             GatewayError::RateLimited(decision) => reply.set_limit_headers(decision),
             _ => {}
         }
-        if status == 503 && !reply.has("retry-after") {
+        if status == StatusCode::SERVICE_UNAVAILABLE && !reply.has("retry-after") {
             reply.set("retry-after", "1");
         }
         reply

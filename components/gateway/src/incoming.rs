@@ -2,13 +2,16 @@
 //! headers (names lowercased) and a size-capped body.
 
 use gateway_policy::{is_forwardable_request_header, BodyLimit};
-use spin_sdk::http::IncomingRequest;
+use spin_sdk::http::{IncomingRequest, Method};
 use wasi::io::streams::StreamError;
+
+use component_kit::Method as OutMethod;
 
 use crate::error::GatewayError;
 
 pub struct Incoming {
-    pub method: String,
+    /// As the host parsed it; an unusual method stays `Method::Other`.
+    pub method: Method,
     /// The path as sent (still percent-encoded), without the query.
     pub path: String,
     pub query: String,
@@ -18,7 +21,7 @@ pub struct Incoming {
 
 impl Incoming {
     pub fn new(request: IncomingRequest) -> Incoming {
-        let method = request.method().to_string();
+        let method = request.method();
         let path_and_query = request.path_with_query().unwrap_or_else(|| "/".into());
         let (path, query) = match path_and_query.split_once('?') {
             Some((path, query)) => (path.to_string(), query.to_string()),
@@ -36,6 +39,22 @@ impl Incoming {
             query,
             headers,
             request,
+        }
+    }
+
+    /// The method's name as the route table and the log know it
+    /// (`OTHER` for an unusual one, which no route has).
+    pub fn method_name(&self) -> &'static str {
+        component_kit::method_name(&self.method)
+    }
+
+    /// The method to forward with: only those the route table has.
+    pub fn forward_method(&self) -> Option<OutMethod> {
+        match self.method {
+            Method::Get => Some(OutMethod::Get),
+            Method::Post => Some(OutMethod::Post),
+            Method::Put => Some(OutMethod::Put),
+            _ => None,
         }
     }
 

@@ -34,6 +34,7 @@ use gateway_policy::{
     HEALTH_KEY_HEADER, SUBSCRIPTION_KEY_HEADER, TRACEPARENT_HEADER,
 };
 use hostkey::{AcceptedKeys, HOST_KEY_HEADER};
+use http::StatusCode;
 use spin_sdk::http::{IncomingRequest, Response};
 
 use error::GatewayError;
@@ -61,7 +62,7 @@ fn handle_request(request: IncomingRequest) -> Response {
     let random: [u8; 24] = component_kit::random_bytes();
     let trace = continue_or_start(request.single_or_none(TRACEPARENT_HEADER), random);
     let correlation = trace.correlation_id();
-    let matched = route(&request.method, &request.path);
+    let matched = route(request.method_name(), &request.path);
 
     let mut outcome = Outcome::default();
     let mut reply = match serve(&request, matched, &trace, &mut outcome) {
@@ -82,9 +83,9 @@ fn handle_request(request: IncomingRequest) -> Response {
         access_log_line(&AccessLog {
             correlation_id: &correlation,
             actor: outcome.actor.as_deref(),
-            method: &request.method,
+            method: request.method_name(),
             route: matched.template(),
-            status: reply.status,
+            status: reply.status.as_u16(),
             duration_ms: elapsed_ns / 1_000_000,
             reason: outcome.reason,
         })
@@ -109,7 +110,7 @@ fn serve(
         RouteMatch::NotFound => Err(GatewayError::NotFound),
         RouteMatch::MethodNotAllowed { allow } => Err(GatewayError::MethodNotAllowed { allow }),
         RouteMatch::OpenApi => Ok(Reply::new(
-            200,
+            StatusCode::OK,
             "application/json",
             OPENAPI.as_bytes().to_vec(),
         )),
@@ -174,7 +175,7 @@ fn protected(
 
 /// Liveness: reveals nothing but that the gateway runs.
 fn health() -> Reply {
-    Reply::json(200, &serde_json::json!({"status": "ok"}))
+    Reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
 /// Sends the request on to its backend and passes the answer back.
@@ -191,13 +192,8 @@ fn forward(
         Backend::AuditApi => "auditapikey",
     })?;
     let timeout = config::backend_timeout()?;
-    let method = match request.method.as_str() {
-        "GET" => Method::Get,
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        // The route table has no other methods.
-        _ => return Err(GatewayError::NotFound),
-    };
+    // The route table has no other methods.
+    let method = request.forward_method().ok_or(GatewayError::NotFound)?;
     let mut url = format!("{}{}", backend.origin(), request.path);
     if !query.is_empty() {
         url.push('?');
@@ -221,7 +217,9 @@ fn forward(
         TransportError::Timeout => GatewayError::BackendTimeout,
         _ => GatewayError::BackendUnreachable,
     })?;
-    if response.status == 401 {
+    // A status outside 100-999 is not HTTP: the backend failed.
+    let status = StatusCode::from_u16(response.status).map_err(|_| GatewayError::BackendFailed)?;
+    if status == StatusCode::UNAUTHORIZED {
         return Err(GatewayError::BackendRejectedHostKey);
     }
     // Every error a client sees is problem+json (docs/contract.md); a backend
@@ -231,14 +229,14 @@ fn forward(
             .to_ascii_lowercase()
             .starts_with(problem::CONTENT_TYPE)
     });
-    if response.status >= 500 && !is_problem {
+    if status.as_u16() >= 500 && !is_problem {
         return Err(GatewayError::BackendFailed);
     }
-    Ok(pass_back(response))
+    Ok(pass_back(status, response))
 }
 
-fn pass_back(response: HttpResponse) -> Reply {
-    let mut reply = Reply::passthrough(response.status, response.body);
+fn pass_back(status: StatusCode, response: HttpResponse) -> Reply {
+    let mut reply = Reply::passthrough(status, response.body);
     for (name, value) in &response.headers {
         if is_forwardable_response_header(name) {
             reply.set(name, value.clone());
@@ -270,11 +268,14 @@ fn ready(request: &Incoming, trace: &TraceContext) -> Result<Reply, GatewayError
             body: Vec::new(),
         };
         match outbound::send(&probe, READY_TIMEOUT) {
-            Ok(response) if response.status == 200 => {}
+            Ok(response) if response.status == StatusCode::OK.as_u16() => {}
             _ => return Err(GatewayError::NotReady(name)),
         }
     }
-    Ok(Reply::json(200, &serde_json::json!({"status": "ready"})))
+    Ok(Reply::json(
+        StatusCode::OK,
+        &serde_json::json!({"status": "ready"}),
+    ))
 }
 
 fn unix_now() -> i64 {

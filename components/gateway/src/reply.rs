@@ -3,16 +3,17 @@
 //! any a backend sent.
 
 use gateway_policy::LimitDecision;
+use http::StatusCode;
 use spin_sdk::http::Response;
 
 pub struct Reply {
-    pub status: u16,
+    pub status: StatusCode,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
 impl Reply {
-    pub fn new(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
+    pub fn new(status: StatusCode, content_type: &str, body: Vec<u8>) -> Reply {
         Reply {
             status,
             headers: vec![("content-type".into(), content_type.into())],
@@ -20,12 +21,12 @@ impl Reply {
         }
     }
 
-    pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+    pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
         Reply::new(status, "application/json", value.to_string().into_bytes())
     }
 
     /// A backend's answer: its status and body, headers as the caller chose.
-    pub fn passthrough(status: u16, body: Vec<u8>) -> Reply {
+    pub fn passthrough(status: StatusCode, body: Vec<u8>) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
@@ -55,7 +56,7 @@ impl Reply {
 
     pub fn into_response(self) -> Response {
         let mut builder = Response::builder();
-        builder.status(self.status);
+        builder.status(self.status.as_u16());
         for (name, value) in self.headers {
             builder.header(name, value);
         }

@@ -11,13 +11,14 @@ mod store;
 
 use audit_chain::{Actor, AuditInput, AuditResource, SourceSystemName};
 use component_kit::{
-    correlation_id, header, json_response, outbound, problem_response, require_host_key, variable,
-    HttpRequest, Method as OutMethod, WasiClock, WasiTransport, ACTOR_HEADER, CORRELATION_HEADER,
+    correlation_id, header, json_response, method_name, outbound, problem_response,
+    problem_response_with, require_host_key, variable, HttpRequest, Method as OutMethod,
+    RequestLog, WasiClock, WasiTransport, ACTOR_HEADER, CORRELATION_HEADER,
 };
-use cosmos::{Clock, CosmosClient, MasterKey};
+use cosmos::{Clock, CosmosClient};
 use problem::Problem;
 use records::Timestamp;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{Request, Response};
 use std::time::Duration;
 
 use error::ApiError;
@@ -37,15 +38,18 @@ fn handle_request(request: Request) -> Response {
     let started = WasiClock.now_millis();
     let correlation = correlation_id(&request);
     let method = method_name(request.method());
-    let (response, template, outcome) = respond(&request, &method, &correlation);
-    log(
-        &method,
-        template,
-        *response.status(),
-        &outcome,
-        &correlation,
-        started,
-    );
+    let (response, template, outcome) = respond(&request, method, &correlation);
+    let mut line = RequestLog {
+        component: "patient-api",
+        method,
+        route: template,
+        status: *response.status(),
+        correlation_id: &correlation,
+        started_millis: started,
+    }
+    .line(WasiClock.now_millis());
+    line["outcome"] = outcome.into();
+    component_kit::log(&line);
     response
 }
 
@@ -108,18 +112,8 @@ fn serve(request: &Request, route: Route<'_>, correlation: &str) -> Result<Reply
 }
 
 fn store() -> Result<CosmosClient<WasiTransport, WasiClock>, ApiError> {
-    let endpoint = variable("cosmosendpoint").map_err(|m| ApiError::Misconfigured(m.0))?;
-    let key = variable("cosmoskey").map_err(|m| ApiError::Misconfigured(m.0))?;
-    let key = MasterKey::from_base64(&key).map_err(|_| ApiError::Misconfigured("cosmoskey"))?;
-    CosmosClient::new(
-        &endpoint,
-        key,
-        WasiTransport {
-            timeout: STORE_TIMEOUT,
-        },
-        WasiClock,
-    )
-    .map_err(|_| ApiError::Misconfigured("cosmosendpoint"))
+    component_kit::store_client(STORE_TIMEOUT, CosmosClient::new)
+        .map_err(|missing| ApiError::Misconfigured(missing.0))
 }
 
 /// `POST /auditrecord` on audit-api; only a 201 counts as written.
@@ -230,16 +224,7 @@ fn failed(
 
 /// The one place an [`ApiError`] becomes a response.
 fn error_response(e: &ApiError, correlation: &str) -> Response {
-    let problem = e.problem().with_correlation_id(correlation);
-    let mut builder = Response::builder();
-    builder
-        .status(problem.status)
-        .header("content-type", problem::CONTENT_TYPE)
-        .header(CORRELATION_HEADER, correlation);
-    for (name, value) in e.headers() {
-        builder.header(name, value);
-    }
-    builder.body(problem.to_json()).build()
+    problem_response_with(e.problem().with_correlation_id(correlation), e.headers())
 }
 
 fn reply_response(reply: Reply, correlation: &str) -> Response {
@@ -259,46 +244,9 @@ fn reply_response(reply: Reply, correlation: &str) -> Response {
     }
 }
 
-fn method_name(method: &Method) -> String {
-    match method {
-        Method::Get => "GET".into(),
-        Method::Post => "POST".into(),
-        Method::Put => "PUT".into(),
-        Method::Delete => "DELETE".into(),
-        Method::Patch => "PATCH".into(),
-        Method::Head => "HEAD".into(),
-        Method::Options => "OPTIONS".into(),
-        Method::Connect => "CONNECT".into(),
-        Method::Trace => "TRACE".into(),
-        // Unusual methods are logged by kind, not echoed.
-        Method::Other(_) => "OTHER".into(),
-    }
-}
-
-/// One JSON line per request: route template, never ids or bodies.
-fn log(method: &str, route: &str, status: u16, outcome: &str, correlation: &str, started: u64) {
-    let level = match status {
-        500..=599 => "error",
-        400..=499 => "warn",
-        _ => "info",
-    };
-    let line = serde_json::json!({
-        "level": level,
-        "component": "patient-api",
-        "msg": "request",
-        "method": method,
-        "route": route,
-        "status": status,
-        "outcome": outcome,
-        "correlationId": correlation,
-        "durationMs": WasiClock.now_millis().saturating_sub(started),
-    });
-    eprintln!("{line}");
-}
-
 fn warn(msg: &str, detail: &str, correlation: &str) {
     let line = serde_json::json!({
         "level": "warn", "component": "patient-api", "msg": msg, "detail": detail, "correlationId": correlation,
     });
-    eprintln!("{line}");
+    component_kit::log(&line);
 }

@@ -26,10 +26,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_LIMIT: u32 = 100;
 /// Largest `?limit=`.
 pub const MAX_LIMIT: u32 = 1000;
-/// Longest continuation token accepted from a client.
-pub const MAX_CONTINUATION_CHARS: usize = 8192;
-/// The header carrying the search continuation token, both ways.
-pub const CONTINUATION_HEADER: &str = "x-continuation-token";
+pub use component_kit::CONTINUATION_HEADER;
 /// Pages a store may answer empty in a row before we give up looking for a
 /// non-empty one (Cosmos may return empty pages with a continuation).
 const MAX_EMPTY_PAGES: usize = 20;
@@ -445,20 +442,9 @@ fn invalid_continuation() -> ApiError {
     }
 }
 
-/// A client's continuation token: printable ASCII, bounded. Whether the
-/// store issued it for this query is the store's to say.
+/// A client's continuation token, read as every component reads one.
 fn continuation(header: Option<&str>) -> Result<Option<String>, ApiError> {
-    match header {
-        None => Ok(None),
-        Some(t)
-            if !t.is_empty()
-                && t.len() <= MAX_CONTINUATION_CHARS
-                && t.bytes().all(|b| (0x20..=0x7e).contains(&b)) =>
-        {
-            Ok(Some(t.to_string()))
-        }
-        Some(_) => Err(invalid_continuation()),
-    }
+    component_kit::continuation_token(header).map_err(|_| invalid_continuation())
 }
 
 #[cfg(test)]

@@ -87,10 +87,7 @@ impl<T: Transport, C: Clock> Documents for CosmosClient<T, C> {
         partition: Option<&str>,
         page: PageRequest,
     ) -> Result<QueryPage, CosmosError> {
-        let mut query = Query::new(spec.text.clone())?;
-        for (name, value) in &spec.parameters {
-            query = query.with_parameter(name.clone(), value.clone())?;
-        }
+        let query = Query::with_parameters(spec.text.clone(), spec.parameters.clone())?;
         let scope = match partition {
             Some(pk) => QueryScope::Partition(PartitionKey::string(pk)),
             None => QueryScope::CrossPartition,

@@ -102,17 +102,7 @@ impl AppendPolicy {
         if conflicts < 2 {
             return Duration::ZERO;
         }
-        let exponent = (conflicts - 2).min(20);
-        let ceiling = self
-            .base_delay
-            .checked_mul(1u32 << exponent)
-            .map_or(self.max_delay, |d| d.min(self.max_delay));
-        let jitter = if jitter.is_finite() {
-            jitter.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        ceiling.mul_f64(jitter)
+        backoff::full_jitter(self.base_delay, self.max_delay, conflicts - 2, jitter)
     }
 }
 

@@ -22,8 +22,8 @@ use uuid::Uuid;
 use crate::chain::{AuditRecord, ChainHead, ChainKey, Digest};
 use crate::error::{AuditInputError, DocumentError, Violation};
 use crate::input::{Actor, AuditResource, CorrelationId, SourceSystemName};
-use crate::json::Fields;
 use crate::stamp::AuditTime;
+use strict_json::Fields;
 
 /// Properties Cosmos DB adds to every document; ignored when reading.
 pub const SYSTEM_PROPERTIES: [&str; 5] = ["_rid", "_self", "_etag", "_ts", "_attachments"];

@@ -81,6 +81,22 @@ impl AuditInputError {
     }
 }
 
+/// A JSON reading error is an input error of the same member; the message
+/// is this crate's.
+impl From<strict_json::JsonError> for AuditInputError {
+    fn from(e: strict_json::JsonError) -> Self {
+        use strict_json::Violation as Json;
+        let violation = match e.violation {
+            Json::MalformedJson { line, column } => Violation::MalformedJson { line, column },
+            Json::DuplicateField => Violation::DuplicateField,
+            Json::UnknownField => Violation::UnknownField,
+            Json::Required => Violation::Required,
+            Json::WrongType(t) => Violation::WrongType(t.with_article()),
+        };
+        AuditInputError::new(e.field, violation)
+    }
+}
+
 impl fmt::Display for AuditInputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message())
@@ -100,6 +116,12 @@ impl fmt::Display for DocumentError {
 }
 
 impl std::error::Error for DocumentError {}
+
+impl From<strict_json::JsonError> for DocumentError {
+    fn from(e: strict_json::JsonError) -> Self {
+        DocumentError(e.into())
+    }
+}
 
 impl From<AuditInputError> for DocumentError {
     fn from(e: AuditInputError) -> Self {

@@ -6,7 +6,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::error::{AuditInputError, Violation};
-use crate::json::{index_path, parse_body, Fields};
+use strict_json::{index_path, parse_body, Fields};
 
 /// Most characters of a source system name, resource id, correlation id or actor.
 pub const MAX_NAME_CHARS: usize = 128;

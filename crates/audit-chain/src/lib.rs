@@ -26,7 +26,6 @@ mod chain;
 pub mod document;
 mod error;
 mod input;
-mod json;
 pub mod params;
 mod stamp;
 mod verify;

@@ -6,26 +6,46 @@
 //! - [`WasiClock`]: wall and monotonic clocks, sleeping and jitter from WASI.
 //! - [`variable`], [`accepted_keys`]: Spin variables, read per request so a
 //!   rotated key is picked up without a restart.
-//! - [`problem_response`], [`json_response`]: responses in one place;
-//!   [`respond::serve`] hands them to the host so each leaves in one write.
+//! - [`store_client`]: the document store client, opened the same way by
+//!   every component that has one (this crate knows no store protocol: the
+//!   component passes the client's constructor).
+//! - [`problem_response`], [`problem_response_with`], [`json_response`]:
+//!   responses in one place; [`respond::serve`] hands them to the host so
+//!   each leaves in one write.
+//! - [`RequestLog`]: the one JSON log line per request, [`method_name`] for
+//!   the method in it.
+//! - [`continuation_token`]: the one reading of a client's
+//!   `x-continuation-token`.
 //!
 //! This crate must never log or return a variable's value, and never answer
-//! 500 for something a client sent.
+//! 500 for something a client sent. It holds no policy: who may do what,
+//! and what is audited, is decided by the components and their crates.
 
 pub mod outbound;
 pub mod respond;
 
+use std::time::Duration;
+
+use cosmos_auth::MasterKey;
 use hostkey::{AcceptedKeys, KeyRejection, HOST_KEY_HEADER};
 use problem::Problem;
 use spin_sdk::http::{Request, Response};
 
-pub use cosmos::{HttpRequest, HttpResponse, Method, TransportError};
+pub use http_transport::{HttpRequest, HttpResponse, Method, TransportError};
 pub use respond::{serve, serve_then, AfterResponse};
 
 /// The header carrying the correlation id between components.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 /// The header carrying the actor the gateway authenticated.
 pub const ACTOR_HEADER: &str = "x-actor";
+/// The header carrying a query's continuation token, both ways.
+pub const CONTINUATION_HEADER: &str = "x-continuation-token";
+/// Longest continuation token accepted from a client (a store's tokens are
+/// far shorter; the bound keeps a hostile header from being passed on).
+pub const MAX_CONTINUATION_CHARS: usize = 8192;
+/// The variables naming the document store: its endpoint and master key.
+pub const STORE_ENDPOINT_VARIABLE: &str = "cosmosendpoint";
+pub const STORE_KEY_VARIABLE: &str = "cosmoskey";
 
 /// A variable that could not be read. Says which, never what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,15 +137,28 @@ pub fn random_hex(n: usize) -> String {
         .collect()
 }
 
-/// A problem+json response.
+/// A problem+json response; a 503 says `retry-after: 1`.
 pub fn problem_response(problem: Problem) -> Response {
+    problem_response_with(problem, Vec::new())
+}
+
+/// A problem+json response with more headers (`allow` on a 405, a
+/// `retry-after` of the component's own); a 503 without its own
+/// `retry-after` says `retry-after: 1`.
+pub fn problem_response_with(problem: Problem, headers: Vec<(&'static str, String)>) -> Response {
     let mut builder = Response::builder();
     builder
         .status(problem.status)
         .header("content-type", problem::CONTENT_TYPE)
         .header(CORRELATION_HEADER, problem.correlation_id.clone());
-    if problem.status == 503 {
+    let has_retry_after = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("retry-after"));
+    if problem.status == 503 && !has_retry_after {
         builder.header("retry-after", "1");
+    }
+    for (name, value) in headers {
+        builder.header(name, value);
     }
     builder.body(problem.to_json()).build()
 }
@@ -183,7 +216,7 @@ impl WasiClock {
     }
 }
 
-impl cosmos::Clock for WasiClock {
+impl http_transport::Clock for WasiClock {
     fn now_unix_seconds(&self) -> i64 {
         wasi::clocks::wall_clock::now().seconds as i64
     }
@@ -201,14 +234,175 @@ impl cosmos::Clock for WasiClock {
     }
 }
 
-/// The Cosmos transport: outbound HTTP with a per-attempt time limit.
+/// The store client's transport: outbound HTTP with a per-attempt time limit.
 #[derive(Debug, Clone, Copy)]
 pub struct WasiTransport {
-    pub timeout: std::time::Duration,
+    pub timeout: Duration,
 }
 
-impl cosmos::Transport for WasiTransport {
+impl http_transport::Transport for WasiTransport {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         outbound::send(&request, self.timeout)
+    }
+}
+
+/// The store's master key from its variable.
+pub fn store_key() -> Result<MasterKey, MissingVariable> {
+    let key = variable(STORE_KEY_VARIABLE)?;
+    MasterKey::from_base64(&key).map_err(|_| MissingVariable(STORE_KEY_VARIABLE))
+}
+
+/// The document store client: endpoint and key from their variables,
+/// outbound HTTP with `timeout` per attempt, the WASI clock. `connect` is
+/// the client's constructor (`cosmos::CosmosClient::new`); any error it
+/// gives is about the endpoint, the only setting it still judges.
+pub fn store_client<S, E>(
+    timeout: Duration,
+    connect: impl FnOnce(&str, MasterKey, WasiTransport, WasiClock) -> Result<S, E>,
+) -> Result<S, MissingVariable> {
+    let endpoint = variable(STORE_ENDPOINT_VARIABLE)?;
+    let key = store_key()?;
+    connect(&endpoint, key, WasiTransport { timeout }, WasiClock)
+        .map_err(|_| MissingVariable(STORE_ENDPOINT_VARIABLE))
+}
+
+/// A method as logged: its name when it is a standard one; anything else
+/// is `OTHER` (an unusual method is client text and could carry anything).
+pub fn method_name(method: &spin_sdk::http::Method) -> &'static str {
+    use spin_sdk::http::Method as M;
+    match method {
+        M::Get => "GET",
+        M::Post => "POST",
+        M::Put => "PUT",
+        M::Delete => "DELETE",
+        M::Patch => "PATCH",
+        M::Head => "HEAD",
+        M::Options => "OPTIONS",
+        M::Connect => "CONNECT",
+        M::Trace => "TRACE",
+        M::Other(_) => "OTHER",
+    }
+}
+
+/// A client's `x-continuation-token` that cannot be one: empty, too long,
+/// or not printable ASCII. Whether the store issued it for this query is
+/// the store's to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidContinuation;
+
+/// Reads a client's continuation token (`None`: the first page).
+pub fn continuation_token(header: Option<&str>) -> Result<Option<String>, InvalidContinuation> {
+    match header {
+        None => Ok(None),
+        Some(t)
+            if !t.is_empty()
+                && t.len() <= MAX_CONTINUATION_CHARS
+                && t.bytes().all(|b| (0x20..=0x7e).contains(&b)) =>
+        {
+            Ok(Some(t.to_string()))
+        }
+        Some(_) => Err(InvalidContinuation),
+    }
+}
+
+/// The fields every component's request log line has. One JSON line per
+/// request: method name, route template (never a concrete path, a query
+/// string, a header value or a body), status, time to the response and
+/// correlation id; the component adds its own data-free fields.
+#[derive(Debug, Clone)]
+pub struct RequestLog<'a> {
+    pub component: &'static str,
+    pub method: &'static str,
+    pub route: &'a str,
+    pub status: u16,
+    pub correlation_id: &'a str,
+    /// [`WasiClock::now_millis`](http_transport::Clock::now_millis) when
+    /// the request arrived.
+    pub started_millis: u64,
+}
+
+impl RequestLog<'_> {
+    /// The line: `error` for a 5xx, `warn` for a 4xx, else `info`.
+    pub fn line(&self, now_millis: u64) -> serde_json::Value {
+        let level = match self.status {
+            500..=599 => "error",
+            400..=499 => "warn",
+            _ => "info",
+        };
+        serde_json::json!({
+            "level": level,
+            "component": self.component,
+            "msg": "request",
+            "method": self.method,
+            "route": self.route,
+            "status": self.status,
+            "correlationId": self.correlation_id,
+            "durationMs": now_millis.saturating_sub(self.started_millis),
+        })
+    }
+}
+
+/// Writes a log line to stderr (the runtime collects it).
+pub fn log(line: &serde_json::Value) {
+    eprintln!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuation_tokens_are_bounded_printable_ascii() {
+        assert_eq!(continuation_token(None), Ok(None));
+        assert_eq!(
+            continuation_token(Some("{\"token\":\"+RID:~a\"}")),
+            Ok(Some("{\"token\":\"+RID:~a\"}".to_string()))
+        );
+        let longest = "t".repeat(MAX_CONTINUATION_CHARS);
+        assert_eq!(
+            continuation_token(Some(&longest)),
+            Ok(Some(longest.clone()))
+        );
+        for bad in [
+            String::new(),
+            format!("{longest}t"),
+            "a\u{7f}".into(),
+            "a\tb".into(),
+            "é".into(),
+        ] {
+            assert_eq!(
+                continuation_token(Some(&bad)),
+                Err(InvalidContinuation),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unusual_methods_are_logged_by_kind() {
+        use spin_sdk::http::Method as M;
+        assert_eq!(method_name(&M::Get), "GET");
+        assert_eq!(method_name(&M::Patch), "PATCH");
+        assert_eq!(method_name(&M::Other("GET\n{}".into())), "OTHER");
+    }
+
+    #[test]
+    fn the_log_line_level_follows_the_status() {
+        let entry = |status| RequestLog {
+            component: "c",
+            method: "GET",
+            route: "/r/{id}",
+            status,
+            correlation_id: "abc",
+            started_millis: 10,
+        };
+        let line = entry(200).line(25);
+        assert_eq!(line["level"], "info");
+        assert_eq!(line["durationMs"], 15);
+        assert_eq!(line["route"], "/r/{id}");
+        assert_eq!(entry(404).line(25)["level"], "warn");
+        assert_eq!(entry(503).line(25)["level"], "error");
+        // A clock that went backwards gives 0, not a wrapped number.
+        assert_eq!(entry(200).line(0)["durationMs"], 0);
     }
 }

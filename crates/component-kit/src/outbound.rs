@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use cosmos::{HttpRequest, HttpResponse, Method, TransportError};
+use http_transport::{HttpRequest, HttpResponse, Method, TransportError};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
     ErrorCode, Fields, Method as WasiMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,

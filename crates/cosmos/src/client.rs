@@ -11,7 +11,7 @@ use crate::model::{
     QueryPage, QueryScope,
 };
 use crate::retry::RetryPolicy;
-use crate::transport::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
+use http_transport::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
 
 /// The REST API version every request asks for (`x-ms-version`).
 pub const API_VERSION: &str = "2018-12-31";

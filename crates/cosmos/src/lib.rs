@@ -21,19 +21,20 @@ mod client;
 mod error;
 mod model;
 mod retry;
-mod transport;
 
 #[cfg(test)]
 mod testing;
 
 pub use client::{CosmosClient, API_VERSION};
 pub use error::{ConfigError, CosmosError, InputError};
+/// The injected I/O, re-exported so callers of the client need no second
+/// dependency to implement it.
+pub use http_transport::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
 pub use model::{
     ContainerRef, Document, DocumentId, ETag, PageRequest, PartitionKey, Query, QueryPage,
     QueryScope,
 };
 pub use retry::RetryPolicy;
-pub use transport::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
 
 /// Re-exported so callers need no direct dependency to build a key.
 pub use cosmos_auth::MasterKey;

@@ -259,6 +259,24 @@ impl Query {
         Ok(self)
     }
 
+    /// A query from its text and `(name, value)` parameters, each checked as
+    /// [`Query::with_parameter`] does (the shape `records` and
+    /// `audit-chain` build their queries in).
+    pub fn with_parameters<N, V>(
+        text: impl Into<String>,
+        parameters: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<Self, InputError>
+    where
+        N: Into<String>,
+        V: Into<Value>,
+    {
+        parameters
+            .into_iter()
+            .try_fold(Self::new(text)?, |query, (name, value)| {
+                query.with_parameter(name, value)
+            })
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -435,6 +453,25 @@ mod tests {
         assert_eq!(
             q.with_parameter("@a", 2),
             Err(InputError::DuplicateParameter)
+        );
+    }
+
+    #[test]
+    fn a_query_from_parts_checks_each_parameter() {
+        let parts = vec![("@a".to_string(), json!(1)), ("@b".to_string(), json!("x"))];
+        let q = Query::with_parameters("SELECT * FROM c WHERE c.a = @a", parts.clone()).unwrap();
+        assert_eq!(q.parameters(), parts.as_slice());
+        assert_eq!(
+            Query::with_parameters("SELECT 1", [("@a", 1), ("@a", 2)]),
+            Err(InputError::DuplicateParameter)
+        );
+        assert_eq!(
+            Query::with_parameters("SELECT 1", [("a", 1)]),
+            Err(InputError::InvalidParameterName)
+        );
+        assert_eq!(
+            Query::with_parameters(" ", Vec::<(String, Value)>::new()),
+            Err(InputError::Empty { what: "query text" })
         );
     }
 

@@ -40,18 +40,12 @@ impl RetryPolicy {
     /// Full-jitter backoff after failed attempt number `attempt` (1-based):
     /// `jitter * min(max_delay, base_delay * 2^(attempt-1))`.
     pub(crate) fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(31);
-        let ceiling = self
-            .base_delay
-            .checked_mul(1u32 << exponent)
-            .map_or(self.max_delay, |d| d.min(self.max_delay));
-        // A misbehaving jitter source must not stretch the wait past the ceiling.
-        let jitter = if jitter.is_finite() {
-            jitter.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        ceiling.mul_f64(jitter)
+        backoff::full_jitter(
+            self.base_delay,
+            self.max_delay,
+            attempt.saturating_sub(1),
+            jitter,
+        )
     }
 
     /// The wait the server asked for, capped.

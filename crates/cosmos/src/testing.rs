@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cosmos_auth::{check_date, verify, AuthError, MasterKey, SignedRequest};
 
-use crate::transport::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
+use http_transport::{Clock, HttpRequest, HttpResponse, Transport, TransportError};
 
 pub const KEY_B64: &str =
     "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
@@ -172,14 +172,8 @@ pub fn server_verify(request: &HttpRequest, key: &MasterKey) -> Result<(), AuthE
     let view = server_view(request);
     let date = request.header("x-ms-date");
     check_date(date, NOW)?;
-    let verb = match request.method {
-        Method::Get => "GET",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Delete => "DELETE",
-    };
     let signed = SignedRequest {
-        verb,
+        verb: request.method.as_str(),
         resource_type: &view.resource_type,
         resource_link: &view.link,
         date: date.unwrap_or_default(),

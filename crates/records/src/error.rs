@@ -5,23 +5,8 @@
 
 use std::fmt;
 
-/// The JSON type a field must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonType {
-    String,
-    Array,
-    Object,
-}
-
-impl JsonType {
-    fn with_article(self) -> &'static str {
-        match self {
-            JsonType::String => "a string",
-            JsonType::Array => "an array",
-            JsonType::Object => "an object",
-        }
-    }
-}
+/// The JSON type a field must have (`strict_json` checks it).
+pub use strict_json::JsonType;
 
 /// What is wrong with one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +123,22 @@ impl ValidationError {
     }
 }
 
+/// A JSON reading error is a validation error of the same member; the
+/// message is this crate's.
+impl From<strict_json::JsonError> for ValidationError {
+    fn from(e: strict_json::JsonError) -> Self {
+        use strict_json::Violation as Json;
+        let violation = match e.violation {
+            Json::MalformedJson { line, column } => Violation::MalformedJson { line, column },
+            Json::DuplicateField => Violation::DuplicateField,
+            Json::UnknownField => Violation::UnknownField,
+            Json::Required => Violation::Required,
+            Json::WrongType(t) => Violation::WrongType(t),
+        };
+        ValidationError::new(e.field, violation)
+    }
+}
+
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message())
@@ -159,6 +160,12 @@ impl fmt::Display for DocumentError {
 }
 
 impl std::error::Error for DocumentError {}
+
+impl From<strict_json::JsonError> for DocumentError {
+    fn from(e: strict_json::JsonError) -> Self {
+        DocumentError(e.into())
+    }
+}
 
 impl From<ValidationError> for DocumentError {
     fn from(e: ValidationError) -> Self {

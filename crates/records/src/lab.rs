@@ -4,9 +4,10 @@ use serde_json::{Map, Value};
 
 use crate::error::{DocumentError, ValidationError, Violation};
 use crate::ids::{PatientId, TestId};
-use crate::json::{index_path, parse_body, text_type, Fields, TextStyle};
+use crate::text::{text_type, TextStyle};
 use crate::timestamp::Timestamp;
 use crate::SYSTEM_PROPERTIES;
+use strict_json::{index_path, parse_body, Fields};
 
 text_type!(
     /// A string member of a test (`performer`, `orderReference`, and an

@@ -28,10 +28,10 @@
 mod date;
 mod error;
 mod ids;
-mod json;
 mod lab;
 mod patient;
 mod search;
+mod text;
 mod timestamp;
 
 pub use date::DateOfBirth;

@@ -5,9 +5,10 @@ use serde_json::{Map, Value};
 use crate::date::DateOfBirth;
 use crate::error::{DocumentError, ValidationError, Violation};
 use crate::ids::PatientId;
-use crate::json::{parse_body, text_type, Fields, TextStyle};
+use crate::text::{text_type, TextStyle};
 use crate::timestamp::Timestamp;
 use crate::SYSTEM_PROPERTIES;
+use strict_json::{parse_body, Fields};
 
 text_type!(
     /// `firstName`: required, at most 64 characters.
@@ -45,7 +46,7 @@ impl PostCode {
     }
 
     pub(crate) fn parse_at(field: &str, value: String) -> Result<Self, ValidationError> {
-        crate::json::check_text(field, &value, usize::MAX, TextStyle::Identifying)?;
+        crate::text::check_text(field, &value, usize::MAX, TextStyle::Identifying)?;
         if value.chars().count() != Self::CHARS {
             return Err(ValidationError::new(
                 field,

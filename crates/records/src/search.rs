@@ -5,11 +5,11 @@ use serde_json::{json, Value};
 use crate::date::DateOfBirth;
 use crate::error::{ValidationError, Violation};
 use crate::ids::PatientId;
-use crate::json::{parse_body, Fields};
 use crate::patient::{
     ContactNumber, FirstName, FullName, Gender, InsuranceNumber, LastName, PostCode,
     DATE_OF_BIRTH_KEY,
 };
+use strict_json::{parse_body, Fields};
 
 /// Validated search criteria; every given criterion must match. No criteria
 /// at all means all patients.

@@ -1,9 +1,17 @@
-//! The injected I/O: one HTTP exchange and a clock. Components implement these
-//! over Spin's outbound HTTP; tests implement them with scripted fakes.
+//! The injected I/O of the store clients: one HTTP exchange and a clock.
+//! Components implement these over WASI (`component-kit`); native tests and
+//! tools implement them with scripted fakes or a blocking HTTP client. The
+//! Cosmos client (`cosmos`) is written against these traits, and so is the
+//! component shell, which therefore needs no Cosmos code to send a request.
+//!
+//! What this crate must never do: show a request's header values or any
+//! body in `Debug` or in an error (a request header may be the
+//! `authorization` token, a body may be patient data), or do any I/O itself.
 
 use std::time::Duration;
 
-/// The HTTP methods the Cosmos document API needs.
+/// The methods the app sends: the Cosmos document API's, and the service
+/// chaining calls (which use GET and POST).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -148,5 +156,55 @@ impl<C: Clock + ?Sized> Clock for &C {
     }
     fn jitter(&self) -> f64 {
         (**self).jitter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_request_header_value_and_no_body() {
+        let request = HttpRequest {
+            method: Method::Post,
+            url: "https://store.example/dbs".into(),
+            headers: vec![(
+                "Authorization".into(),
+                "type%3Dmaster%26sig%3Dsecret".into(),
+            )],
+            body: b"{\"firstName\":\"Ada\"}".to_vec(),
+        };
+        let shown = format!("{request:?}");
+        assert!(shown.contains("Authorization") && shown.contains("body_len: 19"));
+        assert!(
+            !shown.contains("secret") && !shown.contains("Ada"),
+            "{shown}"
+        );
+        let response = HttpResponse {
+            status: 200,
+            headers: vec![("etag".into(), "\"1\"".into())],
+            body: b"{\"lastName\":\"Lovelace\"}".to_vec(),
+        };
+        assert!(!format!("{response:?}").contains("Lovelace"));
+    }
+
+    #[test]
+    fn headers_are_found_case_insensitively_first_one_wins() {
+        let response = HttpResponse {
+            status: 200,
+            headers: vec![
+                ("X-Ms-Continuation".into(), "a".into()),
+                ("x-ms-continuation".into(), "b".into()),
+            ],
+            body: Vec::new(),
+        };
+        assert_eq!(response.header("x-ms-CONTINUATION"), Some("a"));
+        assert_eq!(response.header("etag"), None);
+    }
+
+    #[test]
+    fn methods_go_on_the_wire_in_upper_case() {
+        let names = [Method::Get, Method::Post, Method::Put, Method::Delete].map(Method::as_str);
+        assert_eq!(names, ["GET", "POST", "PUT", "DELETE"]);
     }
 }

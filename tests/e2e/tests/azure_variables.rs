@@ -95,7 +95,6 @@ fn render_runtime_config(vault_url: &str) -> String {
 }
 
 fn load(
-    secrets: &Secrets,
     vault: &FakeVault,
     extra_env: &[(&str, &str)],
     authority: Option<&str>,
@@ -152,7 +151,7 @@ fn start_with(
     let mut contents = vault_contents(&secrets);
     vault_secrets(&mut contents);
     let vault = FakeVault::start(&contents);
-    let (app, dir) = load(&secrets, &vault, extra_env, None);
+    let (app, dir) = load(&vault, extra_env, None);
     let app = app.expect("app loads with the rendered runtime config");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -421,7 +420,7 @@ fn a_token_endpoint_that_is_down_fails_closed() {
     // Nothing listens on port 1: the vault is reachable, the token is not.
     // Loading expands allowed_outbound_hosts ({{ cosmosendpoint }}), which
     // needs the vault, so the host refuses to start, naming the variable.
-    let (app, _dir) = load(&secrets, &vault, &[], Some("http://127.0.0.1:1"));
+    let (app, _dir) = load(&vault, &[], Some("http://127.0.0.1:1"));
     let err = format!("{:#}", app.err().expect("start refused"));
     assert!(err.contains("cosmosendpoint"), "{err}");
     assert!(err.contains("token endpoint unreachable"), "{err}");

@@ -122,6 +122,7 @@ pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
 impl Variables {
     /// The chain with no runtime config: the environment provider only, as
     /// `spin up` without `--runtime-config-file`.
+    #[cfg(test)]
     pub fn resolve(manifest: &Manifest, environment: &HashMap<String, String>) -> Result<Self> {
         Self::with_runtime_config(manifest, environment, &RuntimeConfig::default())
     }

@@ -58,10 +58,6 @@ impl FakeVault {
         self.state.lock().unwrap().mode = Some(mode);
     }
 
-    pub fn remove(&self, name: &str) {
-        self.state.lock().unwrap().secrets.remove(name);
-    }
-
     /// Secret GETs per name so far.
     pub fn reads(&self) -> BTreeMap<String, u64> {
         self.state.lock().unwrap().reads.clone()

@@ -186,6 +186,20 @@ def test_runtime_config_uses_key_vault_with_ambient_auth():
         "AzurePublicCloud", "AzureChina", "AzureGermany", "AzureGovernment"}
 
 
+def test_runtime_config_asks_the_environment_before_key_vault():
+    # Spin asks the runtime config's providers first, in order, and appends
+    # its own environment provider last; a Key Vault miss is an error that
+    # ends the lookup. The plain settings (ConfigMap -> SPIN_VARIABLE_*)
+    # resolve only if an `env` entry comes before Key Vault.
+    types = [p["type"] for p in envlib.runtime_config()["config_provider"]]
+    assert "env" in types and "azure_key_vault" in types, types
+    assert types.index("env") < types.index("azure_key_vault"), types
+    env = envlib.runtime_config()["config_provider"][types.index("env")]
+    # No prefix (SPIN_VARIABLE_, which SpinApp spec.variables produce) and
+    # no .env file in a pod.
+    assert set(env) == {"type"}, env
+
+
 def test_runtime_config_holds_no_key():
     kv = envlib.runtime_config()["key_value_store"]["default"]
     assert "key" not in kv, "the key-value store must use workload identity, not an account key"

@@ -12,10 +12,12 @@
 //! variable's value.
 
 mod costs;
+mod keyvault;
 mod manifest;
 mod outbound;
 mod routes;
 mod runtime;
+mod runtime_config;
 mod server;
 mod spin_imports;
 mod variables;
@@ -27,6 +29,7 @@ pub use costs::Costs;
 pub use manifest::{ComponentDecl, Manifest, Route, VariableDecl};
 pub use outbound::AllowedHost;
 pub use runtime::{Denial, Fault, HostOptions, LogLine};
+pub use runtime_config::{KeyVaultAuth, KeyVaultConfig, ProviderConfig, RuntimeConfig};
 pub use server::RunningServer;
 pub use variables::{parse_dotenv, validate_name, Provider};
 
@@ -41,10 +44,45 @@ impl App {
     /// variable no provider resolves, a malformed manifest, or a component
     /// importing something Spin does not provide.
     pub fn load(manifest_path: &Path, options: HostOptions) -> anyhow::Result<Self> {
+        Self::load_with_runtime_config(manifest_path, options, None)
+    }
+
+    /// [`App::load`] with a runtime config, as `spin up
+    /// --runtime-config-file`: its variable providers are asked first, in
+    /// order, then the environment. A malformed config, or one naming a
+    /// provider the host does not model, refuses to start.
+    pub fn load_with_runtime_config(
+        manifest_path: &Path,
+        options: HostOptions,
+        runtime_config: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let manifest = Manifest::load(manifest_path)?;
+        let config = match runtime_config {
+            Some(path) => RuntimeConfig::load(path)?,
+            None => RuntimeConfig::default(),
+        };
         Ok(Self {
-            inner: runtime::AppInner::load(manifest, &options)?,
+            inner: runtime::AppInner::load(manifest, &options, &config)?,
         })
+    }
+
+    /// How many times each application variable was resolved through the
+    /// provider chain since load (or the last reset): every component
+    /// `variables::get` and every variable Spin resolves when an instance
+    /// first checks an outbound request. With Key Vault answering, each is
+    /// a Key Vault GET.
+    pub fn variable_reads(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner.variables.reads()
+    }
+
+    /// `variables::get` calls per component since load (or the last reset).
+    pub fn variable_gets(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner.variables.gets()
+    }
+
+    /// Zeroes [`App::variable_reads`] and [`App::variable_gets`].
+    pub fn reset_variable_reads(&self) {
+        self.inner.variables.reset_counts()
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -86,7 +124,7 @@ impl App {
         self.inner.variables.set(name, value)
     }
 
-    /// Which provider resolved a variable.
+    /// Which provider answers for a variable now.
     pub fn variable_provider(&self, name: &str) -> Option<Provider> {
         self.inner.variables.provider_of(name)
     }

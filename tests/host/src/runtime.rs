@@ -223,6 +223,11 @@ struct OutboundHooks {
     app: Arc<AppInner>,
     component: Arc<LoadedComponent>,
     lineage: Lineage,
+    /// Spin resolves every application variable once per instance, the
+    /// first time the instance's outbound requests are checked
+    /// (factor-outbound-networking `prepare`); a failure there denies every
+    /// outbound request of the instance.
+    prepared: Option<Result<(), String>>,
 }
 
 type IoFuture = Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>;
@@ -239,8 +244,23 @@ impl WasiHttpHooks for OutboundHooks {
     > {
         let app = self.app.clone();
         let component = self.component.clone();
+        let prepared = self
+            .prepared
+            .get_or_insert_with(|| app.variables.prepare_all())
+            .clone();
         let lineage = self.lineage.clone();
         Box::new(async move {
+            if let Err(e) = prepared {
+                app.log(
+                    &component.decl.id,
+                    "host",
+                    format!(
+                        "Error resolving variables when checking request against allowed \
+                         outbound hosts: {e}"
+                    ),
+                );
+                return Err(HttpError::HttpRequestDenied);
+            }
             let response = app
                 .send_outbound(&component, &lineage, request, options)
                 .await?;
@@ -322,8 +342,18 @@ fn is_loopback(host: &str) -> bool {
 }
 
 impl AppInner {
-    pub(crate) fn load(manifest: Manifest, options: &HostOptions) -> Result<Arc<Self>> {
-        let variables = Variables::resolve(&manifest, &options.environment)?;
+    pub(crate) fn load(
+        manifest: Manifest,
+        options: &HostOptions,
+        runtime_config: &crate::runtime_config::RuntimeConfig,
+    ) -> Result<Arc<Self>> {
+        let variables =
+            Variables::with_runtime_config(&manifest, &options.environment, runtime_config)?;
+        for section in &runtime_config.unmodelled {
+            eprintln!(
+                "spin-test-host: runtime config {section} is not modelled; the local default is used"
+            );
+        }
         let state_dir = options
             .state_dir
             .clone()
@@ -380,6 +410,9 @@ impl AppInner {
                 }),
             );
         }
+        // Reads made while loading (allowed_outbound_hosts templates) are
+        // not a request's.
+        variables.reset_counts();
         let key_value = KeyValueBackend::open(&state_dir.join("sqlite_key_value.db"))?;
         let sqlite = SqliteDatabases {
             default_path: state_dir.join("sqlite_db.db"),
@@ -522,6 +555,7 @@ impl AppInner {
                 app: self.clone(),
                 component: component.clone(),
                 lineage,
+                prepared: None,
             },
         };
         let mut store = Store::new(component.pre.engine(), state);

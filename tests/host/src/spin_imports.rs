@@ -257,6 +257,8 @@ impl variables::Host for InstanceState {
     fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
         use crate::variables::GetError;
         self.app.costs.variable_read();
+        // Every call is a provider call: Spin caches nothing.
+        self.app.variables.count_get(&self.component.decl.id);
         Ok(crate::variables::component_get(
             &self.app.variables,
             &self.component.decl.variables,

@@ -1,17 +1,33 @@
-//! Spin variables: provider order, templates and per-component visibility.
+//! Spin variables: the provider chain, templates and per-component visibility.
 //!
-//! Providers are tried in Spin's order: the environment (`SPIN_VARIABLE_<NAME>`),
-//! then a `.env` file beside the manifest, then the manifest default. A
-//! `required` variable that no provider resolves stops the app at startup with
-//! Spin's message. A component sees only the names in its own
-//! `[component.<id>.variables]` table.
+//! As Spin does it (crates/expressions, crates/runtime-config/src/variables.rs,
+//! crates/variables-env, crates/variables-azure):
+//!
+//! - The providers of the runtime config are asked first, in order; an
+//!   environment provider (`SPIN_VARIABLE_<NAME>`, then `.env` in the working
+//!   directory) is always appended; the manifest default comes last.
+//! - A provider that answers "not mine" passes to the next; a provider that
+//!   fails stops the lookup (no fall-through). The Key Vault provider fails
+//!   for a secret it does not have.
+//! - Nothing is cached: every `variables::get` walks the chain again, so each
+//!   is a Key Vault GET when Key Vault answers it. Only a `.env` file is read
+//!   once.
+//! - At startup Spin only asks each provider whether it *may* resolve each
+//!   required variable: the environment provider looks, Key Vault always says
+//!   yes. So a secret missing from Key Vault does not stop startup; it fails
+//!   where it is read.
+//!
+//! A component sees only the names in its own `[component.<id>.variables]`.
+//! Every resolution is counted per variable, for tests and benchmarks.
 
 use anyhow::{anyhow, bail, Result};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::sync::RwLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, RwLock};
 
+use crate::keyvault::KeyVaultProvider;
 use crate::manifest::Manifest;
+use crate::runtime_config::{ProviderConfig, RuntimeConfig};
 
 /// Spin's rule for variable names: lowercase ASCII letters, digits and
 /// underscores, starting with a letter, no double or trailing underscore.
@@ -31,21 +47,54 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-/// Where a variable's value came from; tests and diagnostics use it, values
+/// Where a variable's value comes from; tests and diagnostics use it, values
 /// themselves are never printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     Environment,
     DotEnv,
+    KeyVault,
     Default,
 }
 
-/// Application variables as the providers resolve them. Values can be
-/// replaced at run time through [`Variables::set`], which models a secret
-/// changing in the provider (a key rotation in Key Vault).
+/// Spin's environment provider: `<prefix>_<NAME>` from the environment, then
+/// from a dotenv file (read once, as Spin caches it).
+struct EnvProvider {
+    prefix: String,
+    dotenv_path: Option<PathBuf>,
+    dotenv: OnceLock<HashMap<String, String>>,
+}
+
+impl EnvProvider {
+    fn get(&self, environment: &HashMap<String, String>, name: &str) -> Option<(String, Provider)> {
+        let key = format!("{}_{}", self.prefix, name.to_ascii_uppercase());
+        if let Some(v) = environment.get(&key) {
+            return Some((v.clone(), Provider::Environment));
+        }
+        let path = self.dotenv_path.as_deref()?;
+        self.dotenv
+            .get_or_init(|| read_dotenv(path))
+            .get(&key)
+            .map(|v| (v.clone(), Provider::DotEnv))
+    }
+}
+
+enum ChainProvider {
+    Env(EnvProvider),
+    KeyVault(KeyVaultProvider),
+}
+
+/// Application variables and the providers that resolve them.
 pub struct Variables {
     declared: BTreeMap<String, crate::manifest::VariableDecl>,
-    resolved: RwLock<HashMap<String, (String, Provider)>>,
+    providers: Vec<ChainProvider>,
+    /// The process environment the env providers read (a test's stand-in for
+    /// it); [`Variables::set`] changes it, as `export` would.
+    environment: RwLock<HashMap<String, String>>,
+    /// Resolutions per application variable since the last reset.
+    reads: Mutex<BTreeMap<String, u64>>,
+    /// `variables::get` calls per component since the last reset.
+    gets: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Reads a `.env` file: `KEY=value` lines, `#` comments, optional quotes.
@@ -71,63 +120,165 @@ pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
 }
 
 impl Variables {
-    /// Resolves every declared variable. `environment` is the process
-    /// environment (or a test's stand-in for it).
+    /// The chain with no runtime config: the environment provider only, as
+    /// `spin up` without `--runtime-config-file`.
+    #[cfg(test)]
     pub fn resolve(manifest: &Manifest, environment: &HashMap<String, String>) -> Result<Self> {
-        let dotenv = read_dotenv(&manifest.dir.join(".env"));
-        let mut resolved = HashMap::new();
-        let mut missing = Vec::new();
-        for (name, decl) in &manifest.variables {
-            let env_key = format!("SPIN_VARIABLE_{}", name.to_uppercase());
-            let value = if let Some(v) = environment.get(&env_key) {
-                Some((v.clone(), Provider::Environment))
-            } else if let Some(v) = dotenv.get(&env_key) {
-                Some((v.clone(), Provider::DotEnv))
-            } else {
-                decl.default.clone().map(|v| (v, Provider::Default))
-            };
-            match value {
-                Some(v) => {
-                    resolved.insert(name.clone(), v);
-                }
-                None if decl.required => missing.push(format!("Key({name:?})")),
-                None => {}
-            }
+        Self::with_runtime_config(manifest, environment, &RuntimeConfig::default())
+    }
+
+    /// Builds the chain from a runtime config and checks, as Spin's startup
+    /// does, that every required variable has a provider that may resolve it.
+    pub fn with_runtime_config(
+        manifest: &Manifest,
+        environment: &HashMap<String, String>,
+        config: &RuntimeConfig,
+    ) -> Result<Self> {
+        let mut providers = Vec::new();
+        for (i, entry) in config.providers.iter().enumerate() {
+            providers.push(match entry {
+                ProviderConfig::Env {
+                    prefix,
+                    dotenv_path,
+                } => ChainProvider::Env(EnvProvider {
+                    prefix: prefix.clone().unwrap_or_else(|| "SPIN_VARIABLE".into()),
+                    dotenv_path: dotenv_path.clone(),
+                    dotenv: OnceLock::new(),
+                }),
+                ProviderConfig::AzureKeyVault(kv) => ChainProvider::KeyVault(
+                    KeyVaultProvider::new(kv, environment)
+                        .map_err(|e| anyhow!("runtime config provider #{}: {e}", i + 1))?,
+                ),
+            });
         }
+        // Spin always appends its default environment provider, whose
+        // dotenv path is `.env` relative to the working directory.
+        providers.push(ChainProvider::Env(EnvProvider {
+            prefix: "SPIN_VARIABLE".into(),
+            dotenv_path: Some(PathBuf::from(".env")),
+            dotenv: OnceLock::new(),
+        }));
+        let vars = Self {
+            declared: manifest.variables.clone(),
+            providers,
+            environment: RwLock::new(environment.clone()),
+            reads: Mutex::new(BTreeMap::new()),
+            gets: Mutex::new(BTreeMap::new()),
+        };
+        let missing: Vec<String> = manifest
+            .variables
+            .iter()
+            .filter(|(_, decl)| decl.default.is_none())
+            .filter(|(name, _)| !vars.may_resolve(name))
+            .map(|(name, _)| format!("Key({name:?})"))
+            .collect();
         if !missing.is_empty() {
             bail!(
                 "provider error: no provider resolved required variable(s): [{}]",
                 missing.join(", ")
             );
         }
-        Ok(Self {
-            declared: manifest.variables.clone(),
-            resolved: RwLock::new(resolved),
+        Ok(vars)
+    }
+
+    /// Spin's `may_resolve`: the environment provider looks; a Key Vault
+    /// provider always says it may.
+    fn may_resolve(&self, name: &str) -> bool {
+        let environment = self.environment.read().unwrap();
+        self.providers.iter().any(|p| match p {
+            ChainProvider::Env(env) => env.get(&environment, name).is_some(),
+            ChainProvider::KeyVault(_) => true,
         })
     }
 
-    /// Replaces a variable's value as a provider would after a secret update.
+    /// Sets `SPIN_VARIABLE_<NAME>` in the environment the env providers
+    /// read, as a changed deployment setting would. A provider before them
+    /// (Key Vault) still answers first, as in Spin.
     pub fn set(&self, name: &str, value: &str) -> Result<()> {
         if !self.declared.contains_key(name) {
             bail!("no application variable {name:?}");
         }
-        self.resolved
-            .write()
-            .unwrap()
-            .insert(name.to_string(), (value.to_string(), Provider::Environment));
+        self.environment.write().unwrap().insert(
+            format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+            value.to_string(),
+        );
         Ok(())
     }
 
+    /// Which provider would answer for `name` now (not counted as a read).
     pub fn provider_of(&self, name: &str) -> Option<Provider> {
-        self.resolved.read().unwrap().get(name).map(|(_, p)| *p)
+        self.lookup(name).ok().map(|(_, p)| p)
     }
 
-    fn app_value(&self, name: &str) -> Option<String> {
-        self.resolved
-            .read()
-            .unwrap()
+    /// One walk of the chain: the first provider with a value wins, the
+    /// first error stops, the default is the last resort.
+    fn lookup(&self, name: &str) -> Result<(String, Provider), String> {
+        let decl = self
+            .declared
             .get(name)
-            .map(|(v, _)| v.clone())
+            .ok_or_else(|| format!("undefined variable {name:?}"))?;
+        for provider in &self.providers {
+            match provider {
+                ChainProvider::Env(env) => {
+                    if let Some(found) = env.get(&self.environment.read().unwrap(), name) {
+                        return Ok(found);
+                    }
+                }
+                ChainProvider::KeyVault(kv) => {
+                    return kv.get(name).map(|v| (v, Provider::KeyVault));
+                }
+            }
+        }
+        decl.default
+            .clone()
+            .map(|v| (v, Provider::Default))
+            .ok_or_else(|| format!("no provider resolved required variable {name:?}"))
+    }
+
+    /// Resolves one application variable, counting the read.
+    fn app_value(&self, name: &str) -> Result<String, String> {
+        *self
+            .reads
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_default() += 1;
+        self.lookup(name).map(|(v, _)| v)
+    }
+
+    /// What Spin does the first time an instance makes an outbound request
+    /// (factor-outbound-networking `prepare`): resolves every application
+    /// variable, in turn, stopping at the first error.
+    pub fn prepare_all(&self) -> Result<(), String> {
+        for name in self.declared.keys() {
+            self.app_value(name)?;
+        }
+        Ok(())
+    }
+
+    /// Resolutions per application variable since the last reset.
+    pub fn reads(&self) -> BTreeMap<String, u64> {
+        self.reads.lock().unwrap().clone()
+    }
+
+    /// `variables::get` calls per component since the last reset.
+    pub fn gets(&self) -> BTreeMap<String, u64> {
+        self.gets.lock().unwrap().clone()
+    }
+
+    /// Counts one `variables::get` by a component.
+    pub fn count_get(&self, component: &str) {
+        *self
+            .gets
+            .lock()
+            .unwrap()
+            .entry(component.to_string())
+            .or_default() += 1;
+    }
+
+    pub fn reset_counts(&self) {
+        self.reads.lock().unwrap().clear();
+        self.gets.lock().unwrap().clear();
     }
 
     /// Expands a template such as `"{{ cosmosendpoint }}"` or
@@ -142,9 +293,10 @@ impl Variables {
                 .find("}}")
                 .ok_or_else(|| anyhow!("unterminated template in {template:?}"))?;
             let name = after[..end].trim();
-            let value = self
-                .app_value(name)
-                .ok_or_else(|| anyhow!("template refers to undefined variable {name:?}"))?;
+            if !self.declared.contains_key(name) {
+                bail!("template refers to undefined variable {name:?}");
+            }
+            let value = self.app_value(name).map_err(|e| anyhow!(e))?;
             out.push_str(&value);
             rest = &after[end + 2..];
         }
@@ -264,6 +416,91 @@ url = "prefix-{{ endpoint }}"
             "new"
         );
         assert!(vars.set("undeclared", "x").is_err());
+    }
+
+    fn chain(config: &str, env: &[(&str, &str)]) -> Result<Variables> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Variables::with_runtime_config(&manifest(), &env, &RuntimeConfig::parse(config).unwrap())
+    }
+
+    const WORKLOAD_IDENTITY: [(&str, &str); 4] = [
+        ("AZURE_AUTHORITY_HOST", "http://127.0.0.1:1/"),
+        ("AZURE_TENANT_ID", "t"),
+        ("AZURE_CLIENT_ID", "c"),
+        ("AZURE_FEDERATED_TOKEN_FILE", "/nonexistent"),
+    ];
+
+    #[test]
+    fn configured_providers_come_first_and_an_error_stops_the_lookup() {
+        // Key Vault (down) first: its error wins over the environment and
+        // the default, as in Spin.
+        let mut env = WORKLOAD_IDENTITY.to_vec();
+        env.push(("SPIN_VARIABLE_ENDPOINT", "http://127.0.0.1:9"));
+        let vars = chain(
+            "[[config_provider]]\ntype = \"azure_key_vault\"\nvault_url = \"http://127.0.0.1:1/\"\n",
+            &env,
+        )
+        .unwrap();
+        let err = vars.app_value("endpoint").unwrap_err();
+        assert!(
+            err.starts_with("Failed to read variable from Azure Key Vault"),
+            "{err}"
+        );
+        // An explicit env entry before Key Vault answers what it has...
+        let vars = chain(
+            "[[config_provider]]\ntype = \"env\"\n[[config_provider]]\ntype = \"azure_key_vault\"\nvault_url = \"http://127.0.0.1:1/\"\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(vars.app_value("endpoint").unwrap(), "http://127.0.0.1:9");
+        // ...and the rest still goes to Key Vault and fails there.
+        assert!(vars.app_value("secretkey").is_err());
+        assert_eq!(vars.reads()["endpoint"], 1);
+        assert_eq!(vars.reads()["secretkey"], 1);
+    }
+
+    #[test]
+    fn key_vault_may_resolve_anything_so_startup_does_not_ask_it() {
+        // No SPIN_VARIABLE_SECRETKEY anywhere: with Key Vault in the chain
+        // Spin's startup check passes, and no vault request is made.
+        assert!(chain(
+            "[[config_provider]]\ntype = \"azure_key_vault\"\nvault_url = \"http://127.0.0.1:1/\"\n",
+            &WORKLOAD_IDENTITY,
+        )
+        .is_ok());
+        // With env providers only, the required variable stops startup.
+        let err = chain(
+            "[[config_provider]]\ntype = \"env\"\nprefix = \"APP\"\n",
+            &[],
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("Key(\"secretkey\")"), "{err}");
+    }
+
+    #[test]
+    fn an_env_provider_uses_its_prefix_and_every_read_is_counted() {
+        let vars = chain(
+            "[[config_provider]]\ntype = \"env\"\nprefix = \"APP\"\n",
+            &[("APP_SECRETKEY", "s"), ("SPIN_VARIABLE_SECRETKEY", "other")],
+        )
+        .unwrap();
+        let m = manifest();
+        for _ in 0..3 {
+            assert_eq!(
+                component_get(&vars, &m.components["a"].variables, "key").unwrap(),
+                "s"
+            );
+        }
+        assert_eq!(vars.reads()["secretkey"], 3);
+        vars.prepare_all().unwrap();
+        assert_eq!(vars.reads()["secretkey"], 4);
+        assert_eq!(vars.reads()["endpoint"], 1);
+        vars.reset_counts();
+        assert!(vars.reads().is_empty());
     }
 
     #[test]

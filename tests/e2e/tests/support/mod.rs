@@ -1,0 +1,3 @@
+//! Helpers shared by e2e test files that declare `mod support;`.
+
+pub mod fake_vault;

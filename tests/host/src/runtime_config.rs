@@ -1,0 +1,345 @@
+//! A Spin runtime config (`spin up --runtime-config-file`), as far as the
+//! test host models it: the variable providers.
+//!
+//! As in Spin (crates/runtime-config/src/variables.rs): the providers listed
+//! under `[[variables_provider]]` (or the older `[[config_provider]]`) are
+//! asked first, in the order written, and an environment provider
+//! (`SPIN_VARIABLE_*`, then `.env` in the working directory) is always
+//! appended after them. The types modelled are `env` and `azure_key_vault`;
+//! any other is refused at startup.
+//!
+//! Error messages name the section and the field, never a value: a runtime
+//! config may hold a client secret.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+
+/// One `[[config_provider]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderConfig {
+    /// Spin's `env` provider: `<prefix>_<NAME>` (prefix `SPIN_VARIABLE` if
+    /// unset) from the environment, then from `dotenv_path` if one is given.
+    /// A configured `env` entry reads no `.env` unless `dotenv_path` says so.
+    Env {
+        prefix: Option<String>,
+        dotenv_path: Option<PathBuf>,
+    },
+    /// Spin's `azure_key_vault` provider. The test host speaks the Key Vault
+    /// REST API to a vault on loopback only.
+    AzureKeyVault(KeyVaultConfig),
+}
+
+/// The fields of an `azure_key_vault` entry, as Spin's
+/// `AzureKeyVaultVariablesConfig` has them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyVaultConfig {
+    pub vault_url: String,
+    pub auth: KeyVaultAuth,
+}
+
+impl std::fmt::Debug for KeyVaultConfig {
+    // A client secret must never reach a log through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyVaultConfig")
+            .field("vault_url", &self.vault_url)
+            .field(
+                "auth",
+                &match self.auth {
+                    KeyVaultAuth::Environmental => "environmental",
+                    KeyVaultAuth::ClientSecret { .. } => "client secret",
+                },
+            )
+            .finish()
+    }
+}
+
+/// How the Key Vault provider gets its token: Spin uses a service principal
+/// when `client_id`, `client_secret` and `tenant_id` are all set, and the
+/// ambient credential chain (workload identity on AKS) when none is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeyVaultAuth {
+    Environmental,
+    ClientSecret {
+        client_id: String,
+        client_secret: String,
+        tenant_id: String,
+        authority_host: String,
+    },
+}
+
+/// The parts of a runtime config the test host uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    pub providers: Vec<ProviderConfig>,
+    /// Sections Spin knows and the test host does not model (for example
+    /// `[key_value_store.default]` of type `azure_cosmos`): reported at
+    /// startup, the local default is used instead.
+    pub unmodelled: Vec<String>,
+}
+
+/// Top-level keys Spin's runtime config accepts. Spin refuses any other
+/// ("unused runtime config key(s)"), and so does the test host.
+const KNOWN_TOP_LEVEL: &[&str] = &[
+    "variables_provider",
+    "config_provider",
+    "key_value_store",
+    "sqlite_database",
+    "llm_compute",
+    "outbound_networking",
+    "otel",
+];
+
+impl RuntimeConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("runtime config {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow!("runtime config {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            // toml's message quotes the offending line, which may hold a
+            // secret: report only where the problem is.
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            match line {
+                Some(line) => anyhow!("not valid TOML (line {line})"),
+                None => anyhow!("not valid TOML"),
+            }
+        })?;
+        let unknown: BTreeSet<&str> = table
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !KNOWN_TOP_LEVEL.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            bail!("unused runtime config key(s): {unknown:?}");
+        }
+        // Spin reads `variables_provider` and falls back to `config_provider`.
+        let (section, entries) = match (
+            table.get("variables_provider"),
+            table.get("config_provider"),
+        ) {
+            (Some(v), _) => ("variables_provider", Some(v)),
+            (None, Some(v)) => ("config_provider", Some(v)),
+            (None, None) => ("config_provider", None),
+        };
+        let mut providers = Vec::new();
+        if let Some(entries) = entries {
+            let entries = entries
+                .as_array()
+                .ok_or_else(|| anyhow!("`{section}` must be an array of tables ([[{section}]])"))?;
+            for (i, entry) in entries.iter().enumerate() {
+                let at = format!("[[{section}]] #{}", i + 1);
+                let entry = entry
+                    .as_table()
+                    .ok_or_else(|| anyhow!("{at} must be a table"))?;
+                providers.push(provider(entry, &at)?);
+            }
+        }
+        let mut unmodelled = Vec::new();
+        for key in ["key_value_store", "sqlite_database", "llm_compute", "otel"] {
+            if let Some(sections) = table.get(key).and_then(|v| v.as_table()) {
+                for (label, section) in sections {
+                    let kind = section.get("type").and_then(|t| t.as_str()).unwrap_or("?");
+                    unmodelled.push(format!("[{key}.{label}] (type {kind:?})"));
+                }
+            }
+        }
+        Ok(Self {
+            providers,
+            unmodelled,
+        })
+    }
+}
+
+fn string_field(entry: &toml::Table, at: &str, field: &str) -> Result<Option<String>> {
+    match entry.get(field) {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => bail!("{at}: `{field}` must be a string"),
+    }
+}
+
+fn only_fields(entry: &toml::Table, at: &str, allowed: &[&str]) -> Result<()> {
+    for key in entry.keys() {
+        if key != "type" && !allowed.contains(&key.as_str()) {
+            bail!("{at}: unknown field `{key}`, expected one of {allowed:?}");
+        }
+    }
+    Ok(())
+}
+
+fn provider(entry: &toml::Table, at: &str) -> Result<ProviderConfig> {
+    let kind =
+        string_field(entry, at, "type")?.ok_or_else(|| anyhow!("{at}: missing field `type`"))?;
+    match kind.as_str() {
+        "env" => {
+            only_fields(entry, at, &["prefix", "dotenv_path"])?;
+            Ok(ProviderConfig::Env {
+                prefix: string_field(entry, at, "prefix")?,
+                dotenv_path: string_field(entry, at, "dotenv_path")?.map(PathBuf::from),
+            })
+        }
+        "azure_key_vault" => {
+            let at = format!("{at} (azure_key_vault)");
+            only_fields(
+                entry,
+                &at,
+                &[
+                    "vault_url",
+                    "client_id",
+                    "client_secret",
+                    "tenant_id",
+                    "authority_host",
+                ],
+            )?;
+            let vault_url = string_field(entry, &at, "vault_url")?
+                .ok_or_else(|| anyhow!("{at}: missing field `vault_url`"))?;
+            let authority_host = match string_field(entry, &at, "authority_host")?.as_deref() {
+                None | Some("AzurePublicCloud") => "https://login.microsoftonline.com/",
+                Some("AzureChina") => "https://login.chinacloudapi.cn/",
+                Some("AzureGermany") => "https://login.microsoftonline.de/",
+                Some("AzureGovernment") => "https://login.microsoftonline.us/",
+                Some(_) => bail!(
+                    "{at}: `authority_host` must be one of AzurePublicCloud, AzureChina, \
+                     AzureGermany, AzureGovernment"
+                ),
+            };
+            let auth = match (
+                string_field(entry, &at, "client_id")?,
+                string_field(entry, &at, "tenant_id")?,
+                string_field(entry, &at, "client_secret")?,
+            ) {
+                (Some(client_id), Some(tenant_id), Some(client_secret)) => {
+                    KeyVaultAuth::ClientSecret {
+                        client_id,
+                        client_secret,
+                        tenant_id,
+                        authority_host: authority_host.to_string(),
+                    }
+                }
+                (None, None, None) => KeyVaultAuth::Environmental,
+                // Spin's own message for this case.
+                _ => bail!(
+                    "{at}: The current runtime config specifies some but not all of the Azure \
+                     KeyVault 'client_id', 'client_secret', and 'tenant_id' values. Provide the \
+                     missing values to authenticate to Azure KeyVault with the given service \
+                     principal, or remove all these values to authenticate using ambient \
+                     authentication (e.g. env vars, Azure CLI, Managed Identity, Workload \
+                     Identity)."
+                ),
+            };
+            Ok(ProviderConfig::AzureKeyVault(KeyVaultConfig {
+                vault_url,
+                auth,
+            }))
+        }
+        "static" | "vault" => bail!(
+            "{at}: provider type {kind:?} is one Spin has, but the test host does not model it \
+             (it models \"env\" and \"azure_key_vault\")"
+        ),
+        _ => bail!(
+            "{at}: unknown provider type {kind:?} (Spin knows azure_key_vault, static, vault, env)"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_keep_their_order_and_options() {
+        let config = RuntimeConfig::parse(
+            r#"
+[[config_provider]]
+type = "env"
+prefix = "APP"
+dotenv_path = "settings.env"
+
+[[config_provider]]
+type = "azure_key_vault"
+vault_url = "http://127.0.0.1:9/"
+authority_host = "AzurePublicCloud"
+
+[key_value_store.default]
+type = "azure_cosmos"
+account = "a"
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.providers[0],
+            ProviderConfig::Env {
+                prefix: Some("APP".into()),
+                dotenv_path: Some("settings.env".into())
+            }
+        );
+        assert!(matches!(
+            &config.providers[1],
+            ProviderConfig::AzureKeyVault(KeyVaultConfig {
+                auth: KeyVaultAuth::Environmental,
+                ..
+            })
+        ));
+        assert_eq!(
+            config.unmodelled,
+            vec!["[key_value_store.default] (type \"azure_cosmos\")"]
+        );
+    }
+
+    #[test]
+    fn variables_provider_wins_over_config_provider_as_in_spin() {
+        let config = RuntimeConfig::parse(
+            "[[variables_provider]]\ntype = \"env\"\n[[config_provider]]\ntype = \"azure_key_vault\"\nvault_url = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.providers.len(), 1);
+    }
+
+    #[test]
+    fn bad_configs_are_refused_naming_the_problem_never_a_value() {
+        let cases = [
+            ("[[config_provider]]\ntype = \"consul\"\n", "unknown provider type \"consul\""),
+            ("[[config_provider]]\ntype = \"vault\"\n", "does not model"),
+            ("[[config_provider]]\nprefix = \"x\"\n", "missing field `type`"),
+            (
+                "[[config_provider]]\ntype = \"azure_key_vault\"\n",
+                "missing field `vault_url`",
+            ),
+            (
+                "[[config_provider]]\ntype = \"azure_key_vault\"\nvault_url = \"x\"\nclient_secret = \"hunter2\"\n",
+                "some but not all",
+            ),
+            (
+                "[[config_provider]]\ntype = \"azure_key_vault\"\nvault_url = \"x\"\nclientsecret = \"hunter2\"\n",
+                "unknown field `clientsecret`",
+            ),
+            (
+                "[[config_provider]]\ntype = \"env\"\nprefix = 7\n",
+                "`prefix` must be a string",
+            ),
+            ("config_provider = \"env\"\n", "must be an array of tables"),
+            ("[variables]\nhunter2 = 1\n", "unused runtime config key(s)"),
+            ("[[config_provider]]\ntype = \"env\nprefix = \"hunter2\"\n", "not valid TOML (line 2)"),
+        ];
+        for (text, expected) in cases {
+            let err = RuntimeConfig::parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+            assert!(!err.contains("hunter2"), "{text:?} leaked a value: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_client_secret() {
+        let config = RuntimeConfig::parse(
+            "[[config_provider]]\ntype = \"azure_key_vault\"\nvault_url = \"x\"\nclient_id = \"i\"\ntenant_id = \"t\"\nclient_secret = \"hunter2\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

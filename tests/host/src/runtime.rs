@@ -1,18 +1,17 @@
-//! The engine, the per-request instances, and outbound HTTP (service
-//! chaining, `allowed_outbound_hosts`, fault injection).
+//! A loaded app and its per-request instances: loading and compiling the
+//! manifest's components, instantiating one per request, collecting their
+//! output. By concern: `engine` (the wasmtime engine and compile cache),
+//! `chaining` (outbound HTTP: allowed hosts, `*.spin.internal`, faults),
+//! `faults` (what tests inject).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context, Result};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::Store;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -28,6 +27,14 @@ use crate::outbound::{AllowedHost, OutboundPolicy};
 use crate::routes::{chained_match, spin_headers, RouteMatch, Router};
 use crate::spin_imports::{KeyValueBackend, SpinImports, SqliteDatabases};
 use crate::variables::Variables;
+
+mod chaining;
+mod engine;
+mod faults;
+
+use chaining::{error_body, OutboundHooks};
+use engine::{compile_cached, shared_engine};
+pub use faults::Fault;
 
 /// How the test host is set up. `environment` stands for the process
 /// environment (the `SPIN_VARIABLE_*` provider), so tests need not touch the
@@ -59,93 +66,6 @@ pub struct LogLine {
     pub component: String,
     pub stream: &'static str,
     pub line: String,
-}
-
-/// A failure the test host injects into chained requests to a component.
-#[derive(Debug, Clone)]
-pub enum Fault {
-    /// The component is down: callers get `connection-refused`.
-    Refuse,
-    /// Answer with this status (and headers) instead of running the
-    /// component, for the next `times` requests (all, if `None`).
-    Respond {
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: String,
-        times: Option<u32>,
-    },
-    /// Wait this long before running the component.
-    Delay(Duration),
-    /// Run the component (its effects happen), then discard its answer and
-    /// respond with `status` instead, for the next `times` requests (all, if
-    /// `None`): an acknowledgement lost after the work was done, as when a
-    /// connection breaks or a proxy answers 5xx after the server committed.
-    /// The caller cannot tell this from a request that was never executed.
-    LoseResponse { status: u16, times: Option<u32> },
-    /// `fault` applies only to requests with this method (any, if `None`)
-    /// whose path starts with `path_prefix`; other requests pass untouched
-    /// and do not count towards the inner fault's `times`. For faults in
-    /// one operation of a component that several callers share.
-    Only {
-        method: Option<String>,
-        path_prefix: String,
-        fault: Box<Fault>,
-    },
-}
-
-impl Fault {
-    /// The fault that applies to one request, if any.
-    fn applies_to(&self, method: &str, path: &str) -> Option<&Fault> {
-        match self {
-            Fault::Only {
-                method: only,
-                path_prefix,
-                fault,
-            } => {
-                let method_matches = only
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(method));
-                (method_matches && path.starts_with(path_prefix.as_str()))
-                    .then_some(&**fault)
-                    .and_then(|inner| inner.applies_to(method, path))
-            }
-            other => Some(other),
-        }
-    }
-
-    /// Counts one use against `times`; true when the fault is used up.
-    fn use_once(&mut self, method: &str, path: &str) -> bool {
-        match self {
-            Fault::Only {
-                method: only,
-                path_prefix,
-                fault,
-            } => {
-                let method_matches = only
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(method));
-                method_matches
-                    && path.starts_with(path_prefix.as_str())
-                    && fault.use_once(method, path)
-            }
-            Fault::Respond { times: Some(n), .. } | Fault::LoseResponse { times: Some(n), .. } => {
-                *n = n.saturating_sub(1);
-                *n == 0
-            }
-            _ => false,
-        }
-    }
-
-    /// A short name for the host's log line.
-    fn describe(&self) -> String {
-        match self {
-            Fault::Refuse => "refuse".into(),
-            Fault::Respond { status, .. } => format!("respond {status}"),
-            Fault::Delay(d) => format!("delay {} ms", d.as_millis()),
-            Fault::LoseResponse { status, .. } => format!("lose response, respond {status}"),
-            Fault::Only { fault, .. } => fault.describe(),
-        }
-    }
 }
 
 pub(crate) struct LoadedComponent {
@@ -217,128 +137,6 @@ impl WasiHttpView for InstanceState {
             hooks: &mut self.hooks,
         }
     }
-}
-
-struct OutboundHooks {
-    app: Arc<AppInner>,
-    component: Arc<LoadedComponent>,
-    lineage: Lineage,
-    /// Spin resolves every application variable once per instance, the
-    /// first time the instance's outbound requests are checked
-    /// (factor-outbound-networking `prepare`); a failure there denies every
-    /// outbound request of the instance.
-    prepared: Option<Result<(), String>>,
-}
-
-type IoFuture = Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>;
-
-impl WasiHttpHooks for OutboundHooks {
-    fn send_request(
-        &mut self,
-        request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-        _fut: IoFuture,
-    ) -> Box<
-        dyn std::future::Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>>
-            + Send,
-    > {
-        let app = self.app.clone();
-        let component = self.component.clone();
-        let prepared = self
-            .prepared
-            .get_or_insert_with(|| app.variables.prepare_all())
-            .clone();
-        let lineage = self.lineage.clone();
-        Box::new(async move {
-            if let Err(e) = prepared {
-                app.log(
-                    &component.decl.id,
-                    "host",
-                    format!(
-                        "Error resolving variables when checking request against allowed \
-                         outbound hosts: {e}"
-                    ),
-                );
-                return Err(HttpError::HttpRequestDenied);
-            }
-            let response = app
-                .send_outbound(&component, &lineage, request, options)
-                .await?;
-            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
-        })
-    }
-}
-
-/// One engine per allocator kind for the whole process, and compiled
-/// components cached by file identity: tests start many apps, and compiling
-/// the same `.wasm` again for each would dominate their run time.
-fn shared_engine(on_demand: bool) -> Result<Engine> {
-    static ENGINES: OnceLock<Mutex<HashMap<bool, Engine>>> = OnceLock::new();
-    let mut engines = ENGINES.get_or_init(Default::default).lock().unwrap();
-    if let Some(engine) = engines.get(&on_demand) {
-        return Ok(engine.clone());
-    }
-    let engine = engine(on_demand)?;
-    engines.insert(on_demand, engine.clone());
-    Ok(engine)
-}
-
-/// A compiled component's identity: its file, modification time, size, and
-/// the allocator kind it was compiled for.
-type CompiledKey = (PathBuf, SystemTime, u64, bool);
-
-fn compile_cached(engine: &Engine, on_demand: bool, path: &Path) -> Result<Component> {
-    static COMPILED: OnceLock<Mutex<HashMap<CompiledKey, Component>>> = OnceLock::new();
-    let meta = std::fs::metadata(path).with_context(|| format!("{} is missing", path.display()))?;
-    let key = (path.to_path_buf(), meta.modified()?, meta.len(), on_demand);
-    let cache = COMPILED.get_or_init(Default::default);
-    if let Some(component) = cache.lock().unwrap().get(&key) {
-        return Ok(component.clone());
-    }
-    let component = Component::from_file(engine, path)?;
-    cache.lock().unwrap().insert(key, component.clone());
-    Ok(component)
-}
-
-fn engine(on_demand: bool) -> Result<Engine> {
-    let mut config = Config::new();
-    config.wasm_component_model(true);
-    if !on_demand {
-        // As Spin does: a pool of preallocated instance slots makes per-request
-        // instantiation cheap.
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(1000)
-            .total_core_instances(4000)
-            .total_memories(1000)
-            .total_tables(2000)
-            .max_memories_per_component(8)
-            .max_tables_per_component(16)
-            .max_core_instances_per_component(32)
-            .max_memory_size(256 << 20);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        config.memory_reservation(1 << 30);
-    }
-    Ok(Engine::new(&config)?)
-}
-
-fn error_body(status: u16, text: &str) -> http::Response<WasiBody> {
-    http::Response::builder()
-        .status(status)
-        .header("content-type", "text/plain")
-        .body(
-            Full::new(Bytes::from(text.to_string()))
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        )
-        .expect("static response")
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl AppInner {
@@ -645,161 +443,6 @@ impl AppInner {
             }
         }
         http::Request::from_parts(parts, body)
-    }
-
-    async fn send_outbound(
-        self: &Arc<Self>,
-        caller: &LoadedComponent,
-        lineage: &Lineage,
-        request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-    ) -> Result<http::Response<WasiBody>, HttpError> {
-        let uri = request.uri().clone();
-        let scheme = uri.scheme_str().unwrap_or("http").to_string();
-        let host = uri.host().unwrap_or("").to_string();
-        if !caller.outbound.allows(&scheme, &host, uri.port_u16()) {
-            let url = format!(
-                "{scheme}://{}{}",
-                uri.authority().map(|a| a.as_str()).unwrap_or(""),
-                uri.path()
-            );
-            self.log(
-                &caller.decl.id,
-                "host",
-                format!("outbound request to {url} denied by allowed_outbound_hosts"),
-            );
-            self.denials.lock().unwrap().push(Denial {
-                component: caller.decl.id.clone(),
-                url,
-            });
-            return Err(HttpError::HttpRequestDenied);
-        }
-        if let Some(target) = host.strip_suffix(".spin.internal") {
-            return self
-                .send_chained(&caller.decl.id, lineage, target, request, options)
-                .await;
-        }
-        if !is_loopback(&host) {
-            // The test host only ever talks to this machine; any other name is
-            // treated as unresolvable, which is what Spin reports for a name
-            // it cannot resolve.
-            return Err(HttpError::DnsError {
-                rcode: Some("address not available to the test host".into()),
-                info_code: None,
-            });
-        }
-        let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-        tokio::spawn(async move {
-            let _ = io.await;
-        });
-        Ok(response.map(|b| b.boxed_unsync()))
-    }
-
-    async fn send_chained(
-        self: &Arc<Self>,
-        caller: &str,
-        lineage: &Lineage,
-        target: &str,
-        request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-    ) -> Result<http::Response<WasiBody>, HttpError> {
-        if !self.components.contains_key(target) {
-            return Err(HttpError::DnsError {
-                rcode: Some(format!("no component {target:?} in this app")),
-                info_code: None,
-            });
-        }
-        let method = request.method().as_str().to_string();
-        let path = request.uri().path().to_string();
-        let fault = {
-            let mut faults = self.faults.lock().unwrap();
-            let fault = faults
-                .get(target)
-                .and_then(|f| f.applies_to(&method, &path))
-                .cloned();
-            if fault.is_some()
-                && faults
-                    .get_mut(target)
-                    .is_some_and(|f| f.use_once(&method, &path))
-            {
-                faults.remove(target);
-            }
-            fault
-        };
-        if let Some(fault) = &fault {
-            // One line per injected fault, so a test can count what it exercised.
-            self.log(
-                caller,
-                "host",
-                format!(
-                    "fault injected into a request to {target}: {}",
-                    fault.describe()
-                ),
-            );
-        }
-        let mut lose_response = None;
-        match fault {
-            Some(Fault::Refuse) => return Err(HttpError::ConnectionRefused),
-            Some(Fault::Respond {
-                status,
-                headers,
-                body,
-                ..
-            }) => {
-                let mut response = error_body(status, &body);
-                for (k, v) in headers {
-                    if let (Ok(k), Ok(v)) = (
-                        http::HeaderName::from_bytes(k.as_bytes()),
-                        http::HeaderValue::from_str(&v),
-                    ) {
-                        response.headers_mut().insert(k, v);
-                    }
-                }
-                return Ok(response);
-            }
-            Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-            Some(Fault::LoseResponse { status, .. }) => lose_response = Some(status),
-            Some(Fault::Only { .. }) | None => {}
-        }
-        let path_and_query = request
-            .uri()
-            .path_and_query()
-            .map(|pq| pq.as_str().to_string())
-            .unwrap_or_else(|| "/".to_string());
-        let full_url = format!("http://localhost{path_and_query}");
-        let route = chained_match(target, request.uri().path());
-        let (mut parts, body) = request.into_parts();
-        parts.uri = full_url
-            .parse()
-            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-        let request = Self::prepare(
-            http::Request::from_parts(parts, body),
-            &full_url,
-            &route,
-            "0.0.0.0:0",
-            false,
-        );
-        self.costs.chained_hop();
-        let app = self.clone();
-        let target_id = target.to_string();
-        let lineage = lineage.clone();
-        let call = async move {
-            let response = app.invoke(&target_id, &lineage, request).await;
-            match lose_response {
-                None => response,
-                Some(status) => {
-                    // Let the component finish its answer, then drop it.
-                    let _ = response.into_body().collect().await;
-                    error_body(status, "")
-                }
-            }
-        };
-        match options.and_then(|o| o.first_byte_timeout) {
-            Some(limit) => tokio::time::timeout(limit, call)
-                .await
-                .map_err(|_| HttpError::ConnectionReadTimeout),
-            None => Ok(call.await),
-        }
     }
 }
 

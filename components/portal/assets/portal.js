@@ -5,13 +5,13 @@
 // Rules this file keeps, because the page's Content-Security-Policy and the
 // issue demand them:
 // - the DOM is built with createElement and textContent only: no markup from
-//   strings (the policy enforces Trusted Types with no policy, so innerHTML
-//   would throw), no inline style, no eval;
+//   strings (the policy enforces Trusted Types with no policy, so assigning
+//   HTML text would throw), no inline style, no eval;
 // - requests go to this origin only (connect-src 'self'), without cookies
 //   and without a referrer;
 // - the subscription key and the bearer token live in the `credentials`
 //   object below and in their two input fields, nowhere else: never in a
-//   URL, a cookie, localStorage or sessionStorage. A reload forgets them.
+//   URL, a cookie or the browser's storage. A reload forgets them.
 'use strict';
 
 (function () {

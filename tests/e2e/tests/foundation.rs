@@ -86,9 +86,13 @@ fn only_the_gateway_is_routable_from_outside() {
         assert_eq!(app.get(path, &[]).status, 404, "{path}");
     }
     let Some(host) = app.host() else { return };
+    // The developer portal's route is more specific, so it is listed first.
     assert_eq!(
         host.app.public_routes(),
-        vec![("/...".to_string(), "gateway".to_string())]
+        vec![
+            ("/portal/...".to_string(), "portal".to_string()),
+            ("/...".to_string(), "gateway".to_string())
+        ]
     );
 }
 

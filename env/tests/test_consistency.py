@@ -236,7 +236,8 @@ def ingress_services(directory: Path) -> set[str]:
 def test_only_the_gateway_service_is_routed(directory, apps):
     private = envlib.private_components(SPIN)
     public = envlib.public_components(SPIN)
-    assert public == {"gateway"} and private, "spin.toml changed shape: revisit the ingress"
+    # The developer portal (static files, no outbound hosts) runs beside the gateway.
+    assert public == {"gateway", "portal"} and private, "spin.toml changed shape: revisit the ingress"
     routed = ingress_services(directory)
     assert routed, "no ingress"
     for service in routed:
@@ -244,6 +245,7 @@ def test_only_the_gateway_service_is_routed(directory, apps):
         assert service in apps, f"ingress routes to {service}, which is no SpinApp here"
         components = set(apps[service]["spec"].get("components", SPIN["component"].keys()))
         assert "gateway" in components, f"{service} does not run the gateway"
+        assert "portal" in components, f"{service} does not run the portal (/portal/...)"
     for name, app in apps.items():
         components = set(app["spec"].get("components", SPIN["component"].keys()))
         if components <= private:

@@ -94,9 +94,13 @@ fn only_the_gateway_is_routable_from_outside() {
 fn the_host_routes_only_the_gateway_publicly() {
     let app = TestApp::start();
     let host = app.host();
+    // The developer portal's route is more specific, so it is listed first.
     assert_eq!(
         host.app.public_routes(),
-        vec![("/...".to_string(), "gateway".to_string())]
+        vec![
+            ("/portal/...".to_string(), "portal".to_string()),
+            ("/...".to_string(), "gateway".to_string())
+        ]
     );
 }
 

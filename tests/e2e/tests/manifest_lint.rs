@@ -33,18 +33,31 @@ fn every_secret_is_required_and_has_no_default() {
 }
 
 #[test]
-fn only_the_gateway_is_public() {
+fn only_the_gateway_and_the_portal_are_public() {
     let m = manifest();
     for id in m.components.keys() {
-        assert_eq!(m.is_private(id), id != "gateway", "{id}");
+        let public = id == "gateway" || id == "portal";
+        assert_eq!(m.is_private(id), !public, "{id}");
     }
-    let public: Vec<_> = m
+    let mut public: Vec<_> = m
         .triggers
         .iter()
         .filter(|t| t.route != Route::Private)
+        .map(|t| (t.route.clone(), t.component.as_str()))
         .collect();
-    assert_eq!(public.len(), 1);
-    assert_eq!(public[0].route, Route::Public("/...".into()));
+    public.sort_by(|a, b| a.1.cmp(b.1));
+    assert_eq!(
+        public,
+        vec![
+            (Route::Public("/...".into()), "gateway"),
+            (Route::Public("/portal/...".into()), "portal"),
+        ]
+    );
+    // The portal serves static files: it calls nothing and reads nothing.
+    let portal = &m.components["portal"];
+    assert!(portal.allowed_outbound_hosts.is_empty());
+    assert!(portal.variables.is_empty());
+    assert!(portal.key_value_stores.is_empty() && portal.sqlite_databases.is_empty());
 }
 
 #[test]

@@ -112,31 +112,12 @@ fn measure(operation: &str, connection: &str, n: usize, mut one: impl FnMut(usiz
         one(i);
         samples.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    let total = started.elapsed().as_secs_f64();
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    let figures = Figures {
-        operation: operation.into(),
-        connection: connection.into(),
-        requests: n,
-        p50_ms: pick(0.50),
-        p95_ms: pick(0.95),
-        p99_ms: pick(0.99),
-        throughput_per_s: n as f64 / total,
-        stalls: samples.iter().filter(|ms| **ms >= 35.0).count(),
-    };
-    println!(
-        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s  stalls {}",
-        figures.operation,
-        figures.connection,
-        n,
-        figures.p50_ms,
-        figures.p95_ms,
-        figures.p99_ms,
-        figures.throughput_per_s,
-        figures.stalls
-    );
-    figures
+    summarise(
+        operation,
+        connection,
+        samples,
+        started.elapsed().as_secs_f64(),
+    )
 }
 
 /// `n` requests from `clients` concurrent clients, each on its own kept-alive
@@ -166,28 +147,40 @@ fn measure_concurrent(
         }
     });
     let total = started.elapsed().as_secs_f64();
-    let mut samples = samples.into_inner().unwrap();
+    let connection = format!("{clients} clients");
+    summarise(operation, &connection, samples.into_inner().unwrap(), total)
+}
+
+/// Percentiles, throughput and stalls of one series of request times (ms)
+/// that took `total_seconds` in all; printed and returned.
+fn summarise(
+    operation: &str,
+    connection: &str,
+    mut samples: Vec<f64>,
+    total_seconds: f64,
+) -> Figures {
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     let figures = Figures {
         operation: operation.into(),
-        connection: format!("{clients} clients"),
-        requests: n,
+        connection: connection.into(),
+        requests: samples.len(),
         p50_ms: pick(0.50),
         p95_ms: pick(0.95),
         p99_ms: pick(0.99),
-        throughput_per_s: n as f64 / total,
+        throughput_per_s: samples.len() as f64 / total_seconds,
         stalls: samples.iter().filter(|ms| **ms >= 35.0).count(),
     };
     println!(
-        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s",
+        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s  stalls {}",
         figures.operation,
         figures.connection,
-        n,
+        figures.requests,
         figures.p50_ms,
         figures.p95_ms,
         figures.p99_ms,
-        figures.throughput_per_s
+        figures.throughput_per_s,
+        figures.stalls
     );
     figures
 }

@@ -91,7 +91,7 @@ fn only_the_gateway_is_routable_from_outside() {
 
 #[test]
 #[cfg_attr(e2e_external, ignore = "needs the in-process test host")]
-fn the_host_routes_only_the_gateway_publicly() {
+fn the_host_routes_only_the_gateway_and_the_portal_publicly() {
     let app = TestApp::start();
     let host = app.host();
     // The developer portal's route is more specific, so it is listed first.

@@ -266,22 +266,8 @@ impl AppInner {
         if !self.components.contains_key(component) {
             return Err(anyhow!("no component {component:?}"));
         }
-        let path_and_query = request
-            .uri()
-            .path_and_query()
-            .map(|pq| pq.as_str().to_string())
-            .unwrap_or_else(|| "/".to_string());
-        let full_url = format!("http://localhost{path_and_query}");
-        let route = chained_match(component, request.uri().path());
-        let (mut parts, body) = request.into_parts();
-        parts.uri = full_url.parse()?;
-        let request = Self::prepare(
-            http::Request::from_parts(parts, body),
-            &full_url,
-            &route,
-            "0.0.0.0:0",
-            false,
-        );
+        let request = Self::as_chained(component, request)
+            .map_err(|_| anyhow!("the request's URI cannot be chained"))?;
         Ok(self.invoke(component, &Lineage::default(), request).await)
     }
 
@@ -413,6 +399,33 @@ impl AppInner {
             stream,
             line,
         });
+    }
+
+    /// The request a component reached by service chaining receives, as in
+    /// Spin: `spin-full-url` is `http://localhost…`, the client address
+    /// `0.0.0.0:0`, no `host` header.
+    pub(crate) fn as_chained(
+        target: &str,
+        request: http::Request<WasiBody>,
+    ) -> Result<http::Request<WasiBody>, HttpError> {
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_else(|| "/".to_string());
+        let full_url = format!("http://localhost{path_and_query}");
+        let route = chained_match(target, request.uri().path());
+        let (mut parts, body) = request.into_parts();
+        parts.uri = full_url
+            .parse()
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        Ok(Self::prepare(
+            http::Request::from_parts(parts, body),
+            &full_url,
+            &route,
+            "0.0.0.0:0",
+            false,
+        ))
     }
 
     /// Builds the request a component receives: the caller's headers less any

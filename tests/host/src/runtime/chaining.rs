@@ -194,24 +194,7 @@ impl AppInner {
             Some(Fault::LoseResponse { status, .. }) => lose_response = Some(status),
             Some(Fault::Only { .. }) | None => {}
         }
-        let path_and_query = request
-            .uri()
-            .path_and_query()
-            .map(|pq| pq.as_str().to_string())
-            .unwrap_or_else(|| "/".to_string());
-        let full_url = format!("http://localhost{path_and_query}");
-        let route = chained_match(target, request.uri().path());
-        let (mut parts, body) = request.into_parts();
-        parts.uri = full_url
-            .parse()
-            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-        let request = Self::prepare(
-            http::Request::from_parts(parts, body),
-            &full_url,
-            &route,
-            "0.0.0.0:0",
-            false,
-        );
+        let request = Self::as_chained(target, request)?;
         self.costs.chained_hop();
         let app = self.clone();
         let target_id = target.to_string();

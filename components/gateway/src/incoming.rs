@@ -77,6 +77,17 @@ impl Incoming {
         self.single(name).ok().flatten()
     }
 
+    /// Every value of a header a proxy may legitimately repeat (such as
+    /// `x-forwarded-for`), in the order received; values that are not text
+    /// read as empty.
+    pub fn all(&self, name: &'static str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| std::str::from_utf8(v).unwrap_or(""))
+            .collect()
+    }
+
     /// The client headers a backend may see (the allow-list of
     /// `gateway_policy`); values that are not text are dropped.
     pub fn forwardable_headers(&self) -> Vec<(String, String)> {

@@ -29,8 +29,8 @@ use std::time::Duration;
 use component_kit::{outbound, HttpRequest, HttpResponse, Method, TransportError};
 use gateway_policy::{
     access_log_line, authorize, bearer_token, continue_or_start, is_forwardable_response_header,
-    route, split_subscription_key, AccessLog, Actor, Backend, Credentials, Denial, LimitDecision,
-    RouteMatch, Scope, TraceContext, Verifiers, ACTOR_HEADER, CORRELATION_ID_HEADER,
+    route, split_subscription_key, AccessLog, Actor, Backend, Credentials, Denial, GatewaySettings,
+    LimitDecision, RouteMatch, Scope, TraceContext, Verifiers, ACTOR_HEADER, CORRELATION_ID_HEADER,
     HEALTH_KEY_HEADER, SUBSCRIPTION_KEY_HEADER, TRACEPARENT_HEADER,
 };
 use hostkey::{AcceptedKeys, HOST_KEY_HEADER};
@@ -102,8 +102,12 @@ fn serve(
     if let RouteMatch::Public(_) = matched {
         return Ok(health());
     }
-    let allow_list = config::allow_list()?;
-    if !allow_list.allows_client_addr(request.single_or_none("spin-client-addr")) {
+    let settings = config::settings()?;
+    let client = settings.trusted_proxies.client_address(
+        request.single_or_none("spin-client-addr"),
+        &request.all("x-forwarded-for"),
+    );
+    if !settings.client_allow_list.allows_client(client) {
         return Err(GatewayError::ClientAddressRefused);
     }
     match matched {
@@ -116,7 +120,7 @@ fn serve(
         )),
         RouteMatch::HealthReady => ready(request, trace),
         RouteMatch::Protected { scope, backend, .. } => {
-            protected(request, scope, backend, trace, outcome)
+            protected(request, &settings, scope, backend, trace, outcome)
         }
         RouteMatch::Public(_) => Ok(health()),
     }
@@ -125,15 +129,16 @@ fn serve(
 /// An API route: authenticate, authorize, count, read the body, forward.
 fn protected(
     request: &Incoming,
+    settings: &GatewaySettings,
     scope: Scope,
     backend: Backend,
     trace: &TraceContext,
     outcome: &mut Outcome,
 ) -> Result<Reply, GatewayError> {
-    let body_limit = config::body_limit()?;
+    let body_limit = settings.body_limit;
     request.check_declared_length(body_limit)?;
 
-    let settings = config::auth()?;
+    let subscriptions = config::subscriptions(settings)?;
     let (query_key, forwarded_query) = split_subscription_key(&request.query);
     // A header key takes precedence over a query key.
     let subscription_key = request
@@ -146,10 +151,10 @@ fn protected(
             subscription_key,
             bearer,
         },
-        settings.policy,
+        settings.credentials,
         scope,
         Verifiers {
-            subscriptions: &settings.subscriptions,
+            subscriptions: &subscriptions,
             jwt: settings.jwt.as_ref(),
         },
         now,
@@ -170,7 +175,15 @@ fn protected(
     outcome.limits = Some(decision);
 
     let body = request.read_body(body_limit)?;
-    forward(request, backend, &forwarded_query, &actor, trace, body)
+    forward(
+        request,
+        backend,
+        &forwarded_query,
+        &actor,
+        trace,
+        body,
+        settings.backend_timeout,
+    )
 }
 
 /// Liveness: reveals nothing but that the gateway runs.
@@ -186,12 +199,12 @@ fn forward(
     actor: &Actor,
     trace: &TraceContext,
     body: Vec<u8>,
+    timeout: Duration,
 ) -> Result<Reply, GatewayError> {
     let key = config::key(match backend {
         Backend::PatientApi => "patientapikey",
         Backend::AuditApi => "auditapikey",
     })?;
-    let timeout = config::backend_timeout()?;
     // The route table has no other methods.
     let method = request.forward_method().ok_or(GatewayError::NotFound)?;
     let mut url = format!("{}{}", backend.origin(), request.path);

@@ -98,8 +98,9 @@ pub fn split_subscription_key(query: &str) -> (Option<String>, String) {
     (key, rest.join("&"))
 }
 
-/// Default largest request body: 1 MiB.
-pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
+/// Default largest request body: 64 KiB (a patient or a test with many
+/// observations is a few KiB).
+pub const DEFAULT_BODY_LIMIT: u64 = 64 * 1024;
 /// Largest configurable body limit: 64 MiB (a component holds the body in
 /// memory).
 pub const MAX_BODY_LIMIT: u64 = 64 * 1024 * 1024;
@@ -150,6 +151,11 @@ impl BodyLimit {
             .ok()
             .and_then(|n| n.checked_mul(multiplier))
             .ok_or(BodyLimitError::OutOfRange)?;
+        BodyLimit::from_bytes(bytes)
+    }
+
+    /// A limit of `bytes`, from 1 byte to [`MAX_BODY_LIMIT`].
+    pub fn from_bytes(bytes: u64) -> Result<BodyLimit, BodyLimitError> {
         if bytes == 0 || bytes > MAX_BODY_LIMIT {
             return Err(BodyLimitError::OutOfRange);
         }

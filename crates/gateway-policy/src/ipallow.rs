@@ -1,23 +1,25 @@
-//! Client IP allow-list.
+//! Client IP allow-list, and the client's address behind trusted proxies.
 //!
-//! The address comes from Spin's `spin-client-addr` header (the TCP peer),
-//! never from `x-forwarded-for` or `forwarded`, which a client can write.
-//! Behind a load balancer or ingress that peer is the proxy, so in such a
-//! deployment the list names the proxy, and per-client filtering belongs to
-//! the proxy or the network policy.
+//! The address starts as Spin's `spin-client-addr` header (the TCP peer).
+//! Behind an ingress that peer is the proxy, so the client's own address is
+//! taken from `x-forwarded-for`, but only when the peer is one of the
+//! configured [`TrustedProxies`]: from anyone else the header is client text
+//! and is ignored. The walk goes right to left (each proxy appends the
+//! address it saw), so entries a client wrote itself, on the left, are never
+//! reached while a trusted proxy stands between.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Why an allow-list entry was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CidrError {
-    #[error("allow-list entry {0}: empty (stray comma?)")]
+    #[error("entry {0}: empty")]
     Empty(usize),
-    #[error("allow-list entry {position} `{entry}`: not an IP address")]
+    #[error("entry {position} `{entry}`: not an IP address or network")]
     BadAddress { position: usize, entry: String },
-    #[error("allow-list entry {position} `{entry}`: prefix length must be 0-32 for IPv4 and 0-128 for IPv6")]
+    #[error("entry {position} `{entry}`: prefix length must be 0-32 for IPv4 and 0-128 for IPv6")]
     BadPrefix { position: usize, entry: String },
-    #[error("allow-list entry {position} `{entry}`: address has bits set beyond the prefix")]
+    #[error("entry {position} `{entry}`: address has bits set beyond the prefix")]
     HostBitsSet { position: usize, entry: String },
 }
 
@@ -69,12 +71,15 @@ impl IpAllowList {
         if list.trim().is_empty() {
             return Ok(IpAllowList::default());
         }
-        let networks = list
-            .split(',')
-            .enumerate()
-            .map(|(index, entry)| parse_cidr(index + 1, entry.trim()))
-            .collect::<Result<_, _>>()?;
-        Ok(IpAllowList { networks })
+        let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+        IpAllowList::from_entries(&entries)
+    }
+
+    /// The list from one entry per network; no entries allows every address.
+    pub fn from_entries<S: AsRef<str>>(entries: &[S]) -> Result<IpAllowList, CidrError> {
+        Ok(IpAllowList {
+            networks: parse_entries(entries)?,
+        })
     }
 
     pub fn allows_all(&self) -> bool {
@@ -91,13 +96,121 @@ impl IpAllowList {
     /// Checks the `spin-client-addr` header value; a missing or unreadable
     /// value is refused unless the list allows everyone.
     pub fn allows_client_addr(&self, spin_client_addr: Option<&str>) -> bool {
-        if self.allows_all() {
-            return true;
-        }
-        spin_client_addr
-            .and_then(|value| parse_client_addr(value).ok())
-            .is_some_and(|addr| self.allows(addr))
+        self.allows_client(TrustedProxies::default().client_address(spin_client_addr, &[]))
     }
+
+    /// Checks a client address as [`TrustedProxies::client_address`] found
+    /// it; an address that could not be found is refused unless the list
+    /// allows everyone.
+    pub fn allows_client(&self, client: Result<IpAddr, ClientAddressError>) -> bool {
+        self.allows_all() || client.is_ok_and(|addr| self.allows(addr))
+    }
+}
+
+/// Why the client's address could not be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClientAddressError {
+    /// No readable peer address (`spin-client-addr` missing or garbled).
+    #[error("the peer address is unknown")]
+    Unknown,
+    /// A trusted proxy sent no `x-forwarded-for`.
+    #[error("a trusted proxy sent no x-forwarded-for")]
+    NotForwarded,
+    /// An `x-forwarded-for` entry walked over is not an address.
+    #[error("x-forwarded-for entry {0} from the right is not an address")]
+    UnreadableForwardedFor(usize),
+    /// More entries than any real proxy chain has.
+    #[error("x-forwarded-for has more than {MAX_FORWARDED_FOR_HOPS} entries")]
+    TooManyHops,
+}
+
+/// Longest `x-forwarded-for` chain walked; deployments have one or two
+/// proxies, and the bound keeps a hostile header from costing work.
+pub const MAX_FORWARDED_FOR_HOPS: usize = 16;
+
+/// The networks of the proxies (the ingress controller's pods) whose
+/// `x-forwarded-for` is believed. Empty trusts no one: the TCP peer is the
+/// client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies {
+    networks: Vec<Cidr>,
+}
+
+impl TrustedProxies {
+    pub fn from_entries<S: AsRef<str>>(entries: &[S]) -> Result<TrustedProxies, CidrError> {
+        Ok(TrustedProxies {
+            networks: parse_entries(entries)?,
+        })
+    }
+
+    fn trusts(&self, addr: IpAddr) -> bool {
+        let addr = addr.to_canonical();
+        self.networks.iter().any(|net| net.contains(addr))
+    }
+
+    /// The client's address. `spin_client_addr` is the TCP peer;
+    /// `forwarded_for` every `x-forwarded-for` value in the order received.
+    /// A peer that is not a trusted proxy is the client, whatever the
+    /// header says. From a trusted proxy, the nearest entry (from the right)
+    /// that is not itself a trusted proxy is the client; if every entry is
+    /// one, the leftmost is.
+    pub fn client_address(
+        &self,
+        spin_client_addr: Option<&str>,
+        forwarded_for: &[&str],
+    ) -> Result<IpAddr, ClientAddressError> {
+        let peer = spin_client_addr
+            .and_then(|value| parse_client_addr(value).ok())
+            .ok_or(ClientAddressError::Unknown)?;
+        if !self.trusts(peer) {
+            return Ok(peer);
+        }
+        let entries: Vec<&str> = forwarded_for
+            .iter()
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect();
+        if entries.iter().all(|e| e.is_empty()) {
+            return Err(ClientAddressError::NotForwarded);
+        }
+        if entries.len() > MAX_FORWARDED_FOR_HOPS {
+            return Err(ClientAddressError::TooManyHops);
+        }
+        let mut client = peer;
+        for (from_right, entry) in entries.iter().rev().enumerate() {
+            let addr = parse_forwarded_entry(entry)
+                .ok_or(ClientAddressError::UnreadableForwardedFor(from_right + 1))?;
+            client = addr;
+            if !self.trusts(addr) {
+                break;
+            }
+        }
+        Ok(client)
+    }
+}
+
+/// One `x-forwarded-for` entry: an address, `[ipv6]`, `[ipv6]:port` or
+/// `ipv4:port` (proxies differ in whether they add the port).
+fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
+    if let Ok(addr) = entry.parse::<IpAddr>() {
+        return Some(addr);
+    }
+    if let Ok(socket) = entry.parse::<SocketAddr>() {
+        return Some(socket.ip());
+    }
+    entry
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|inner| inner.parse::<Ipv6Addr>().ok())
+        .map(IpAddr::V6)
+}
+
+fn parse_entries<S: AsRef<str>>(entries: &[S]) -> Result<Vec<Cidr>, CidrError> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| parse_cidr(index + 1, entry.as_ref().trim()))
+        .collect()
 }
 
 /// The IP of a `spin-client-addr` value (`127.0.0.1:56936`, `[::1]:5000`).
@@ -315,5 +428,73 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(IpAllowList::parse(text), Err(expected), "{text:?}");
         }
+    }
+
+    fn proxies(entries: &[&str]) -> TrustedProxies {
+        TrustedProxies::from_entries(entries).unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+        let none = TrustedProxies::default();
+        let spoofed = ["10.1.2.3"];
+        assert_eq!(
+            none.client_address(Some("203.0.113.7:4000"), &spoofed),
+            Ok(ip("203.0.113.7"))
+        );
+        let ingress = proxies(&["10.240.0.0/16"]);
+        assert_eq!(
+            ingress.client_address(Some("203.0.113.7:4000"), &spoofed),
+            Ok(ip("203.0.113.7")),
+            "a peer outside the proxy networks is the client"
+        );
+        assert_eq!(
+            ingress.client_address(None, &spoofed),
+            Err(ClientAddressError::Unknown)
+        );
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_nearest_untrusted_entry_is_the_client() {
+        let ingress = proxies(&["10.240.0.0/16", "fd00::/8"]);
+        let peer = Some("10.240.0.5:51000");
+        let from = |values: &[&str]| ingress.client_address(peer, values);
+        assert_eq!(from(&["198.51.100.4"]), Ok(ip("198.51.100.4")));
+        // A client that writes its own header gets its entry pushed left;
+        // the proxy's appended entry is what counts.
+        assert_eq!(from(&["10.1.2.3, 198.51.100.4"]), Ok(ip("198.51.100.4")));
+        assert_eq!(from(&["10.1.2.3", "198.51.100.4"]), Ok(ip("198.51.100.4")));
+        // Proxies in the chain are skipped.
+        assert_eq!(
+            from(&["198.51.100.4, 10.240.3.3, [fd00::9]:443"]),
+            Ok(ip("198.51.100.4"))
+        );
+        assert_eq!(from(&["198.51.100.4:1234"]), Ok(ip("198.51.100.4")));
+        assert_eq!(from(&["[2001:db8::7]"]), Ok(ip("2001:db8::7")));
+        // Only proxies: the leftmost is where the request started.
+        assert_eq!(from(&["10.240.9.9, 10.240.3.3"]), Ok(ip("10.240.9.9")));
+        assert_eq!(from(&[]), Err(ClientAddressError::NotForwarded));
+        assert_eq!(from(&[" , "]), Err(ClientAddressError::NotForwarded));
+        assert_eq!(
+            from(&["198.51.100.4, unknown"]),
+            Err(ClientAddressError::UnreadableForwardedFor(1))
+        );
+        // Garbage to the left of the client is never read.
+        assert_eq!(from(&["garbage, 198.51.100.4"]), Ok(ip("198.51.100.4")));
+        let long = vec!["10.240.0.1"; MAX_FORWARDED_FOR_HOPS + 1].join(",");
+        assert_eq!(from(&[&long]), Err(ClientAddressError::TooManyHops));
+    }
+
+    #[test]
+    fn the_allow_list_refuses_a_client_it_cannot_place() {
+        let list = IpAllowList::from_entries(&["198.51.100.0/24"]).unwrap();
+        assert!(list.allows_client(Ok(ip("198.51.100.4"))));
+        assert!(!list.allows_client(Ok(ip("10.1.2.3"))));
+        assert!(!list.allows_client(Err(ClientAddressError::NotForwarded)));
+        assert!(IpAllowList::default().allows_client(Err(ClientAddressError::Unknown)));
+        assert_eq!(
+            TrustedProxies::from_entries(&["10.0.0.0/8", ""]),
+            Err(CidrError::Empty(2))
+        );
     }
 }

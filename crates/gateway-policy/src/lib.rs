@@ -9,7 +9,9 @@
 //! - [`window`], [`decide`], [`combine`]: fixed-window rate limits and quotas;
 //!   [`meter`]: both counts of an owner in one entry, advanced by compare-and-swap.
 //! - [`TraceContext`]: W3C `traceparent`; the correlation id is the trace id.
-//! - [`IpAllowList`]: client address filtering from `spin-client-addr`.
+//! - [`GatewaySettings`]: the `gatewaypolicy` document, every plain setting in one.
+//! - [`IpAllowList`], [`TrustedProxies`]: client address filtering, and the
+//!   client's address behind an ingress (`x-forwarded-for` from trusted peers only).
 //! - [`is_forwardable_request_header`]: what a client may pass to a backend.
 //! - [`access_log_line`]: one JSON line per request.
 //!
@@ -30,6 +32,7 @@ mod limits;
 mod log;
 mod route;
 mod scope;
+mod settings;
 mod subscription;
 mod trace;
 mod usage;
@@ -43,7 +46,10 @@ pub use headers::{
     DEFAULT_BODY_LIMIT, HEALTH_KEY_HEADER, MAX_BODY_LIMIT, SUBSCRIPTION_KEY_HEADER,
     SUBSCRIPTION_KEY_QUERY, TRACEPARENT_HEADER,
 };
-pub use ipallow::{parse_client_addr, Cidr, CidrError, ClientAddrError, IpAllowList};
+pub use ipallow::{
+    parse_client_addr, Cidr, CidrError, ClientAddrError, ClientAddressError, IpAllowList,
+    TrustedProxies, MAX_FORWARDED_FOR_HOPS,
+};
 pub use jwt::{
     JwtConfig, JwtConfigError, JwtError, JwtValidator, Principal, MAX_LEEWAY_SECONDS,
     MAX_SUBJECT_LEN, MAX_TOKEN_LEN, MIN_RSA_BITS,
@@ -55,6 +61,10 @@ pub use route::{
     ROUTES,
 };
 pub use scope::{Scope, ScopeSet};
+pub use settings::{
+    GatewaySettings, SettingsError, DEFAULT_BACKEND_TIMEOUT_SECONDS, JWT_LEEWAY_SECONDS,
+    MAX_BACKEND_TIMEOUT_SECONDS,
+};
 pub use subscription::{
     ConfigError, Subscription, SubscriptionName, SubscriptionProblem, Subscriptions,
 };

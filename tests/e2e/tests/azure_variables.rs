@@ -15,19 +15,9 @@ use serde_json::json;
 use spin_test_host::{App, HostOptions, RunningServer};
 use support::fake_vault::{FakeVault, Mode};
 
-/// The gateway's plain settings, as env/k8s/configmap.yaml sets them.
-const PLAIN_SETTINGS: [(&str, &str); 10] = [
-    ("jwtjwks", ""),
-    ("jwtissuer", ""),
-    ("jwtaudience", ""),
-    ("jwtscopeclaim", "scp"),
-    ("credentialpolicy", "either"),
-    ("clientallowlist", ""),
-    ("maxbodybytes", "65536"),
-    ("tokenratelimit", "100/60"),
-    ("tokenquota", "10000/86400"),
-    ("backendtimeoutseconds", "15"),
-];
+/// The gateway's plain settings, as env/k8s/configmap.yaml sets them: one
+/// `gatewaypolicy` document.
+const PLAIN_SETTINGS: [(&str, &str); 1] = [("gatewaypolicy", r#"{"credentials": "either"}"#)];
 
 struct AzureApp {
     client: TestApp,
@@ -328,11 +318,14 @@ fn the_contract_works_with_secrets_in_key_vault_and_settings_in_the_environment(
 
 #[test]
 fn a_plain_setting_given_only_in_the_environment_resolves() {
-    // maxbodybytes is in no vault; the environment entry answers it, so a
+    // gatewaypolicy is in no vault; the environment entry answers it, so a
     // body over the limit set there is refused.
-    let app = start_with(|_| {}, &[("SPIN_VARIABLE_MAXBODYBYTES", "64")]);
+    let app = start_with(
+        |_| {},
+        &[("SPIN_VARIABLE_GATEWAYPOLICY", r#"{"maxBodyBytes": 64}"#)],
+    );
     assert_eq!(
-        app.app.variable_provider("maxbodybytes"),
+        app.app.variable_provider("gatewaypolicy"),
         Some(spin_test_host::Provider::Environment)
     );
     let big = json!({"firstName": "x".repeat(100), "gender": "other", "dateOfBirth": "2000", "postCode": "1234"});
@@ -342,7 +335,7 @@ fn a_plain_setting_given_only_in_the_environment_resolves() {
             .status,
         413
     );
-    assert_eq!(app.vault.reads().get("maxbodybytes"), None);
+    assert_eq!(app.vault.reads().get("gatewaypolicy"), None);
 }
 
 /// A 503 that names the variable and holds no secret.

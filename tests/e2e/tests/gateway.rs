@@ -162,12 +162,24 @@ fn jwks() -> String {
     .to_string()
 }
 
+/// A `gatewaypolicy` accepting tokens from the test issuer, plus `extra`
+/// members.
+fn jwt_policy(extra: Value) -> (&'static str, String) {
+    let mut policy = json!({"jwt": {"jwks": serde_json::from_str::<Value>(&jwks()).unwrap(),
+                                    "issuer": ISSUER, "audience": AUDIENCE}});
+    for (name, value) in extra.as_object().unwrap() {
+        policy[name] = value.clone();
+    }
+    policy_var(policy)
+}
+
+/// The `gatewaypolicy` variable holding `policy`.
+fn policy_var(policy: Value) -> (&'static str, String) {
+    ("gatewaypolicy", policy.to_string())
+}
+
 fn jwt_vars() -> Vec<(&'static str, String)> {
-    vec![
-        ("jwtjwks", jwks()),
-        ("jwtissuer", ISSUER.to_string()),
-        ("jwtaudience", AUDIENCE.to_string()),
-    ]
+    vec![jwt_policy(json!({}))]
 }
 
 fn claims(scopes: &str) -> Value {
@@ -442,9 +454,7 @@ mod hmac_free {
 #[test]
 #[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn both_credentials_can_be_required_together() {
-    let mut vars = jwt_vars();
-    vars.push(("credentialpolicy", "both".to_string()));
-    let app = app_with(&vars);
+    let app = app_with(&[jwt_policy(json!({"credentials": "both"}))]);
     let key = app.key("clinic").to_string();
     let token = rs256(&claims("patients.read"));
     let path = patient_path();
@@ -491,10 +501,9 @@ fn both_credentials_can_be_required_together() {
 #[test]
 #[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn token_only_callers_are_limited_per_subject() {
-    let mut vars = jwt_vars();
-    vars.push(("credentialpolicy", "jwt".to_string()));
-    vars.push(("tokenratelimit", "2/60".to_string()));
-    let app = app_with(&vars);
+    let app = app_with(&[jwt_policy(
+        json!({"credentials": "jwt", "tokenLimits": {"rate": "2/60"}}),
+    )]);
     if unix_now() % 60 > 50 {
         wait_for_window_start(60, Duration::from_millis(50));
     }
@@ -708,7 +717,9 @@ fn rotating_both_keys_under_load_never_refuses_a_client_that_switches_keys() {
 #[test]
 #[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn clients_outside_the_allow_list_are_refused() {
-    let outside = app_with(&[("clientallowlist", "10.0.0.0/8, 192.168.0.0/16".to_string())]);
+    let outside = app_with(&[policy_var(
+        json!({"clientAllowList": ["10.0.0.0/8", "192.168.0.0/16"]}),
+    )]);
     let key = outside.key("reader").to_string();
     assert_problem(&with_key(&outside, "GET", &patient_path(), &key), 403);
     assert_problem(&outside.get("/openapi.json", &[]), 403);
@@ -718,15 +729,67 @@ fn clients_outside_the_allow_list_are_refused() {
         "liveness probes stay open"
     );
 
-    let inside = app_with(&[("clientallowlist", "10.0.0.0/8, 127.0.0.1".to_string())]);
+    let inside = app_with(&[policy_var(
+        json!({"clientAllowList": ["10.0.0.0/8", "127.0.0.1"]}),
+    )]);
     let key = inside.key("reader").to_string();
     assert_eq!(with_key(&inside, "GET", &patient_path(), &key).status, 200);
 }
 
 #[test]
 #[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
+fn forwarded_for_counts_only_from_a_trusted_proxy() {
+    let via = |app: &TestApp, forwarded: &[&str]| {
+        let key = app.key("reader").to_string();
+        let mut headers = vec![("ocp-apim-subscription-key", key.as_str())];
+        headers.extend(forwarded.iter().map(|v| ("x-forwarded-for", *v)));
+        app.send("GET", &patient_path(), &headers, None).status
+    };
+    // The test client (127.0.0.1) is no proxy here: what it writes in
+    // x-forwarded-for is ignored, so it cannot claim an allowed address.
+    let direct = app_with(&[policy_var(json!({"clientAllowList": ["10.0.0.0/8"]}))]);
+    assert_eq!(via(&direct, &["10.1.2.3"]), 403);
+    assert_eq!(via(&direct, &[]), 403);
+
+    // Behind a trusted proxy (the test client plays the ingress), the
+    // nearest entry the proxy appended is the client.
+    let proxied = app_with(&[policy_var(json!({
+        "clientAllowList": ["10.0.0.0/8"], "trustedProxies": ["127.0.0.0/8"]}))]);
+    assert_eq!(via(&proxied, &["10.1.2.3"]), 200);
+    assert_eq!(via(&proxied, &["192.0.2.1"]), 403);
+    // A client's own entry stays to the left of what the proxy appended.
+    assert_eq!(via(&proxied, &["10.1.2.3, 192.0.2.1"]), 403);
+    assert_eq!(via(&proxied, &["10.1.2.3", "192.0.2.1"]), 403);
+    assert_eq!(via(&proxied, &["192.0.2.1, 10.1.2.3"]), 200);
+    // A proxy that says nothing, or garbage where the client should be.
+    assert_eq!(via(&proxied, &[]), 403);
+    assert_eq!(via(&proxied, &["10.1.2.3, not-an-address"]), 403);
+}
+
+#[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
+fn an_unusable_policy_fails_closed_and_names_the_member() {
+    let app = app_with(&[policy_var(json!({"maxBodyByte": 1024}))]);
+    let key = app.key("reader").to_string();
+    assert_problem(&with_key(&app, "GET", &patient_path(), &key), 503);
+    assert_eq!(
+        app.get("/health", &[]).status,
+        200,
+        "liveness needs no policy"
+    );
+    let logged: Vec<String> = app.host().app.logs().into_iter().map(|l| l.line).collect();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("gatewaypolicy `maxBodyByte`: unknown member")),
+        "{logged:?}"
+    );
+}
+
+#[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn oversized_bodies_are_refused_with_413() {
-    let app = app_with(&[("maxbodybytes", "1024".to_string())]);
+    let app = app_with(&[policy_var(json!({"maxBodyBytes": 1024}))]);
     let key = app.key("clinic").to_string();
     let send = |size: usize| {
         app.send(
@@ -962,7 +1025,7 @@ fn backend_answers_pass_back_with_only_the_contract_headers() {
 #[test]
 #[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn a_slow_backend_is_a_504_and_a_down_one_a_503() {
-    let app = app_with(&[("backendtimeoutseconds", "1".to_string())]);
+    let app = app_with(&[policy_var(json!({"backendTimeoutSeconds": 1}))]);
     let host = app.host();
     let key = app.key("reader").to_string();
     host.set_fault("patient-api", Some(Fault::Delay(Duration::from_secs(3))));

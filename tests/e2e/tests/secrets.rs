@@ -152,14 +152,10 @@ fn no_secret_in_any_response_header_body_or_log_line() {
     let point = signing.verifying_key().to_encoded_point(false);
     let jwks = json!({"keys": [{"kty": "EC", "kid": KID, "use": "sig", "alg": "ES256", "crv": "P-256",
         "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(point.y().unwrap())}]});
-    let environment = HashMap::from([
-        ("SPIN_VARIABLE_JWTJWKS".to_string(), jwks.to_string()),
-        ("SPIN_VARIABLE_JWTISSUER".to_string(), ISSUER.to_string()),
-        (
-            "SPIN_VARIABLE_JWTAUDIENCE".to_string(),
-            AUDIENCE.to_string(),
-        ),
-    ]);
+    let policy = |jwks: &serde_json::Value| {
+        json!({"jwt": {"jwks": jwks, "issuer": ISSUER, "audience": AUDIENCE}}).to_string()
+    };
+    let environment = HashMap::from([("SPIN_VARIABLE_GATEWAYPOLICY".to_string(), policy(&jwks))]);
     let app = TestApp::in_process(Start {
         environment,
         ..Start::default()
@@ -521,13 +517,15 @@ fn no_secret_in_any_response_header_body_or_log_line() {
         .set_variable("subscriptions", &subscriptions)
         .unwrap();
     host.app
-        .set_variable("jwtjwks", "{\"keys\": [{\"kty\": \"EC\"}]}")
+        .set_variable("gatewaypolicy", &policy(&json!({"keys": [{"kty": "EC"}]})))
         .unwrap();
     scan.add(
         "bad jwks",
         &app.get(&ppath, &[("authorization", &bearer(&good_token))]),
     );
-    host.app.set_variable("jwtjwks", &jwks.to_string()).unwrap();
+    host.app
+        .set_variable("gatewaypolicy", &policy(&jwks))
+        .unwrap();
     scan.add("recovered", &app.call("clinic", "GET", &ppath, None));
 
     // Straight to the private components, with wrong, swapped and near-miss keys.

@@ -58,6 +58,7 @@ output "deploy_env" {
     export WORKLOAD_IDENTITY_CLIENT_ID='${azurerm_user_assigned_identity.app.client_id}'
     export AZURE_TENANT_ID='${data.azurerm_client_config.current.tenant_id}'
     export APP_HOSTNAME='${var.app_hostname}'
+    export POD_CIDR='${var.pod_cidr}'
   EOT
 }
 

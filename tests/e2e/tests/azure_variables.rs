@@ -15,9 +15,19 @@ use serde_json::json;
 use spin_test_host::{App, HostOptions, RunningServer};
 use support::fake_vault::{FakeVault, Mode};
 
-/// The gateway's plain settings, as env/k8s/configmap.yaml sets them: one
-/// `gatewaypolicy` document.
-const PLAIN_SETTINGS: [(&str, &str); 1] = [("gatewaypolicy", r#"{"credentials": "either"}"#)];
+/// The gateway's plain settings exactly as env/k8s/configmap.yaml ships
+/// them: the `gatewaypolicy` block scalar, with `${POD_CIDR}` filled in as
+/// the deploy step's envsubst does (Terraform's default pod CIDR).
+fn shipped_gateway_policy() -> String {
+    let configmap = std::fs::read_to_string(repo_root().join("env/k8s/configmap.yaml")).unwrap();
+    let mut lines = configmap.lines().skip_while(|l| l.trim() != "gatewaypolicy: |");
+    assert!(lines.next().is_some(), "configmap.yaml has no gatewaypolicy");
+    let block: Vec<&str> = lines
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .map(|l| l.trim_start())
+        .collect();
+    block.join("\n").replace("${POD_CIDR}", "192.168.0.0/16")
+}
 
 struct AzureApp {
     client: TestApp,
@@ -94,10 +104,10 @@ fn load(
     std::fs::write(&config, render_runtime_config(&vault.url)).unwrap();
     let token_file = dir.path().join("azure-identity-token");
     std::fs::write(&token_file, "a-service-account-token").unwrap();
-    let mut environment: HashMap<String, String> = PLAIN_SETTINGS
-        .iter()
-        .map(|(k, v)| (format!("SPIN_VARIABLE_{}", k.to_uppercase()), v.to_string()))
-        .collect();
+    let mut environment = HashMap::from([(
+        "SPIN_VARIABLE_GATEWAYPOLICY".to_string(),
+        shipped_gateway_policy(),
+    )]);
     // What the AKS workload identity webhook injects.
     for (k, v) in [
         ("AZURE_AUTHORITY_HOST", authority.unwrap_or(&vault.url)),

@@ -56,28 +56,38 @@ pub fn variable(name: &'static str) -> Result<String, MissingVariable> {
     spin_sdk::variables::get(name).map_err(|_| MissingVariable(name))
 }
 
-/// The primary/secondary key pair held in two variables.
-pub fn accepted_keys(
-    primary: &'static str,
-    secondary: &'static str,
-) -> Result<AcceptedKeys, MissingVariable> {
-    let p = variable(primary)?;
-    let s = variable(secondary)?;
-    AcceptedKeys::pair(&p, &s).map_err(|_| MissingVariable(primary))
+/// One accepted key held in a variable.
+fn accepted_key(name: &'static str) -> Result<AcceptedKeys, MissingVariable> {
+    AcceptedKeys::single(&variable(name)?).map_err(|_| MissingVariable(name))
 }
 
-/// Checks `x-functions-key` against the component's key pair; the error is
-/// the response to send.
+/// Checks `x-functions-key` against the component's primary key and, only
+/// if that does not match, its secondary key; the error is the response to
+/// send.
+///
+/// The secondary is read lazily because under Spin each variable read walks
+/// the provider chain (a Key Vault GET on AKS), and callers send the primary
+/// except while it is being replaced: a request costs one key read, not two.
+/// All the extra read's timing can tell is that a presented key is not the
+/// primary, which every wrong key also is.
 pub fn require_host_key(
     request: &Request,
     primary: &'static str,
     secondary: &'static str,
     correlation_id: &str,
 ) -> Result<(), Response> {
-    let keys = accepted_keys(primary, secondary)
-        .map_err(|missing| misconfigured(&missing, correlation_id))?;
+    let unavailable = |missing| misconfigured(&missing, correlation_id);
     let presented = header(request, HOST_KEY_HEADER);
-    keys.verify(presented).map_err(|rejection| {
+    let verdict = match accepted_key(primary)
+        .map_err(unavailable)?
+        .verify(presented)
+    {
+        Err(KeyRejection::Wrong) => accepted_key(secondary)
+            .map_err(unavailable)?
+            .verify(presented),
+        verdict => verdict,
+    };
+    verdict.map_err(|rejection| {
         let detail = match rejection {
             KeyRejection::Missing => "A host key is required (x-functions-key).",
             KeyRejection::Wrong => "The host key is not valid.",

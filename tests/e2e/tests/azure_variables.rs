@@ -20,8 +20,13 @@ use support::fake_vault::{FakeVault, Mode};
 /// the deploy step's envsubst does (Terraform's default pod CIDR).
 fn shipped_gateway_policy() -> String {
     let configmap = std::fs::read_to_string(repo_root().join("env/k8s/configmap.yaml")).unwrap();
-    let mut lines = configmap.lines().skip_while(|l| l.trim() != "gatewaypolicy: |");
-    assert!(lines.next().is_some(), "configmap.yaml has no gatewaypolicy");
+    let mut lines = configmap
+        .lines()
+        .skip_while(|l| l.trim() != "gatewaypolicy: |");
+    assert!(
+        lines.next().is_some(),
+        "configmap.yaml has no gatewaypolicy"
+    );
     let block: Vec<&str> = lines
         .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
         .map(|l| l.trim_start())
@@ -192,8 +197,23 @@ fn lab_test() -> serde_json::Value {
     })
 }
 
+/// The most `variables::get` calls one instance (one request, under Spin)
+/// of each component may make. The gateway reads `gatewaypolicy`,
+/// `subscriptions` and one key (the health route reads two keys more to
+/// probe both backends; still at most 4). patient-api reads its primary host
+/// key, the key it sends to audit-api, and the store's endpoint and key:
+/// four, one over the target of three, until the store's endpoint and key
+/// become one connection-string secret (docs/performance.md).
+const GET_BUDGET: [(&str, u64); 4] = [
+    ("gateway", 4),
+    ("patient-api", 4),
+    ("audit-api", 3),
+    ("docstore", 2),
+];
+
 /// One operation's variable traffic: `variables::get` per component, all
-/// resolutions through the chain, and the GETs the vault served.
+/// resolutions through the chain, and the GETs the vault served. Fails when
+/// an instance of a component read more variables than its budget.
 fn measure(
     app: &AzureApp,
     operation: &str,
@@ -205,11 +225,19 @@ fn measure(
     app.settle();
     assert_eq!(status, expected, "{operation}\n{}", app.logs());
     let gets = app.app.variable_gets();
+    let per_instance = app.app.most_variable_gets_per_instance();
     let reads: u64 = app.app.variable_reads().values().sum();
     let vault = app.vault.total_reads();
     println!(
-        "reads per operation: {operation:<28} variables::get {gets:?}; chain resolutions {reads}; Key Vault GETs {vault}"
+        "reads per operation: {operation:<28} variables::get {gets:?}, most by one instance {per_instance:?}; chain resolutions {reads}; Key Vault GETs {vault}"
     );
+    for (component, budget) in GET_BUDGET {
+        let most = per_instance.get(component).copied().unwrap_or(0);
+        assert!(
+            most <= budget,
+            "{operation}: one {component} instance read {most} variables (budget {budget})"
+        );
+    }
     (reads, vault)
 }
 

@@ -80,7 +80,14 @@ impl App {
         self.inner.variables.gets()
     }
 
-    /// Zeroes [`App::variable_reads`] and [`App::variable_gets`].
+    /// The most `variables::get` calls one instance of each component made
+    /// since load (or the last reset): a component's reads per request.
+    pub fn most_variable_gets_per_instance(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner.variables.most_gets_per_instance()
+    }
+
+    /// Zeroes [`App::variable_reads`], [`App::variable_gets`] and
+    /// [`App::most_variable_gets_per_instance`].
     pub fn reset_variable_reads(&self) {
         self.inner.variables.reset_counts()
     }

@@ -115,6 +115,8 @@ pub struct InstanceState {
     pub(crate) table: ResourceTable,
     /// Whether this instance, or one on the way to it, has answered.
     pub(crate) lineage: Lineage,
+    /// `variables::get` calls this instance has made.
+    pub(crate) variable_gets: u64,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundHooks,
@@ -333,6 +335,7 @@ impl AppInner {
             component: component.clone(),
             table: ResourceTable::new(),
             lineage: lineage.clone(),
+            variable_gets: 0,
             wasi,
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks {

@@ -258,7 +258,10 @@ impl variables::Host for InstanceState {
         use crate::variables::GetError;
         self.app.costs.variable_read();
         // Every call is a provider call: Spin caches nothing.
-        self.app.variables.count_get(&self.component.decl.id);
+        self.variable_gets += 1;
+        self.app
+            .variables
+            .count_get(&self.component.decl.id, self.variable_gets);
         Ok(crate::variables::component_get(
             &self.app.variables,
             &self.component.decl.variables,

@@ -95,6 +95,10 @@ pub struct Variables {
     reads: Mutex<BTreeMap<String, u64>>,
     /// `variables::get` calls per component since the last reset.
     gets: Mutex<BTreeMap<String, u64>>,
+    /// The most `variables::get` calls one instance of each component made
+    /// since the last reset: under Spin an instance serves one request, so
+    /// this is the component's reads per request.
+    most_gets_per_instance: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Reads a `.env` file: `KEY=value` lines, `#` comments, optional quotes.
@@ -164,6 +168,7 @@ impl Variables {
             environment: RwLock::new(environment.clone()),
             reads: Mutex::new(BTreeMap::new()),
             gets: Mutex::new(BTreeMap::new()),
+            most_gets_per_instance: Mutex::new(BTreeMap::new()),
         };
         let missing: Vec<String> = manifest
             .variables
@@ -266,19 +271,30 @@ impl Variables {
         self.gets.lock().unwrap().clone()
     }
 
-    /// Counts one `variables::get` by a component.
-    pub fn count_get(&self, component: &str) {
+    /// The most `variables::get` calls one instance of each component made
+    /// since the last reset.
+    pub fn most_gets_per_instance(&self) -> BTreeMap<String, u64> {
+        self.most_gets_per_instance.lock().unwrap().clone()
+    }
+
+    /// Counts one `variables::get` by a component; `by_this_instance` is
+    /// the instance's own count, this one included.
+    pub fn count_get(&self, component: &str, by_this_instance: u64) {
         *self
             .gets
             .lock()
             .unwrap()
             .entry(component.to_string())
             .or_default() += 1;
+        let mut most = self.most_gets_per_instance.lock().unwrap();
+        let entry = most.entry(component.to_string()).or_default();
+        *entry = (*entry).max(by_this_instance);
     }
 
     pub fn reset_counts(&self) {
         self.reads.lock().unwrap().clear();
         self.gets.lock().unwrap().clear();
+        self.most_gets_per_instance.lock().unwrap().clear();
     }
 
     /// Expands a template such as `"{{ cosmosendpoint }}"` or

@@ -127,7 +127,7 @@ fn wait_for_window_start(period: u64, margin: Duration) {
 
 // ---------------------------------------------------------------------------
 // Test tokens: RSA and P-256 keys made here, their JWKS served through the
-// jwtjwks variable.
+// `jwt` section of the gatewaypolicy variable.
 
 struct Keys {
     rsa: rsa::RsaPrivateKey,

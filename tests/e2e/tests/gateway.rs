@@ -1067,6 +1067,8 @@ fn backend_answers_pass_back_with_only_the_contract_headers() {
     );
     assert_eq!(reply.header("x-continuation-token"), Some("next-page"));
     assert_eq!(reply.header("retry-after"), Some("7"));
+    // The backend said nothing about caching: the gateway says no-store.
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert!(reply.header("set-cookie").is_none() && reply.header("server").is_none());
     assert_eq!(reply.header("x-correlation-id").map(str::len), Some(32));
     assert!(reply.header("ratelimit-remaining").is_some());

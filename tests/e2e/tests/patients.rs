@@ -975,6 +975,67 @@ fn search_pages_with_limit_and_continuation_tokens() {
     assert_eq!(page("2", Some(&good)).status, 200);
 }
 
+#[test]
+fn patient_and_audit_answers_and_errors_are_never_cached() {
+    let app = TestApp::start();
+    let patient = created(&app, &with(full(), "lastName", json!(app.tag())));
+    let tests_path = format!("/patient/{patient}/tests");
+    let created_test = app.call("clinic", "POST", &tests_path, Some(&test_body()));
+    assert_eq!(created_test.status, 201, "{}", created_test.text());
+    let test_id = created_test.json()["id"].as_str().unwrap().to_string();
+    let unknown = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+    let answers = [
+        ("create a test", created_test),
+        (
+            "read a patient",
+            app.call("clinic", "GET", &format!("/patient/{patient}"), None),
+        ),
+        ("search", search(&app, &json!({"lastName": app.tag()}))),
+        ("list tests", app.call("clinic", "GET", &tests_path, None)),
+        (
+            "read a test",
+            app.call("clinic", "GET", &format!("{tests_path}/{test_id}"), None),
+        ),
+        (
+            "read audit records",
+            app.call(
+                "auditor",
+                "GET",
+                &format!("/audit/records?resourceType=patient&resourceId={patient}"),
+                None,
+            ),
+        ),
+        (
+            "verify a chain",
+            app.call(
+                "auditor",
+                "GET",
+                &format!("/audit/verify?resourceType=patient&resourceId={patient}"),
+                None,
+            ),
+        ),
+        (
+            "a backend's 404",
+            app.call("clinic", "GET", &format!("/patient/{unknown}"), None),
+        ),
+        (
+            "the gateway's 401",
+            app.get(
+                &format!("/patient/{patient}"),
+                &[("ocp-apim-subscription-key", "wrong")],
+            ),
+        ),
+    ];
+    for (what, reply) in &answers {
+        assert!(reply.status < 500, "{what}: {}", reply.text());
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{what}");
+    }
+    assert_eq!(answers[1].1.status, 200);
+    assert_eq!(answers[2].1.status, 200);
+    assert_eq!(answers[3].1.status, 200);
+    assert_eq!(answers[5].1.status, 200);
+}
+
 // --- Tests (laboratory results) --------------------------------------------
 
 #[test]

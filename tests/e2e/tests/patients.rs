@@ -1137,6 +1137,96 @@ fn tests_are_created_listed_and_read() {
 }
 
 #[test]
+fn a_patient_with_200_tests_lists_page_by_page_without_duplicates_or_gaps() {
+    let app = TestApp::start();
+    let patient = created(&app, &minimal("Many", "4242", "1970"));
+    let tests_path = format!("/patient/{patient}/tests");
+    let made: BTreeSet<String> = (0..200)
+        .map(|_| {
+            let reply = app.call("clinic", "POST", &tests_path, Some(&test_body()));
+            assert_eq!(reply.status, 201, "{}", reply.text());
+            reply.json()["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(made.len(), 200);
+    let page = |query: &str, token: Option<&str>| {
+        let headers: Vec<(&str, &str)> = token
+            .map(|t| vec![("x-continuation-token", t)])
+            .unwrap_or_default();
+        send(&app, "GET", &format!("{tests_path}{query}"), &headers, None)
+    };
+    let mut lists = 0;
+    let mut seen = BTreeSet::new();
+    let mut sizes = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let reply = page("?limit=30", token.as_deref());
+        lists += 1;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let ids = ids(&reply);
+        assert!(ids.len() <= 30);
+        sizes.push(ids.len());
+        for id in ids {
+            assert!(seen.insert(id), "no test on two pages");
+        }
+        token = reply.header("x-continuation-token").map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+        assert!(sizes.len() < 20, "paging terminates");
+    }
+    assert_eq!(seen, made, "every test, on some page");
+    assert_eq!(sizes.iter().sum::<usize>(), 200, "{sizes:?}");
+
+    // Without ?limit= a page is 100, and the rest follows.
+    let first = page("", None);
+    lists += 1;
+    assert_eq!(ids(&first).len(), 100);
+    let next = first.header("x-continuation-token").expect("more remain");
+    let second = page("", Some(next));
+    lists += 1;
+    assert_eq!(second.status, 200, "{}", second.text());
+    let both: BTreeSet<String> = ids(&first).union(&ids(&second)).cloned().collect();
+    assert_eq!(both, made);
+    // At most 1000 at once.
+    let all = page("?limit=1000", None);
+    lists += 1;
+    assert_eq!(ids(&all), made);
+    assert!(all.header("x-continuation-token").is_none());
+
+    // Bad paging is 400 problem+json, and is not audited.
+    for bad in ["0", "1001", "-1", "abc", "", "1.5", "2&limit=3"] {
+        assert_problem(
+            &page(&format!("?limit={bad}"), None),
+            400,
+            Some("limit"),
+            None,
+        );
+    }
+    for token in ["garbage", "{\"token\":\"x\"}"] {
+        let reply = page("?limit=30", Some(token));
+        lists += 1;
+        assert_problem(&reply, 400, Some("x-continuation-token"), None);
+    }
+    // Audit first: every listing that got past validation wrote its record
+    // on the patient's tests, before the store was read.
+    let records = app.call(
+        "auditor",
+        "GET",
+        &format!("/audit/records?resourceType=test&resourceId={patient}&limit=1000"),
+        None,
+    );
+    assert_eq!(records.status, 200, "{}", records.text());
+    let records = records.json();
+    let listings = records.as_array().unwrap();
+    assert_eq!(listings.len(), lists, "one record per listing");
+    assert!(listings
+        .iter()
+        .all(|r| r["resource"]["operation"] == "search"
+            && r["resource"]["criteria"] == json!(["patientId"])));
+}
+
+#[test]
 fn every_test_field_rule_on_both_sides() {
     let app = TestApp::start();
     let patient = created(&app, &full());

@@ -4,6 +4,7 @@
 //! Client details say what to do, never which credential failed, what a
 //! secret holds or what configuration is wrong (that goes to the log).
 
+use component_kit::{CACHE_CONTROL_HEADER, NO_STORE};
 use gateway_policy::{Denial, LimitDecision};
 use http::StatusCode;
 use problem::Problem;
@@ -124,6 +125,7 @@ impl GatewayError {
         let problem =
             Problem::new(status.as_u16(), self.detail()).with_correlation_id(correlation_id);
         let mut reply = Reply::new(status, problem::CONTENT_TYPE, problem.to_json());
+        reply.set(CACHE_CONTROL_HEADER, NO_STORE);
         match &self {
             GatewayError::MethodNotAllowed { allow } => reply.set("allow", allow.join(", ")),
             GatewayError::Denied(denial) => {

@@ -26,7 +26,9 @@ mod reply;
 
 use std::time::Duration;
 
-use component_kit::{outbound, HttpRequest, HttpResponse, Method, TransportError};
+use component_kit::{
+    outbound, HttpRequest, HttpResponse, Method, TransportError, CACHE_CONTROL_HEADER, NO_STORE,
+};
 use gateway_policy::{
     access_log_line, authorize, bearer_token, continue_or_start, is_forwardable_response_header,
     route, split_subscription_key, AccessLog, Actor, Backend, Credentials, Denial, GatewaySettings,
@@ -254,6 +256,11 @@ fn pass_back(status: StatusCode, response: HttpResponse) -> Reply {
         if is_forwardable_response_header(name) {
             reply.set(name, value.clone());
         }
+    }
+    // Every backend answer is about patients or the audit register: never
+    // cacheable, even if a backend forgot to say so.
+    if !reply.has(CACHE_CONTROL_HEADER) {
+        reply.set(CACHE_CONTROL_HEADER, NO_STORE);
     }
     reply
 }

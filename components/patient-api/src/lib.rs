@@ -13,7 +13,8 @@ use audit_chain::{Actor, AuditInput, AuditResource, SourceSystemName};
 use component_kit::{
     correlation_id, header, json_response, method_name, outbound, problem_response,
     problem_response_with, require_host_key, variable, HttpRequest, Method as OutMethod,
-    RequestLog, WasiClock, WasiTransport, ACTOR_HEADER, CORRELATION_HEADER,
+    RequestLog, WasiClock, WasiTransport, ACTOR_HEADER, CACHE_CONTROL_HEADER, CORRELATION_HEADER,
+    NO_STORE,
 };
 use cosmos::{Clock, CosmosClient};
 use problem::Problem;
@@ -231,6 +232,7 @@ fn reply_response(reply: Reply, correlation: &str) -> Response {
     let mut builder = Response::builder();
     builder
         .status(reply.status)
+        .header(CACHE_CONTROL_HEADER, NO_STORE)
         .header(CORRELATION_HEADER, correlation);
     for (name, value) in reply.headers {
         builder.header(name, value);

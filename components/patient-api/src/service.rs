@@ -7,11 +7,12 @@
 //! environment so that this order is unit tested natively.
 
 use audit_chain::{AuditResource, CriterionName, Operation, ResourceId, ResourceType};
-use cosmos::{CosmosError, ETag, PageRequest};
+use cosmos::{CosmosError, ETag, PageRequest, QueryPage};
 use records::{
     lab_test_from_document, lab_test_to_document, lab_test_to_json, parse_new_patient,
     parse_new_test, parse_patient_update, parse_search, patient_from_document, patient_to_document,
-    patient_to_json, tests_of_patient_query, LabTest, Patient, PatientId, TestId, Timestamp,
+    patient_to_json, tests_of_patient_query, LabTest, Patient, PatientId, QuerySpec, TestId,
+    Timestamp,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -22,9 +23,11 @@ use crate::store::{Container, Documents};
 
 /// Largest request body accepted (the gateway enforces its own limit first).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Search page size without `?limit=`.
+/// Page size of a search or a test list without `?limit=`.
 pub const DEFAULT_LIMIT: u32 = 100;
-/// Largest `?limit=`.
+/// Largest `?limit=`. A page of large tests stays deliverable all the same:
+/// the store ends a page at 4 MB (Cosmos DB, and docstore like it), below
+/// the 8 MiB a component reads of an answer.
 pub const MAX_LIMIT: u32 = 1000;
 pub use component_kit::CONTINUATION_HEADER;
 /// Pages a store may answer empty in a row before we give up looking for a
@@ -102,7 +105,7 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
             Route::ReadPatient(id) => self.read_patient(id, request),
             Route::UpdatePatient(id) => self.update_patient(id, request),
             Route::CreateTest(id) => self.create_test(id, request),
-            Route::ListTests(id) => self.list_tests(id),
+            Route::ListTests(id) => self.list_tests(id, request),
             Route::ReadTest(id, test) => self.read_test(id, test, request),
             Route::Ready => Err(ApiError::Internal("readiness is not a data operation")),
         }
@@ -204,18 +207,48 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
             ));
         }
 
-        let spec = criteria.to_query();
+        let from_client = continuation.is_some();
+        let page = self.page(
+            Container::Patients,
+            &criteria.to_query(),
+            None,
+            limit,
+            continuation,
+        )?;
+        if page.documents.is_empty() && !from_client {
+            return Err(ApiError::NotFound(NO_PATIENTS));
+        }
+        let patients = page
+            .documents
+            .into_iter()
+            .map(|doc| patient_from_document(doc).map(|p| patient_to_json(&p)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ApiError::Internal("stored patient is invalid"))?;
+        Ok(paged(patients, page.continuation))
+    }
+
+    /// One page of a query, as a client sees it: `limit` at most, skipping
+    /// the empty pages a store may answer before the next non-empty one. A
+    /// client's token the store refuses is the client's 400, not a 500.
+    fn page(
+        &self,
+        container: Container,
+        spec: &QuerySpec,
+        partition: Option<&str>,
+        limit: u32,
+        continuation: Option<String>,
+    ) -> Result<QueryPage, ApiError> {
         let from_client = continuation.is_some();
         let mut token = continuation;
         let mut empty_pages = 0;
-        let page = loop {
+        loop {
             let sent_client_token = from_client && empty_pages == 0;
             let page = self
                 .documents
                 .query(
-                    Container::Patients,
-                    &spec,
-                    None,
+                    container,
+                    spec,
+                    partition,
                     PageRequest {
                         max_item_count: Some(limit),
                         continuation: token.take(),
@@ -235,24 +268,10 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
                 || page.continuation.is_none()
                 || empty_pages >= MAX_EMPTY_PAGES
             {
-                break page;
+                return Ok(page);
             }
             token = page.continuation;
-        };
-        if page.documents.is_empty() && !from_client {
-            return Err(ApiError::NotFound(NO_PATIENTS));
         }
-        let patients = page
-            .documents
-            .into_iter()
-            .map(|doc| patient_from_document(doc).map(|p| patient_to_json(&p)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ApiError::Internal("stored patient is invalid"))?;
-        let mut reply = Reply::json(200, Value::Array(patients));
-        if let Some(next) = page.continuation {
-            reply = reply.header(CONTINUATION_HEADER, next);
-        }
-        Ok(reply)
     }
 
     fn create_test(&self, raw_patient: &str, request: &Incoming<'_>) -> Result<Reply, ApiError> {
@@ -279,10 +298,12 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
             .header("etag", stored.etag.as_str()))
     }
 
-    fn list_tests(&self, raw_patient: &str) -> Result<Reply, ApiError> {
+    fn list_tests(&self, raw_patient: &str, request: &Incoming<'_>) -> Result<Reply, ApiError> {
         let patient = patient_id(raw_patient)?;
+        let limit = parse_limit(request.query)?;
+        let continuation = continuation(request.continuation)?;
         // A query over the tests by patient: audited on the patient's id,
-        // so the register shows whose tests were listed.
+        // so the register shows whose tests were listed (every page).
         let by_patient =
             CriterionName::parse("patientId").map_err(|_| ApiError::Internal("audit criterion"))?;
         let resource = AuditResource::search(
@@ -292,37 +313,24 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         )
         .map_err(|_| ApiError::Internal("list audit record not accepted"))?;
         self.audit_resource(&resource)?;
-        let key = patient.to_string();
-        let spec = tests_of_patient_query(&patient);
-        let mut tests = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .documents
-                .query(
-                    Container::Tests,
-                    &spec,
-                    Some(&key),
-                    PageRequest {
-                        max_item_count: Some(MAX_LIMIT),
-                        continuation: token,
-                    },
-                )
-                .map_err(store_error)?;
-            for doc in page.documents {
-                let test = lab_test_from_document(doc)
-                    .map_err(|_| ApiError::Internal("stored test is invalid"))?;
-                tests.push(lab_test_to_json(&test));
-            }
-            token = page.continuation;
-            if token.is_none() {
-                break;
-            }
-        }
-        if tests.is_empty() {
+        let from_client = continuation.is_some();
+        let page = self.page(
+            Container::Tests,
+            &tests_of_patient_query(&patient),
+            Some(&patient.to_string()),
+            limit,
+            continuation,
+        )?;
+        if page.documents.is_empty() && !from_client {
             return Err(ApiError::NotFound(NO_TESTS));
         }
-        Ok(Reply::json(200, Value::Array(tests)))
+        let tests = page
+            .documents
+            .into_iter()
+            .map(|doc| lab_test_from_document(doc).map(|t| lab_test_to_json(&t)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ApiError::Internal("stored test is invalid"))?;
+        Ok(paged(tests, page.continuation))
     }
 
     fn read_test(
@@ -356,6 +364,15 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         self.auditor
             .record(resource)
             .map_err(|AuditFailed| ApiError::AuditUnavailable)
+    }
+}
+
+/// A 200 page: the items, and the token for the next page when more remain.
+fn paged(items: Vec<Value>, next: Option<String>) -> Reply {
+    let reply = Reply::json(200, Value::Array(items));
+    match next {
+        Some(next) => reply.header(CONTINUATION_HEADER, next),
+        None => reply,
     }
 }
 
@@ -438,7 +455,7 @@ pub fn parse_limit(query: &str) -> Result<u32, ApiError> {
 fn invalid_continuation() -> ApiError {
     ApiError::BadParameter {
         field: CONTINUATION_HEADER,
-        detail: "x-continuation-token is not a token this search issued.",
+        detail: "x-continuation-token is not a token this query issued.",
     }
 }
 
@@ -450,8 +467,7 @@ fn continuation(header: Option<&str>) -> Result<Option<String>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cosmos::{Document, QueryPage};
-    use records::QuerySpec;
+    use cosmos::Document;
     use serde_json::json;
     use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;
@@ -943,6 +959,93 @@ mod tests {
             "{}",
             journal[2]
         );
+    }
+
+    #[test]
+    fn tests_are_listed_page_by_page_and_each_page_is_audited_first() {
+        let w = World::new();
+        w.run(Route::CreatePatient, &patient()).unwrap();
+        let test = w.run(Route::CreateTest(FIRST_ID), &test_body()).unwrap();
+        let stored = w
+            .memory
+            .docs
+            .borrow()
+            .iter()
+            .find(|((c, _, _), _)| *c == Container::Tests)
+            .map(|(_, (doc, _))| doc.clone())
+            .unwrap();
+        w.take_journal();
+        let list = |query: &'static str, continuation: Option<&'static str>| {
+            w.service().handle(
+                Route::ListTests(FIRST_ID),
+                &Incoming {
+                    query,
+                    continuation,
+                    ..Incoming::default()
+                },
+            )
+        };
+        // Bad paging parameters: 400, before any audit or store call.
+        for query in ["limit=0", "limit=1001", "limit=x", "limit=1&limit=2"] {
+            assert_eq!(list(query, None).unwrap_err().status(), 400, "{query}");
+        }
+        assert_eq!(list("", Some("bad\u{7f}")).unwrap_err().status(), 400);
+        assert!(w.take_journal().is_empty());
+
+        // A page of `limit`, an empty store page skipped, the token passed on.
+        *w.memory.pages.borrow_mut() = vec![
+            Ok(QueryPage {
+                documents: vec![],
+                continuation: Some("t1".into()),
+            }),
+            Ok(QueryPage {
+                documents: vec![stored.clone()],
+                continuation: Some("t2".into()),
+            }),
+        ];
+        let first = list("limit=1", None).unwrap();
+        assert_eq!(header(&first, CONTINUATION_HEADER), Some("t2"));
+        assert_eq!(first.body.unwrap(), json!([test.body.clone().unwrap()]));
+        let journal = w.take_journal();
+        assert_eq!(
+            journal[0],
+            format!("audit test {FIRST_ID} search patientId")
+        );
+        assert!(journal[1].ends_with("Some(1) None"), "{}", journal[1]);
+        assert!(
+            journal[2].ends_with("Some(1) Some(\"t1\")"),
+            "{}",
+            journal[2]
+        );
+
+        // The next page with the client's token: audited again; the last
+        // page has no token; default page size 100.
+        *w.memory.pages.borrow_mut() = vec![Ok(QueryPage {
+            documents: vec![],
+            continuation: None,
+        })];
+        let last = list("", Some("t2")).unwrap();
+        assert_eq!(
+            (last.status, header(&last, CONTINUATION_HEADER)),
+            (200, None)
+        );
+        assert_eq!(last.body, Some(json!([])));
+        let journal = w.take_journal();
+        assert_eq!(
+            journal[0],
+            format!("audit test {FIRST_ID} search patientId")
+        );
+        assert!(
+            journal[1].ends_with("Some(100) Some(\"t2\")"),
+            "{}",
+            journal[1]
+        );
+
+        // A token the store refuses is the client's 400.
+        *w.memory.pages.borrow_mut() = vec![Err(CosmosError::BadRequest {
+            message: "x".into(),
+        })];
+        assert_eq!(list("", Some("forged")).unwrap_err().status(), 400);
     }
 
     #[test]

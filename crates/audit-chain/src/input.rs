@@ -8,8 +8,11 @@ use serde_json::{Map, Value};
 use crate::error::{AuditInputError, Violation};
 use strict_json::{index_path, parse_body, Fields};
 
-/// Most characters of a source system name, resource id, correlation id or actor.
+/// Most characters of a source system name, resource id or correlation id.
 pub const MAX_NAME_CHARS: usize = 128;
+/// Most characters of an actor: the one actor rule, the longest the gateway
+/// can name (so a caller it accepts is never refused here).
+pub const MAX_ACTOR_CHARS: usize = actor::MAX_ACTOR_CHARS;
 /// Most characters of one search criterion name.
 pub const MAX_CRITERION_CHARS: usize = 64;
 /// Most criteria names one search record may list.
@@ -80,9 +83,9 @@ checked_string!(
 );
 checked_string!(
     /// Who acted: the subscription name or token subject the gateway
-    /// authenticated. 1–128 printable ASCII characters, no leading or
-    /// trailing space.
-    Actor, field = "actor", check = |f, s| check_printable(f, s, MAX_NAME_CHARS)
+    /// authenticated (the forms of the `actor` crate). 1–327 printable ASCII
+    /// characters, no leading or trailing space.
+    Actor, field = "actor", check = |f, s| check_printable(f, s, MAX_ACTOR_CHARS)
 );
 checked_string!(
     /// The audited resource's id: 1–128 of `A-Z a-z 0-9 - _ . *` (a GUID, or
@@ -631,10 +634,16 @@ mod tests {
     #[test]
     fn header_values() {
         assert!(CorrelationId::parse("0af7651916cd43dd8448eb211c80319c").is_ok());
-        assert!(Actor::parse(&"a".repeat(128)).is_ok());
+        // The longest actor the gateway can name is recorded; one more is not.
+        let longest = actor::both(
+            &"n".repeat(actor::MAX_SUBSCRIPTION_NAME_CHARS),
+            &"s".repeat(actor::MAX_SUBJECT_CHARS),
+        );
+        assert_eq!(longest.len(), 327);
+        assert!(Actor::parse(&longest).is_ok());
         assert_eq!(
-            Actor::parse(&"a".repeat(129)).unwrap_err().violation,
-            Violation::TooLong { max: 128 }
+            Actor::parse(&format!("{longest}s")).unwrap_err().violation,
+            Violation::TooLong { max: 327 }
         );
         assert_eq!(
             Actor::parse("").unwrap_err(),

@@ -45,7 +45,8 @@ pub use document::{
 pub use error::{AuditInputError, DocumentError, SealError, Violation};
 pub use input::{
     parse_audit_input, Actor, AuditInput, AuditResource, CorrelationId, CriterionName, Operation,
-    ResourceId, ResourceType, SourceSystemName, MAX_CRITERIA, MAX_CRITERION_CHARS, MAX_NAME_CHARS,
+    ResourceId, ResourceType, SourceSystemName, MAX_ACTOR_CHARS, MAX_CRITERIA, MAX_CRITERION_CHARS,
+    MAX_NAME_CHARS,
 };
 pub use stamp::{AuditTime, InvalidAuditTime};
 pub use verify::{verify_chain, verify_documents, BreakReason, ChainBreak, VerifyReport};

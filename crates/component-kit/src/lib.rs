@@ -43,6 +43,11 @@ pub const CONTINUATION_HEADER: &str = "x-continuation-token";
 /// Longest continuation token accepted from a client (a store's tokens are
 /// far shorter; the bound keeps a hostile header from being passed on).
 pub const MAX_CONTINUATION_CHARS: usize = 8192;
+/// Every answer about patients or the audit register says `Cache-Control:
+/// no-store`: no browser, proxy or CDN may keep a copy of health data (and an
+/// error answer is not worth keeping either).
+pub const CACHE_CONTROL_HEADER: &str = "cache-control";
+pub const NO_STORE: &str = "no-store";
 /// The variables naming the document store: its endpoint and master key.
 pub const STORE_ENDPOINT_VARIABLE: &str = "cosmosendpoint";
 pub const STORE_KEY_VARIABLE: &str = "cosmoskey";
@@ -154,12 +159,13 @@ pub fn problem_response(problem: Problem) -> Response {
 
 /// A problem+json response with more headers (`allow` on a 405, a
 /// `retry-after` of the component's own); a 503 without its own
-/// `retry-after` says `retry-after: 1`.
+/// `retry-after` says `retry-after: 1`. Never to be cached.
 pub fn problem_response_with(problem: Problem, headers: Vec<(&'static str, String)>) -> Response {
     let mut builder = Response::builder();
     builder
         .status(problem.status)
         .header("content-type", problem::CONTENT_TYPE)
+        .header(CACHE_CONTROL_HEADER, NO_STORE)
         .header(CORRELATION_HEADER, problem.correlation_id.clone());
     let has_retry_after = headers
         .iter()
@@ -173,11 +179,12 @@ pub fn problem_response_with(problem: Problem, headers: Vec<(&'static str, Strin
     builder.body(problem.to_json()).build()
 }
 
-/// A JSON response.
+/// A JSON response, never to be cached (see [`NO_STORE`]).
 pub fn json_response(status: u16, body: &serde_json::Value, correlation_id: &str) -> Response {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
+        .header(CACHE_CONTROL_HEADER, NO_STORE)
         .header(CORRELATION_HEADER, correlation_id)
         .body(serde_json::to_vec(body).expect("JSON values serialise"))
         .build()

@@ -54,17 +54,17 @@ pub fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Tr
     OutgoingBody::finish(body, None).map_err(map_error)?;
 
     let deadline = wasi::clocks::monotonic_clock::subscribe_duration(nanos);
-    let response = loop {
-        if let Some(result) = future.get() {
-            break result
-                .map_err(|_| TransportError::Other("response already taken".into()))?
-                .map_err(map_error)?;
-        }
-        wasi::io::poll::poll(&[&future.subscribe(), &deadline]);
-        if deadline.ready() && future.get().is_none() {
-            return Err(TransportError::Timeout);
-        }
-    };
+    let arrived = until_deadline(
+        || future.get(),
+        || deadline.ready(),
+        || {
+            wasi::io::poll::poll(&[&future.subscribe(), &deadline]);
+        },
+    );
+    let response = arrived
+        .ok_or(TransportError::Timeout)?
+        .map_err(|_| TransportError::Other("response already taken".into()))?
+        .map_err(map_error)?;
     let status = response.status();
     let headers = response
         .headers()
@@ -96,6 +96,30 @@ pub fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Tr
         headers,
         body,
     })
+}
+
+/// Takes what `take` yields, waiting (`wait`) until it yields or `expired`
+/// says the deadline has passed; `None` only if nothing arrived by then.
+///
+/// `take` is `future-incoming-response.get`: it hands the response over once
+/// and never again. So an answer that is ready when the deadline is must be
+/// kept, not taken to check for it and then dropped: the request was served
+/// (a write happened), and reporting a timeout invites a duplicate retry.
+fn until_deadline<T>(
+    mut take: impl FnMut() -> Option<T>,
+    mut expired: impl FnMut() -> bool,
+    mut wait: impl FnMut(),
+) -> Option<T> {
+    loop {
+        if let Some(arrived) = take() {
+            return Some(arrived);
+        }
+        if expired() {
+            // It may have arrived between the two looks.
+            return take();
+        }
+        wait();
+    }
 }
 
 fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), TransportError> {
@@ -137,5 +161,80 @@ fn map_error(code: ErrorCode) -> TransportError {
         | ErrorCode::DestinationNotFound
         | ErrorCode::DestinationUnavailable => TransportError::Connect(format!("{code:?}")),
         other => TransportError::Other(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// A `future-incoming-response` and a deadline on one fake clock: the
+    /// response is ready from `ready_at`, the deadline from `deadline_at`,
+    /// and each `wait` advances the clock by one tick. `get` hands the
+    /// response over once, then `Err(())` ("already taken"), as WASI does.
+    struct Race {
+        now: Cell<u32>,
+        ready_at: u32,
+        deadline_at: u32,
+        taken: Cell<bool>,
+    }
+
+    impl Race {
+        fn new(ready_at: u32, deadline_at: u32) -> Self {
+            Race {
+                now: Cell::new(0),
+                ready_at,
+                deadline_at,
+                taken: Cell::new(false),
+            }
+        }
+
+        fn get(&self) -> Option<Result<&'static str, ()>> {
+            if self.now.get() < self.ready_at {
+                None
+            } else if self.taken.replace(true) {
+                Some(Err(()))
+            } else {
+                Some(Ok("201 Created"))
+            }
+        }
+
+        fn run(&self) -> Option<Result<&'static str, ()>> {
+            until_deadline(
+                || self.get(),
+                || self.now.get() >= self.deadline_at,
+                || self.now.set(self.now.get() + 1),
+            )
+        }
+    }
+
+    #[test]
+    fn a_response_arriving_exactly_at_the_deadline_is_kept() {
+        assert_eq!(Race::new(3, 3).run(), Some(Ok("201 Created")));
+    }
+
+    #[test]
+    fn a_response_before_the_deadline_is_taken_and_none_after_it() {
+        assert_eq!(Race::new(0, 3).run(), Some(Ok("201 Created")));
+        assert_eq!(Race::new(2, 3).run(), Some(Ok("201 Created")));
+        assert_eq!(Race::new(4, 3).run(), None);
+        assert_eq!(Race::new(u32::MAX, 0).run(), None);
+    }
+
+    #[test]
+    fn a_response_arriving_between_the_two_looks_is_kept() {
+        // Ready at tick 1, but the first look happens at tick 0 and the
+        // deadline check already sees tick 1: the clock moves inside `expired`.
+        let race = Race::new(1, 1);
+        let arrived = until_deadline(
+            || race.get(),
+            || {
+                race.now.set(1);
+                true
+            },
+            || unreachable!("the deadline has passed"),
+        );
+        assert_eq!(arrived, Some(Ok("201 Created")));
     }
 }

@@ -133,9 +133,9 @@ impl Actor {
     /// The `x-actor` value recorded in the audit register (see module doc).
     pub fn audit_name(&self) -> String {
         match self {
-            Actor::Subscription { name, .. } => name.to_string(),
-            Actor::Token { subject, .. } => format!("token:{subject}"),
-            Actor::Both { name, subject, .. } => format!("{name}/token:{subject}"),
+            Actor::Subscription { name, .. } => actor::subscription(name.as_str()),
+            Actor::Token { subject, .. } => actor::token(subject),
+            Actor::Both { name, subject, .. } => actor::both(name.as_str(), subject),
         }
     }
 

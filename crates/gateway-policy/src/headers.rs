@@ -49,11 +49,12 @@ pub fn is_forwardable_request_header(name: &str) -> bool {
 }
 
 /// The response headers of a backend that reach the client: what the public
-/// contract uses (media type, entity tags, the created resource, paging,
-/// back-off). Everything else a backend sets (its own correlation id, host
-/// details, anything added later) stays inside; the gateway sets
+/// contract uses (media type, caching, entity tags, the created resource,
+/// paging, back-off). Everything else a backend sets (its own correlation id,
+/// host details, anything added later) stays inside; the gateway sets
 /// `x-correlation-id` and the `RateLimit-*` headers itself.
-const FORWARDABLE_RESPONSE_HEADERS: [&str; 5] = [
+const FORWARDABLE_RESPONSE_HEADERS: [&str; 6] = [
+    "cache-control",
     "content-type",
     "etag",
     "location",
@@ -238,6 +239,7 @@ mod tests {
     #[test]
     fn only_contract_response_headers_pass_back() {
         for name in [
+            "Cache-Control",
             "Content-Type",
             "etag",
             "Location",

@@ -27,8 +27,9 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 pub const MAX_LEEWAY_SECONDS: u32 = 300;
 /// Smallest accepted RSA modulus.
 pub const MIN_RSA_BITS: usize = 2048;
-/// Longest accepted `sub`.
-pub const MAX_SUBJECT_LEN: usize = 256;
+/// Longest accepted `sub`: the one actor rule, so that every subject
+/// accepted here fits the audit register's actor.
+pub const MAX_SUBJECT_LEN: usize = actor::MAX_SUBJECT_CHARS;
 
 /// What the gateway needs to validate tokens.
 #[derive(Clone)]

@@ -20,8 +20,9 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 use crate::limits::{Limit, Limits};
 use crate::scope::{Scope, ScopeSet};
 
-/// Longest accepted subscription name.
-pub const MAX_NAME_LEN: usize = 64;
+/// Longest accepted subscription name: the one actor rule, so that every
+/// name accepted here fits the audit register's actor.
+pub const MAX_NAME_LEN: usize = actor::MAX_SUBSCRIPTION_NAME_CHARS;
 
 /// Why the subscriptions variable was refused. Names the subscription (by
 /// name, or by position when the name itself is unusable), never a digest.

@@ -498,6 +498,119 @@ fn both_credentials_can_be_required_together() {
     assert_eq!(actors, vec!["clinic/token:app-42".to_string()]);
 }
 
+/// The actor of the audit records of one resource, oldest first.
+fn recorded_actors(app: &TestApp, kind: &str, id: &str) -> Vec<String> {
+    let records = with_key(
+        app,
+        "GET",
+        &format!("/audit/records?resourceType={kind}&resourceId={id}"),
+        app.key("auditor"),
+    );
+    assert_eq!(records.status, 200, "{}", records.text());
+    records
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["actor"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
+fn the_longest_actor_the_gateway_names_is_recorded_and_a_longer_subject_is_a_401() {
+    // The real backends: the audit register must accept what the gateway names.
+    let app = TestApp::in_process(Start {
+        environment: jwt_vars()
+            .into_iter()
+            .map(|(name, value)| (format!("SPIN_VARIABLE_{}", name.to_uppercase()), value))
+            .collect(),
+        ..Start::default()
+    });
+    let host = app.host();
+    // A subscription with the longest name, beside the usual ones.
+    let name = "n".repeat(64);
+    let key = random_key();
+    let mut subscriptions: Vec<Value> =
+        serde_json::from_str(&app.secrets.variables["subscriptions"]).unwrap();
+    subscriptions.push(subscription(
+        &name,
+        &key,
+        &random_key(),
+        &["patients.read", "patients.write"],
+        (1000, 60),
+        (100_000, 86400),
+    ));
+    host.app
+        .set_variable("subscriptions", &Value::Array(subscriptions).to_string())
+        .unwrap();
+    let mut longest = claims("patients.read patients.write");
+    let subject = "s".repeat(256);
+    longest["sub"] = json!(subject);
+    let token = rs256(&longest);
+
+    // Both credentials, longest name and subject: 327 characters, recorded.
+    let created = app.send(
+        "POST",
+        "/patient",
+        &[
+            ("ocp-apim-subscription-key", &key),
+            ("authorization", &format!("Bearer {token}")),
+        ],
+        Some(
+            br#"{"firstName":"Ana","gender":"female","dateOfBirth":"1980-02-29","postCode":"2100"}"#,
+        ),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    // The token alone: `token:<256 characters>`.
+    let read = with_token(&app, "GET", &format!("/patient/{id}"), &token);
+    assert_eq!(read.status, 200, "{}", read.text());
+    let both = format!("{name}/token:{subject}");
+    assert_eq!(both.len(), 327);
+    assert_eq!(
+        recorded_actors(&app, "patient", &id),
+        vec![both, format!("token:{subject}")]
+    );
+
+    // One character more is refused by the gateway, and nothing goes further.
+    host.settle();
+    let backend_lines = || {
+        host.app
+            .logs()
+            .iter()
+            .filter(|l| l.component != "gateway")
+            .count()
+    };
+    let before = backend_lines();
+    let mut longer = longest.clone();
+    longer["sub"] = json!("s".repeat(257));
+    for headers in [
+        vec![("authorization", format!("Bearer {}", rs256(&longer)))],
+        vec![
+            ("ocp-apim-subscription-key", key.clone()),
+            ("authorization", format!("Bearer {}", rs256(&longer))),
+        ],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = app.send("GET", &format!("/patient/{id}"), &headers, None);
+        let body = assert_problem(&refused, 401);
+        assert_eq!(body["detail"], "Credentials are invalid.");
+        assert!(!refused.text().contains("x-actor"));
+        assert!(refused
+            .header("www-authenticate")
+            .unwrap()
+            .contains(r#"error="invalid_token""#));
+    }
+    host.settle();
+    assert_eq!(
+        backend_lines(),
+        before,
+        "no backend saw the refused requests"
+    );
+    assert_eq!(recorded_actors(&app, "patient", &id).len(), 2);
+}
+
 #[test]
 #[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn token_only_callers_are_limited_per_subject() {
@@ -1017,6 +1130,8 @@ fn backend_answers_pass_back_with_only_the_contract_headers() {
     );
     assert_eq!(reply.header("x-continuation-token"), Some("next-page"));
     assert_eq!(reply.header("retry-after"), Some("7"));
+    // The backend said nothing about caching: the gateway says no-store.
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert!(reply.header("set-cookie").is_none() && reply.header("server").is_none());
     assert_eq!(reply.header("x-correlation-id").map(str::len), Some(32));
     assert!(reply.header("ratelimit-remaining").is_some());

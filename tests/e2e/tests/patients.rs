@@ -975,6 +975,67 @@ fn search_pages_with_limit_and_continuation_tokens() {
     assert_eq!(page("2", Some(&good)).status, 200);
 }
 
+#[test]
+fn patient_and_audit_answers_and_errors_are_never_cached() {
+    let app = TestApp::start();
+    let patient = created(&app, &with(full(), "lastName", json!(app.tag())));
+    let tests_path = format!("/patient/{patient}/tests");
+    let created_test = app.call("clinic", "POST", &tests_path, Some(&test_body()));
+    assert_eq!(created_test.status, 201, "{}", created_test.text());
+    let test_id = created_test.json()["id"].as_str().unwrap().to_string();
+    let unknown = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+    let answers = [
+        ("create a test", created_test),
+        (
+            "read a patient",
+            app.call("clinic", "GET", &format!("/patient/{patient}"), None),
+        ),
+        ("search", search(&app, &json!({"lastName": app.tag()}))),
+        ("list tests", app.call("clinic", "GET", &tests_path, None)),
+        (
+            "read a test",
+            app.call("clinic", "GET", &format!("{tests_path}/{test_id}"), None),
+        ),
+        (
+            "read audit records",
+            app.call(
+                "auditor",
+                "GET",
+                &format!("/audit/records?resourceType=patient&resourceId={patient}"),
+                None,
+            ),
+        ),
+        (
+            "verify a chain",
+            app.call(
+                "auditor",
+                "GET",
+                &format!("/audit/verify?resourceType=patient&resourceId={patient}"),
+                None,
+            ),
+        ),
+        (
+            "a backend's 404",
+            app.call("clinic", "GET", &format!("/patient/{unknown}"), None),
+        ),
+        (
+            "the gateway's 401",
+            app.get(
+                &format!("/patient/{patient}"),
+                &[("ocp-apim-subscription-key", "wrong")],
+            ),
+        ),
+    ];
+    for (what, reply) in &answers {
+        assert!(reply.status < 500, "{what}: {}", reply.text());
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{what}");
+    }
+    assert_eq!(answers[1].1.status, 200);
+    assert_eq!(answers[2].1.status, 200);
+    assert_eq!(answers[3].1.status, 200);
+    assert_eq!(answers[5].1.status, 200);
+}
+
 // --- Tests (laboratory results) --------------------------------------------
 
 #[test]
@@ -1073,6 +1134,96 @@ fn tests_are_created_listed_and_read() {
             .status,
         404
     );
+}
+
+#[test]
+fn a_patient_with_200_tests_lists_page_by_page_without_duplicates_or_gaps() {
+    let app = TestApp::start();
+    let patient = created(&app, &minimal("Many", "4242", "1970"));
+    let tests_path = format!("/patient/{patient}/tests");
+    let made: BTreeSet<String> = (0..200)
+        .map(|_| {
+            let reply = app.call("clinic", "POST", &tests_path, Some(&test_body()));
+            assert_eq!(reply.status, 201, "{}", reply.text());
+            reply.json()["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(made.len(), 200);
+    let page = |query: &str, token: Option<&str>| {
+        let headers: Vec<(&str, &str)> = token
+            .map(|t| vec![("x-continuation-token", t)])
+            .unwrap_or_default();
+        send(&app, "GET", &format!("{tests_path}{query}"), &headers, None)
+    };
+    let mut lists = 0;
+    let mut seen = BTreeSet::new();
+    let mut sizes = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let reply = page("?limit=30", token.as_deref());
+        lists += 1;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let ids = ids(&reply);
+        assert!(ids.len() <= 30);
+        sizes.push(ids.len());
+        for id in ids {
+            assert!(seen.insert(id), "no test on two pages");
+        }
+        token = reply.header("x-continuation-token").map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+        assert!(sizes.len() < 20, "paging terminates");
+    }
+    assert_eq!(seen, made, "every test, on some page");
+    assert_eq!(sizes.iter().sum::<usize>(), 200, "{sizes:?}");
+
+    // Without ?limit= a page is 100, and the rest follows.
+    let first = page("", None);
+    lists += 1;
+    assert_eq!(ids(&first).len(), 100);
+    let next = first.header("x-continuation-token").expect("more remain");
+    let second = page("", Some(next));
+    lists += 1;
+    assert_eq!(second.status, 200, "{}", second.text());
+    let both: BTreeSet<String> = ids(&first).union(&ids(&second)).cloned().collect();
+    assert_eq!(both, made);
+    // At most 1000 at once.
+    let all = page("?limit=1000", None);
+    lists += 1;
+    assert_eq!(ids(&all), made);
+    assert!(all.header("x-continuation-token").is_none());
+
+    // Bad paging is 400 problem+json, and is not audited.
+    for bad in ["0", "1001", "-1", "abc", "", "1.5", "2&limit=3"] {
+        assert_problem(
+            &page(&format!("?limit={bad}"), None),
+            400,
+            Some("limit"),
+            None,
+        );
+    }
+    for token in ["garbage", "{\"token\":\"x\"}"] {
+        let reply = page("?limit=30", Some(token));
+        lists += 1;
+        assert_problem(&reply, 400, Some("x-continuation-token"), None);
+    }
+    // Audit first: every listing that got past validation wrote its record
+    // on the patient's tests, before the store was read.
+    let records = app.call(
+        "auditor",
+        "GET",
+        &format!("/audit/records?resourceType=test&resourceId={patient}&limit=1000"),
+        None,
+    );
+    assert_eq!(records.status, 200, "{}", records.text());
+    let records = records.json();
+    let listings = records.as_array().unwrap();
+    assert_eq!(listings.len(), lists, "one record per listing");
+    assert!(listings
+        .iter()
+        .all(|r| r["resource"]["operation"] == "search"
+            && r["resource"]["criteria"] == json!(["patientId"])));
 }
 
 #[test]

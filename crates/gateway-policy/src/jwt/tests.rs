@@ -496,6 +496,13 @@ fn subject() {
     assert_eq!(set(json!("two words")), Err(JwtError::InvalidSubject));
     assert_eq!(set(json!("line\nbreak")), Err(JwtError::InvalidSubject));
     assert_eq!(
+        set(json!("x".repeat(MAX_SUBJECT_LEN)))
+            .unwrap()
+            .subject
+            .len(),
+        MAX_SUBJECT_LEN
+    );
+    assert_eq!(
         set(json!("x".repeat(MAX_SUBJECT_LEN + 1))),
         Err(JwtError::InvalidSubject)
     );

@@ -205,8 +205,14 @@ pub fn seal(
     Ok((record, head))
 }
 
-/// Version tag, first element of the canonical form.
+/// Version tag, first element of the canonical form of a record without a
+/// `reference`.
 pub const CANONICAL_VERSION: &str = "audit-record/1";
+/// Version tag of the canonical form of a record with a `reference`
+/// (version 1 with the reference before `previousHash`). Records without
+/// one keep version 1, so every record sealed before references existed
+/// hashes as it did.
+pub const CANONICAL_VERSION_WITH_REFERENCE: &str = "audit-record/2";
 
 /// The exact bytes that are hashed: a JSON array without whitespace, in
 /// this fixed order, `hash` itself excluded:
@@ -224,6 +230,10 @@ pub const CANONICAL_VERSION: &str = "audit-record/1";
 /// ASCII, so the only escapes are `\"` and `\\`. The chain key is not listed
 /// separately: it is `resourceType:resourceId`.
 ///
+/// A record with a `reference` is tagged [`CANONICAL_VERSION_WITH_REFERENCE`]
+/// and has the reference (a lower-case hyphenated GUID) between
+/// `[criteria...]` and `previousHash`.
+///
 /// Being a positional array, it does not depend on the member order of any
 /// JSON the record was read from.
 pub fn canonical_bytes(record: &AuditRecord) -> Vec<u8> {
@@ -234,8 +244,12 @@ pub fn canonical_bytes(record: &AuditRecord) -> Vec<u8> {
         .iter()
         .map(|c| s(c.as_str()))
         .collect();
-    let form = Value::Array(vec![
-        s(CANONICAL_VERSION),
+    let version = match record.resource.reference() {
+        None => CANONICAL_VERSION,
+        Some(_) => CANONICAL_VERSION_WITH_REFERENCE,
+    };
+    let mut form = vec![
+        s(version),
         s(&record.id.hyphenated().to_string()),
         Value::from(record.sequence),
         s(&record.created_date.to_string()),
@@ -246,10 +260,13 @@ pub fn canonical_bytes(record: &AuditRecord) -> Vec<u8> {
         s(record.resource.id().as_str()),
         s(record.resource.operation().as_str()),
         Value::Array(criteria),
-        s(&record.previous_hash.to_string()),
-    ]);
+    ];
+    if let Some(reference) = record.resource.reference() {
+        form.push(s(&reference.hyphenated().to_string()));
+    }
+    form.push(s(&record.previous_hash.to_string()));
     // Serialising a tree of strings and integers cannot fail.
-    serde_json::to_vec(&form).unwrap_or_default()
+    serde_json::to_vec(&Value::Array(form)).unwrap_or_default()
 }
 
 /// SHA-256 of [`canonical_bytes`].
@@ -359,6 +376,7 @@ pub(crate) mod tests {
                 .unwrap()
             }),
             Box::new(|r| r.previous_hash = Digest::from_bytes([1; 32])),
+            Box::new(|r| r.resource = r.resource.clone().with_reference(Uuid::from_u128(7))),
         ];
         for (i, change) in changes.iter().enumerate() {
             let mut altered = r.clone();
@@ -476,5 +494,26 @@ pub(crate) mod tests {
         ] {
             assert_eq!(bad.parse::<Digest>(), Err(InvalidDigest), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_reference_has_its_own_version_and_a_record_without_keeps_version_1() {
+        let plain = first();
+        let text = String::from_utf8(canonical_bytes(&plain)).unwrap();
+        assert!(text.starts_with("[\"audit-record/1\","), "{text}");
+        let mut referring = plain.clone();
+        let search = Uuid::from_u128(0xb000_0000_0000_4000_8000_0000_0000_0001);
+        referring.resource = referring.resource.clone().with_reference(search);
+        let text = String::from_utf8(canonical_bytes(&referring)).unwrap();
+        assert!(text.starts_with("[\"audit-record/2\","), "{text}");
+        let tail = format!(
+            "[],\"{}\",\"{}\"]",
+            search.hyphenated(),
+            referring.previous_hash
+        );
+        assert!(text.ends_with(&tail), "{text}");
+        let mut other = referring.clone();
+        other.resource = other.resource.clone().with_reference(Uuid::from_u128(8));
+        assert_ne!(record_hash(&referring), record_hash(&other));
     }
 }

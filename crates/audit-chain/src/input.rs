@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use crate::error::{AuditInputError, Violation};
 use strict_json::{index_path, parse_body, Fields};
@@ -196,12 +197,18 @@ impl Operation {
 
 /// The audited resource and operation. Criteria names exist only on a
 /// search (none means "search all"); at most [`MAX_CRITERIA`], no repeats.
+///
+/// `reference` is the id of another audit record this one follows from: a
+/// disclosure record (a patient a search returned, on that patient's own
+/// chain) names the search's record, so "who saw my record" leads from the
+/// patient to the query that returned it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditResource {
     kind: ResourceType,
     id: ResourceId,
     operation: Operation,
     criteria: Vec<CriterionName>,
+    reference: Option<Uuid>,
 }
 
 impl AuditResource {
@@ -213,7 +220,18 @@ impl AuditResource {
             id,
             operation,
             criteria: Vec::new(),
+            reference: None,
         }
+    }
+
+    /// This resource, following from the audit record `reference`.
+    pub fn with_reference(mut self, reference: Uuid) -> Self {
+        self.reference = Some(reference);
+        self
+    }
+
+    pub fn reference(&self) -> Option<Uuid> {
+        self.reference
     }
 
     /// A search by the given criteria names.
@@ -228,6 +246,7 @@ impl AuditResource {
             id,
             operation: Operation::Search,
             criteria,
+            reference: None,
         })
     }
 
@@ -247,8 +266,9 @@ impl AuditResource {
         &self.criteria
     }
 
-    /// `{"type", "id", "operation"[, "criteria"]}`; `criteria` is present
-    /// exactly when the operation is a search.
+    /// `{"type", "id", "operation"[, "criteria"][, "reference"]}`; `criteria`
+    /// is present exactly when the operation is a search, `reference` when
+    /// there is one.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("type".into(), Value::String(self.kind.as_str().into()));
@@ -265,13 +285,19 @@ impl AuditResource {
                 .collect();
             m.insert("criteria".into(), Value::Array(names));
         }
+        if let Some(reference) = self.reference {
+            m.insert(
+                "reference".into(),
+                Value::String(reference.hyphenated().to_string()),
+            );
+        }
         Value::Object(m)
     }
 
     /// Reads the `resource` object found at `path`.
     pub(crate) fn from_json(value: Value, path: &str) -> Result<Self, AuditInputError> {
         let mut obj = Fields::new(value, path)?;
-        obj.reject_unknown(&["type", "id", "operation", "criteria"])?;
+        obj.reject_unknown(&["type", "id", "operation", "criteria", "reference"])?;
         let kind = ResourceType::parse_at(&obj.path_of("type"), &obj.required_str("type")?)?;
         let id = ResourceId::parse_at(&obj.path_of("id"), &obj.required_str("id")?)?;
         let operation =
@@ -313,12 +339,29 @@ impl AuditResource {
                 ))
             }
         };
+        let reference_path = obj.path_of("reference");
+        let reference = match obj.optional_str("reference")? {
+            None => None,
+            Some(text) => Some(parse_reference(&reference_path, &text)?),
+        };
         Ok(Self {
             kind,
             id,
             operation,
             criteria,
+            reference,
         })
+    }
+}
+
+/// A record id in its one spelling: a lower-case hyphenated GUID.
+fn parse_reference(path: &str, text: &str) -> Result<Uuid, AuditInputError> {
+    match Uuid::parse_str(text) {
+        Ok(id) if id.hyphenated().to_string() == text => Ok(id),
+        _ => Err(AuditInputError::new(
+            path,
+            Violation::NotCanonical("the id of an audit record (a lower-case GUID)"),
+        )),
     }
 }
 
@@ -663,5 +706,28 @@ mod tests {
             Violation::InvalidCharacters(PRINTABLE)
         );
         assert!(Actor::parse("~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./ x").is_ok());
+    }
+
+    #[test]
+    fn a_reference_is_a_record_id_in_its_one_spelling() {
+        let search = "b0a7651e-16cd-43dd-8448-eb211c80319c";
+        let mut v = body();
+        v["resource"]["operation"] = json!("search");
+        v["resource"]["criteria"] = json!([]);
+        v["resource"]["reference"] = json!(search);
+        let a = parse(&v).unwrap();
+        assert_eq!(a.resource.reference().unwrap().to_string(), search);
+        assert_eq!(a.to_json(), v, "round trip");
+        for bad in [json!("B0A7651E-16CD-43DD-8448-EB211C80319C"), json!("b0a7651e16cd43dd8448eb211c80319c"),
+                    json!("not-a-guid"), json!("")] {
+            let mut v = v.clone();
+            v["resource"]["reference"] = bad.clone();
+            let (field, violation) = err(&v);
+            assert_eq!(field, "resource.reference", "{bad}");
+            assert!(matches!(violation, Violation::NotCanonical(_)), "{bad}");
+        }
+        let mut v = v.clone();
+        v["resource"]["reference"] = json!(7);
+        assert_eq!(err(&v).0, "resource.reference");
     }
 }

@@ -36,7 +36,7 @@ pub use append::{
 };
 pub use chain::{
     canonical_bytes, record_hash, seal, AuditRecord, ChainHead, ChainKey, Digest, InvalidDigest,
-    SealContext, CANONICAL_VERSION,
+    SealContext, CANONICAL_VERSION, CANONICAL_VERSION_WITH_REFERENCE,
 };
 pub use document::{
     chain_records_query, chain_tail_query, head_from_document, head_to_document,

@@ -5,6 +5,11 @@
 //!   store (audit_chain::append decides; this shell does the store calls).
 //!   The 201 leaves once the record is stored; the chain head is advanced
 //!   after it, off the caller's critical path.
+//! - `POST /auditrecords`: up to 1,000 records at once, each onto its own
+//!   resource's chain (the disclosure records of a search page). All are
+//!   validated before any is stored; the 201 means every one is stored. A
+//!   failure part way leaves the records stored so far (an append-only
+//!   register keeps what it took) and answers the error.
 //! - `GET /audit/records?resourceType=&resourceId=&from=&to=&limit=`: one
 //!   page of a chain, `x-continuation-token` both ways.
 //! - `GET /audit/verify?resourceType=&resourceId=`: is the chain intact?
@@ -17,10 +22,10 @@ use std::time::Duration;
 use audit_chain::document::head_document_id;
 use audit_chain::params::{parse_records_query, parse_verify_query};
 use audit_chain::{
-    advance_head, append_record, chain_records_query, chain_tail_query, parse_audit_input,
-    record_from_document, record_to_json, verify_documents, Actor, AppendError, AppendPolicy,
-    AppendRequest, AppendStore, AuditInputError, AuditQuery, AuditTime, ChainKey, CorrelationId,
-    PendingHead, Violation,
+    advance_head, append_record, chain_records_query, chain_tail_query, parse_audit_batch,
+    parse_audit_input, record_from_document, record_to_json, verify_documents, Actor, AppendError,
+    AppendPolicy, AppendRequest, AppendStore, AuditInput, AuditInputError, AuditQuery, AuditTime,
+    ChainKey, CorrelationId, PendingHead, Violation,
 };
 use component_kit::{
     continuation_token, correlation_id, json_response, method_name, misconfigured,
@@ -75,9 +80,14 @@ fn handle_request(request: Request) -> (Response, Option<AfterResponse>) {
             log(line, &note);
             (response, None)
         }
-        Some(HeadWork { mut store, head }) => {
+        Some(HeadWork { mut store, heads }) => {
             let after = move || {
-                note.head_advanced = Some(advance_head(&mut store, head, &AppendPolicy::default()));
+                let policy = AppendPolicy::default();
+                let mut all_advanced = true;
+                for head in heads {
+                    all_advanced &= advance_head(&mut store, head, &policy);
+                }
+                note.head_advanced = Some(all_advanced);
                 log(line, &note);
             };
             (response, Some(Box::new(after) as AfterResponse))
@@ -85,10 +95,10 @@ fn handle_request(request: Request) -> (Response, Option<AfterResponse>) {
     }
 }
 
-/// An append's step 4, left for after the response.
+/// An append's step 4, left for after the response (one head per record).
 struct HeadWork {
     store: AuditStore,
-    head: PendingHead,
+    heads: Vec<PendingHead>,
 }
 
 /// The routes this component serves; anything else is `Other`. Logged by
@@ -96,6 +106,7 @@ struct HeadWork {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     AuditRecord,
+    AuditRecords,
     Records,
     Verify,
     Ready,
@@ -106,6 +117,7 @@ impl Route {
     fn of(path: &str) -> Self {
         match path {
             "/auditrecord" => Route::AuditRecord,
+            "/auditrecords" => Route::AuditRecords,
             "/audit/records" => Route::Records,
             "/audit/verify" => Route::Verify,
             "/health/ready" => Route::Ready,
@@ -116,6 +128,7 @@ impl Route {
     fn name(self) -> &'static str {
         match self {
             Route::AuditRecord => "/auditrecord",
+            Route::AuditRecords => "/auditrecords",
             Route::Records => "/audit/records",
             Route::Verify => "/audit/verify",
             Route::Ready => "/health/ready",
@@ -133,11 +146,12 @@ fn serve(
 ) -> Result<Response, ApiError> {
     match (request.method(), route) {
         (Method::Post, Route::AuditRecord) => append(request, correlation, note, head_work),
+        (Method::Post, Route::AuditRecords) => append_batch(request, correlation, note, head_work),
         (Method::Get, Route::Records) => list_records(request, correlation),
         (Method::Get, Route::Verify) => verify(request, correlation),
         (Method::Get, Route::Ready) => ready(correlation),
         // The register has no update or delete path.
-        (_, Route::AuditRecord) => Err(ApiError::MethodNotAllowed("POST")),
+        (_, Route::AuditRecord | Route::AuditRecords) => Err(ApiError::MethodNotAllowed("POST")),
         (_, Route::Records | Route::Verify | Route::Ready) => {
             Err(ApiError::MethodNotAllowed("GET"))
         }
@@ -251,23 +265,58 @@ fn append(
         return Err(ApiError::BodyTooLarge);
     }
     let input = parse_audit_input(request.body()).map_err(ApiError::Invalid)?;
+    let (mut records, work) = append_all(request, vec![input], note)?;
+    *head_work = Some(work);
+    let record = records.pop().unwrap_or(Value::Null);
+    Ok(json_response(201, &record, correlation))
+}
+
+// --- POST /auditrecords ------------------------------------------------------
+
+fn append_batch(
+    request: &Request,
+    correlation: &str,
+    note: &mut Note,
+    head_work: &mut Option<HeadWork>,
+) -> Result<Response, ApiError> {
+    if request.body().len() > MAX_BODY_BYTES {
+        return Err(ApiError::BodyTooLarge);
+    }
+    let inputs = parse_audit_batch(request.body()).map_err(ApiError::Invalid)?;
+    let (records, work) = append_all(request, inputs, note)?;
+    *head_work = Some(work);
+    Ok(json_response(201, &Value::Array(records), correlation))
+}
+
+/// Appends each input, in order, under the request's correlation id and
+/// actor; the records as the API shows them, and the head advances left
+/// for after the response. Stops at the first failure (the records stored
+/// before it stay: the register only grows).
+fn append_all(
+    request: &Request,
+    inputs: Vec<AuditInput>,
+    note: &mut Note,
+) -> Result<(Vec<Value>, HeadWork), ApiError> {
     let correlation_id = required_header(request, CORRELATION_HEADER, CorrelationId::parse)?;
     let actor = required_header(request, ACTOR_HEADER, Actor::parse)?;
-    let append_request = AppendRequest {
-        input,
-        id: component_kit::random_uuid(),
-        correlation_id,
-        actor,
-    };
     let mut store = AuditStore::open()?;
-    let stored = append_record(&mut store, &append_request, &AppendPolicy::default())?;
-    note.attempts = Some(stored.attempts);
-    let response = json_response(201, &record_to_json(&stored.record), correlation);
-    *head_work = Some(HeadWork {
-        store,
-        head: stored.head,
-    });
-    Ok(response)
+    let mut records = Vec::with_capacity(inputs.len());
+    let mut heads = Vec::with_capacity(inputs.len());
+    let mut attempts = 0;
+    for input in inputs {
+        let append_request = AppendRequest {
+            input,
+            id: component_kit::random_uuid(),
+            correlation_id: correlation_id.clone(),
+            actor: actor.clone(),
+        };
+        let stored = append_record(&mut store, &append_request, &AppendPolicy::default())?;
+        attempts += stored.attempts;
+        records.push(record_to_json(&stored.record));
+        heads.push(stored.head);
+    }
+    note.attempts = Some(attempts);
+    Ok((records, HeadWork { store, heads }))
 }
 
 /// A header validated by an audit_chain parser; errors name the header.

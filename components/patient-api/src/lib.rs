@@ -103,6 +103,7 @@ fn serve(request: &Request, route: Route<'_>, correlation: &str) -> Result<Reply
         environment: Wasi,
     };
     let incoming = Incoming {
+        actor: actor.as_str(),
         query: request.query(),
         body: request.body(),
         if_match: header(request, "if-match"),
@@ -117,7 +118,8 @@ fn store() -> Result<CosmosClient<WasiTransport, WasiClock>, ApiError> {
         .map_err(|missing| ApiError::Misconfigured(missing.0))
 }
 
-/// `POST /auditrecord` on audit-api; only a 201 counts as written.
+/// `POST /auditrecord` and `POST /auditrecords` on audit-api; only a 201
+/// counts as written.
 struct AuditApi {
     key: String,
     correlation: String,
@@ -125,13 +127,21 @@ struct AuditApi {
     traceparent: Option<String>,
 }
 
-impl Auditor for AuditApi {
-    fn record(&self, resource: &AuditResource) -> Result<(), AuditFailed> {
-        let source = SourceSystemName::parse(SOURCE_SYSTEM).map_err(|_| AuditFailed)?;
-        let input = AuditInput {
-            source_system_name: source,
+/// Extra time a batch of disclosure records may take per record, on top of
+/// [`AUDIT_TIMEOUT`]; the total stays under the gateway's default backend
+/// timeout (15 s) even for the largest page.
+const AUDIT_TIME_PER_RECORD: Duration = Duration::from_millis(8);
+
+impl AuditApi {
+    fn input(resource: &AuditResource) -> Result<AuditInput, AuditFailed> {
+        Ok(AuditInput {
+            source_system_name: SourceSystemName::parse(SOURCE_SYSTEM).map_err(|_| AuditFailed)?,
             resource: resource.clone(),
-        };
+        })
+    }
+
+    /// Sends `body` to `path`; the 201's body.
+    fn post(&self, path: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, AuditFailed> {
         let mut headers = vec![
             (hostkey::HOST_KEY_HEADER.to_string(), self.key.clone()),
             (CORRELATION_HEADER.to_string(), self.correlation.clone()),
@@ -143,12 +153,12 @@ impl Auditor for AuditApi {
         }
         let request = HttpRequest {
             method: OutMethod::Post,
-            url: format!("{AUDIT_API}/auditrecord"),
+            url: format!("{AUDIT_API}{path}"),
             headers,
-            body: input.to_json().to_string().into_bytes(),
+            body,
         };
-        match outbound::send(&request, AUDIT_TIMEOUT) {
-            Ok(response) if response.status == 201 => Ok(()),
+        match outbound::send(&request, timeout) {
+            Ok(response) if response.status == 201 => Ok(response.body),
             Ok(response) => {
                 warn(
                     "audit record refused",
@@ -162,6 +172,38 @@ impl Auditor for AuditApi {
                 Err(AuditFailed)
             }
         }
+    }
+}
+
+impl Auditor for AuditApi {
+    fn record(&self, resource: &AuditResource) -> Result<uuid::Uuid, AuditFailed> {
+        let body = Self::input(resource)?.to_json().to_string().into_bytes();
+        let answer = self.post("/auditrecord", body, AUDIT_TIMEOUT)?;
+        // The 201 is the stored record; its id is what disclosures name.
+        serde_json::from_slice::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|record| record.get("id")?.as_str()?.parse().ok())
+            .ok_or_else(|| {
+                warn(
+                    "audit record unreadable",
+                    "no id in the 201",
+                    &self.correlation,
+                );
+                AuditFailed
+            })
+    }
+
+    fn record_all(&self, resources: &[AuditResource]) -> Result<(), AuditFailed> {
+        let records = resources
+            .iter()
+            .map(|r| Self::input(r).map(|input| input.to_json()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let body = serde_json::json!({ "records": records })
+            .to_string()
+            .into_bytes();
+        let count = u32::try_from(resources.len()).unwrap_or(u32::MAX);
+        let timeout = AUDIT_TIMEOUT + AUDIT_TIME_PER_RECORD * count;
+        self.post("/auditrecords", body, timeout).map(|_| ())
     }
 }
 

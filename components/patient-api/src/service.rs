@@ -34,9 +34,31 @@ pub use component_kit::CONTINUATION_HEADER;
 /// non-empty one (Cosmos may return empty pages with a continuation).
 const MAX_EMPTY_PAGES: usize = 20;
 
-/// Writes one audit record; `Err` means it was not written.
+/// Writes audit records; `Err` means not all were written.
 pub trait Auditor {
-    fn record(&self, resource: &AuditResource) -> Result<(), AuditFailed>;
+    /// One record; its id.
+    fn record(&self, resource: &AuditResource) -> Result<Uuid, AuditFailed>;
+    /// One record per resource, each on its own resource's chain (the
+    /// disclosures of a page of results).
+    fn record_all(&self, resources: &[AuditResource]) -> Result<(), AuditFailed>;
+}
+
+/// Chains one caller's search records are spread over, so that its
+/// concurrent searches do not all queue on one chain.
+pub const SEARCH_SHARDS: u8 = 8;
+
+/// The resource id of a caller's search records:
+/// `search-<first 16 hex digits of SHA-256(actor)>-<shard>`. Each caller has
+/// its own chains, so different callers' searches never contend (the one
+/// `patient:*` chain every search used to go on made concurrent searches
+/// fail closed for everyone), and an auditor finds a caller's searches on
+/// [`SEARCH_SHARDS`] chains. The digest keeps the actor's name out of the
+/// chain key, which the register already records in `actor`.
+pub fn search_record_id(actor: &str, shard: u8) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(actor.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("search-{hex}-{}", shard % SEARCH_SHARDS)
 }
 
 /// The audit record was not written (refused, error status, timeout).
@@ -52,6 +74,8 @@ pub trait Environment {
 /// What the service needs of a request, once routed.
 #[derive(Debug, Clone, Default)]
 pub struct Incoming<'a> {
+    /// Who acts (the gateway's `x-actor`), already validated.
+    pub actor: &'a str,
     pub query: &'a str,
     pub body: &'a [u8],
     pub if_match: Option<&'a str>,
@@ -176,6 +200,11 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         Ok(Reply::json(200, patient_to_json(&patient)).header("etag", stored.etag.as_str()))
     }
 
+    /// A search is recorded twice over: first the criteria names on one of
+    /// the caller's search chains (fail closed: no record, no query), then,
+    /// before any patient leaves, one disclosure record per returned patient
+    /// on that patient's own chain, naming the search record. If any
+    /// disclosure is not written the client gets 503 and no patient data.
     fn search_patients(&self, request: &Incoming<'_>) -> Result<Reply, ApiError> {
         let criteria = parse_search(request.body)?;
         let limit = parse_limit(request.query)?;
@@ -186,10 +215,11 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
             .map(CriterionName::parse)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ApiError::Internal("criterion name not accepted by the audit register"))?;
-        let everything = ResourceId::parse("*").map_err(|_| ApiError::Internal("audit id"))?;
-        let resource = AuditResource::search(ResourceType::Patient, everything, names)
+        let shard = self.environment.new_uuid().as_bytes()[0];
+        let chain = resource_id(&search_record_id(request.actor, shard))?;
+        let resource = AuditResource::search(ResourceType::Patient, chain, names)
             .map_err(|_| ApiError::Internal("search audit record not accepted"))?;
-        self.audit_resource(&resource)?;
+        let search_record = self.audit_resource(&resource)?;
 
         if let (Some(id), None) = (criteria.only_id(), &continuation) {
             // The id is the partition key: a point read, the cheapest store
@@ -201,6 +231,11 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
                 .map_err(not_found_as(NO_PATIENTS))?;
             let patient = patient_from_document(doc.body)
                 .map_err(|_| ApiError::Internal("stored patient is invalid"))?;
+            self.disclose(
+                ResourceType::Patient,
+                &[patient.id.to_string()],
+                search_record,
+            )?;
             return Ok(Reply::json(
                 200,
                 Value::Array(vec![patient_to_json(&patient)]),
@@ -221,10 +256,38 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         let patients = page
             .documents
             .into_iter()
-            .map(|doc| patient_from_document(doc).map(|p| patient_to_json(&p)))
+            .map(patient_from_document)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ApiError::Internal("stored patient is invalid"))?;
+        let ids: Vec<String> = patients.iter().map(|p| p.id.to_string()).collect();
+        self.disclose(ResourceType::Patient, &ids, search_record)?;
+        let patients = patients.iter().map(patient_to_json).collect();
         Ok(paged(patients, page.continuation))
+    }
+
+    /// One disclosure record per resource about to leave, on its own chain:
+    /// operation `search`, `reference` = the search's record.
+    fn disclose(
+        &self,
+        kind: ResourceType,
+        ids: &[String],
+        search_record: Uuid,
+    ) -> Result<(), ApiError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let resources = ids
+            .iter()
+            .map(|id| {
+                Ok(
+                    AuditResource::new(kind, resource_id(id)?, Operation::Search)
+                        .with_reference(search_record),
+                )
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        self.auditor
+            .record_all(&resources)
+            .map_err(|AuditFailed| ApiError::AuditUnavailable)
     }
 
     /// One page of a query, as a client sees it: `limit` at most, skipping
@@ -303,7 +366,9 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         let limit = parse_limit(request.query)?;
         let continuation = continuation(request.continuation)?;
         // A query over the tests by patient: audited on the patient's id,
-        // so the register shows whose tests were listed (every page).
+        // so the register shows whose tests were listed (every page); then
+        // each test on the page is disclosed on its own chain, where its
+        // reads are, as a search's patients are.
         let by_patient =
             CriterionName::parse("patientId").map_err(|_| ApiError::Internal("audit criterion"))?;
         let resource = AuditResource::search(
@@ -312,7 +377,7 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
             vec![by_patient],
         )
         .map_err(|_| ApiError::Internal("list audit record not accepted"))?;
-        self.audit_resource(&resource)?;
+        let list_record = self.audit_resource(&resource)?;
         let from_client = continuation.is_some();
         let page = self.page(
             Container::Tests,
@@ -327,10 +392,15 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
         let tests = page
             .documents
             .into_iter()
-            .map(|doc| lab_test_from_document(doc).map(|t| lab_test_to_json(&t)))
+            .map(lab_test_from_document)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ApiError::Internal("stored test is invalid"))?;
-        Ok(paged(tests, page.continuation))
+        let ids: Vec<String> = tests.iter().map(|t| t.id.to_string()).collect();
+        self.disclose(ResourceType::Test, &ids, list_record)?;
+        Ok(paged(
+            tests.iter().map(lab_test_to_json).collect(),
+            page.continuation,
+        ))
     }
 
     fn read_test(
@@ -358,9 +428,11 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
 
     fn audit(&self, kind: ResourceType, id: &str, operation: Operation) -> Result<(), ApiError> {
         self.audit_resource(&AuditResource::new(kind, resource_id(id)?, operation))
+            .map(|_| ())
     }
 
-    fn audit_resource(&self, resource: &AuditResource) -> Result<(), ApiError> {
+    /// Writes one record; its id.
+    fn audit_resource(&self, resource: &AuditResource) -> Result<Uuid, ApiError> {
         self.auditor
             .record(resource)
             .map_err(|AuditFailed| ApiError::AuditUnavailable)
@@ -481,21 +553,51 @@ mod tests {
         fail: bool,
     }
 
-    impl Auditor for FakeAuditor<'_> {
-        fn record(&self, r: &AuditResource) -> Result<(), AuditFailed> {
-            let criteria: Vec<&str> = r.criteria().iter().map(|c| c.as_str()).collect();
-            self.journal.borrow_mut().push(format!(
-                "audit {} {} {} {}",
-                r.kind().as_str(),
-                r.id().as_str(),
-                r.operation().as_str(),
-                criteria.join(",")
-            ));
+    /// The id the fake gives every record it writes.
+    const RECORD_ID: Uuid = Uuid::from_u128(0xa0d1_7000_0000_4000_8000_0000_0000_0042);
+
+    impl FakeAuditor<'_> {
+        fn outcome(&self) -> Result<(), AuditFailed> {
             if self.fail {
                 Err(AuditFailed)
             } else {
                 Ok(())
             }
+        }
+    }
+
+    impl Auditor for FakeAuditor<'_> {
+        fn record(&self, r: &AuditResource) -> Result<Uuid, AuditFailed> {
+            let criteria: Vec<&str> = r.criteria().iter().map(|c| c.as_str()).collect();
+            // A search chain's id is checked where it is made; here it reads
+            // as the caller's, to keep the journal legible.
+            let id = match r.id().as_str() {
+                id if id.starts_with("search-") => "<caller's search chain>",
+                id => id,
+            };
+            self.journal.borrow_mut().push(format!(
+                "audit {} {} {} {}",
+                r.kind().as_str(),
+                id,
+                r.operation().as_str(),
+                criteria.join(",")
+            ));
+            self.outcome().map(|()| RECORD_ID)
+        }
+
+        fn record_all(&self, resources: &[AuditResource]) -> Result<(), AuditFailed> {
+            let ids: Vec<String> = resources
+                .iter()
+                .map(|r| {
+                    assert_eq!(r.operation(), Operation::Search);
+                    assert_eq!(r.reference(), Some(RECORD_ID));
+                    format!("{} {}", r.kind().as_str(), r.id().as_str())
+                })
+                .collect();
+            self.journal
+                .borrow_mut()
+                .push(format!("disclose {}", ids.join(",")));
+            self.outcome()
         }
     }
 
@@ -923,7 +1025,7 @@ mod tests {
         let journal = w.take_journal();
         assert_eq!(
             journal[0],
-            "audit patient * search firstName,dateOfBirthFrom"
+            "audit patient <caller's search chain> search firstName,dateOfBirthFrom"
         );
         assert!(!journal.concat().contains("Ana"));
         w.run(Route::CreatePatient, &patient()).unwrap();
@@ -952,7 +1054,7 @@ mod tests {
         assert_eq!(header(&reply, CONTINUATION_HEADER), Some("t2"));
         assert_eq!(reply.body.unwrap().as_array().unwrap().len(), 1);
         let journal = w.take_journal();
-        assert_eq!(journal[0], "audit patient * search ");
+        assert_eq!(journal[0], "audit patient <caller's search chain> search ");
         assert!(journal[1].ends_with("Some(1) None"), "{}", journal[1]);
         assert!(
             journal[2].ends_with("Some(1) Some(\"t1\")"),
@@ -1062,8 +1164,9 @@ mod tests {
         assert_eq!(
             w.take_journal(),
             vec![
-                "audit patient * search id".to_string(),
-                "read Patients".into()
+                "audit patient <caller's search chain> search id".to_string(),
+                "read Patients".into(),
+                format!("disclose patient {id}"),
             ]
         );
         let unknown = "20000000-0000-4000-8000-000000000001";
@@ -1166,6 +1269,110 @@ mod tests {
             "limit=%31",
         ] {
             assert_eq!(parse_limit(bad).unwrap_err().status(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn search_chains_are_the_caller_s_own_and_spread_over_shards() {
+        let a: Vec<String> = (0..=255).map(|n| search_record_id("clinic", n)).collect();
+        let distinct: std::collections::BTreeSet<&String> = a.iter().collect();
+        assert_eq!(distinct.len(), usize::from(SEARCH_SHARDS));
+        assert!(a[0].starts_with("search-") && a[0].len() == "search-".len() + 16 + 2);
+        assert!(ResourceId::parse(&a[0]).is_ok());
+        assert!(
+            !a[0].contains("clinic"),
+            "the actor's name stays out of the key"
+        );
+        let b = search_record_id("clinic/token:app-42", 0);
+        assert!(!distinct.contains(&b), "another caller, other chains");
+    }
+
+    #[test]
+    fn returned_patients_are_disclosed_before_they_leave_and_a_failed_disclosure_returns_none() {
+        let w = World::new();
+        let service = w.service();
+        let create = || {
+            let body = patient().to_string();
+            let incoming = Incoming {
+                body: body.as_bytes(),
+                ..Incoming::default()
+            };
+            service.handle(Route::CreatePatient, &incoming).unwrap()
+        };
+        let (first, second) = (create(), create());
+        let ids: Vec<String> = [first, second]
+            .iter()
+            .map(|r| r.body.as_ref().unwrap()["id"].as_str().unwrap().to_string())
+            .collect();
+        w.take_journal();
+        let found = w.run(Route::SearchPatients, &json!({})).unwrap();
+        assert_eq!(found.body.unwrap().as_array().unwrap().len(), 2);
+        let journal = w.take_journal();
+        assert_eq!(journal[0], "audit patient <caller's search chain> search ");
+        let disclosed = journal.last().unwrap();
+        for id in &ids {
+            assert!(disclosed.contains(&format!("patient {id}")), "{disclosed}");
+        }
+        assert!(
+            journal[1].starts_with("query"),
+            "the query comes between: {journal:?}"
+        );
+
+        // The search record is written, the disclosures are not: 503, and
+        // no patient in the answer.
+        let failing = Service {
+            auditor: FailAfterFirst {
+                inner: w.service().auditor,
+                written: Cell::new(0),
+            },
+            documents: w.service().documents,
+            environment: FixedEnv {
+                ids: Cell::new(100),
+            },
+        };
+        let refused = failing
+            .handle(
+                Route::SearchPatients,
+                &Incoming {
+                    body: b"{}",
+                    ..Incoming::default()
+                },
+            )
+            .unwrap_err();
+        assert_eq!(refused, ApiError::AuditUnavailable);
+    }
+
+    #[test]
+    fn listed_tests_are_disclosed_on_their_own_chains() {
+        let w = World::new();
+        let created = w.run(Route::CreatePatient, &patient()).unwrap();
+        let pid = created.body.unwrap()["id"].as_str().unwrap().to_string();
+        let test = w.run(Route::CreateTest(&pid), &test_body()).unwrap();
+        let tid = test.body.unwrap()["id"].as_str().unwrap().to_string();
+        w.take_journal();
+        w.run(Route::ListTests(&pid), &json!(null)).unwrap();
+        let journal = w.take_journal();
+        assert_eq!(journal[0], format!("audit test {pid} search patientId"));
+        assert_eq!(journal.last().unwrap(), &format!("disclose test {tid}"));
+    }
+
+    /// Writes the first record, refuses every later call.
+    struct FailAfterFirst<A> {
+        inner: A,
+        written: Cell<u32>,
+    }
+
+    impl<A: Auditor> Auditor for FailAfterFirst<A> {
+        fn record(&self, r: &AuditResource) -> Result<Uuid, AuditFailed> {
+            self.written.set(self.written.get() + 1);
+            if self.written.get() > 1 {
+                return Err(AuditFailed);
+            }
+            self.inner.record(r)
+        }
+
+        fn record_all(&self, _: &[AuditResource]) -> Result<(), AuditFailed> {
+            Err(AuditFailed)
         }
     }
 }

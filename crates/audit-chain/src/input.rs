@@ -410,15 +410,50 @@ impl AuditInput {
 /// as absent; the service's own fields (`id`, `createdDate`, ...) cannot be
 /// supplied by the caller.
 pub fn parse_audit_input(body: &[u8]) -> Result<AuditInput, AuditInputError> {
+    AuditInput::from_json(parse_body(body)?, "")
+}
+
+/// Most records one `POST /auditrecords` may carry: a page of search
+/// results at its largest (patient-api's `limit` maximum).
+pub const MAX_BATCH: usize = 1000;
+
+/// The body of `POST /auditrecords`: `{"records": [<audit input>, ...]}`,
+/// 1 to [`MAX_BATCH`] of them, each as `POST /auditrecord` takes it.
+pub fn parse_audit_batch(body: &[u8]) -> Result<Vec<AuditInput>, AuditInputError> {
     let mut obj = Fields::new(parse_body(body)?, "")?;
-    obj.reject_unknown(&["sourceSystemName", "resource"])?;
-    let source_system_name =
-        SourceSystemName::parse_at("sourceSystemName", &obj.required_str("sourceSystemName")?)?;
-    let resource = AuditResource::from_json(obj.required("resource")?, "resource")?;
-    Ok(AuditInput {
-        source_system_name,
-        resource,
-    })
+    obj.reject_unknown(&["records"])?;
+    let items = obj.required_array("records")?;
+    if items.is_empty() {
+        return Err(AuditInputError::new("records", Violation::Empty));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(AuditInputError::new(
+            "records",
+            Violation::TooManyItems { max: MAX_BATCH },
+        ));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| AuditInput::from_json(item, &index_path("records", i)))
+        .collect()
+}
+
+impl AuditInput {
+    fn from_json(value: Value, path: &str) -> Result<AuditInput, AuditInputError> {
+        let mut obj = Fields::new(value, path)?;
+        obj.reject_unknown(&["sourceSystemName", "resource"])?;
+        let source_system_name = SourceSystemName::parse_at(
+            &obj.path_of("sourceSystemName"),
+            &obj.required_str("sourceSystemName")?,
+        )?;
+        let resource =
+            AuditResource::from_json(obj.required("resource")?, &obj.path_of("resource"))?;
+        Ok(AuditInput {
+            source_system_name,
+            resource,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -718,8 +753,12 @@ mod tests {
         let a = parse(&v).unwrap();
         assert_eq!(a.resource.reference().unwrap().to_string(), search);
         assert_eq!(a.to_json(), v, "round trip");
-        for bad in [json!("B0A7651E-16CD-43DD-8448-EB211C80319C"), json!("b0a7651e16cd43dd8448eb211c80319c"),
-                    json!("not-a-guid"), json!("")] {
+        for bad in [
+            json!("B0A7651E-16CD-43DD-8448-EB211C80319C"),
+            json!("b0a7651e16cd43dd8448eb211c80319c"),
+            json!("not-a-guid"),
+            json!(""),
+        ] {
             let mut v = v.clone();
             v["resource"]["reference"] = bad.clone();
             let (field, violation) = err(&v);
@@ -729,5 +768,37 @@ mod tests {
         let mut v = v.clone();
         v["resource"]["reference"] = json!(7);
         assert_eq!(err(&v).0, "resource.reference");
+    }
+
+    #[test]
+    fn a_batch_is_one_to_max_inputs_and_errors_name_the_item() {
+        let one = body();
+        let ok = parse_audit_batch(json!({"records": [one, one]}).to_string().as_bytes()).unwrap();
+        assert_eq!(ok.len(), 2);
+        let fails = |v: Value| parse_audit_batch(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(fails(json!({"records": []})).field, "records");
+        assert_eq!(fails(json!({})).field, "records");
+        assert_eq!(fails(json!({"records": [one], "x": 1})).field, "x");
+        let mut bad = body();
+        bad["resource"]["id"] = json!("a b");
+        assert_eq!(
+            fails(json!({"records": [one, bad]})).field,
+            "records[1].resource.id"
+        );
+        let many = vec![body(); MAX_BATCH + 1];
+        assert!(matches!(
+            fails(json!({"records": many})).violation,
+            Violation::TooManyItems { max: MAX_BATCH }
+        ));
+        assert_eq!(
+            parse_audit_batch(
+                json!({"records": vec![body(); MAX_BATCH]})
+                    .to_string()
+                    .as_bytes()
+            )
+            .unwrap()
+            .len(),
+            MAX_BATCH
+        );
     }
 }

@@ -44,9 +44,9 @@ pub use document::{
 };
 pub use error::{AuditInputError, DocumentError, SealError, Violation};
 pub use input::{
-    parse_audit_input, Actor, AuditInput, AuditResource, CorrelationId, CriterionName, Operation,
-    ResourceId, ResourceType, SourceSystemName, MAX_ACTOR_CHARS, MAX_CRITERIA, MAX_CRITERION_CHARS,
-    MAX_NAME_CHARS,
+    parse_audit_batch, parse_audit_input, Actor, AuditInput, AuditResource, CorrelationId,
+    CriterionName, Operation, ResourceId, ResourceType, SourceSystemName, MAX_ACTOR_CHARS,
+    MAX_BATCH, MAX_CRITERIA, MAX_CRITERION_CHARS, MAX_NAME_CHARS,
 };
 pub use stamp::{AuditTime, InvalidAuditTime};
 pub use verify::{verify_chain, verify_documents, BreakReason, ChainBreak, VerifyReport};

@@ -99,6 +99,9 @@ fn expect(kind: &'static str, id: &str, operation: &'static str) -> Option<Expec
     })
 }
 
+/// Stands for "one of the caller's search chains" (`search-<digest>-<shard>`).
+const SEARCH_CHAIN: &str = "search-";
+
 fn expect_search(kind: &'static str, id: &str, criteria: &[&'static str]) -> Option<Expected> {
     Some(Expected {
         kind,
@@ -192,7 +195,7 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
     runs.push((
         app.call("clinic", "POST", "/patient/search", Some(&json!({}))),
         "clinic",
-        expect_search("patient", "*", &[]),
+        expect_search("patient", SEARCH_CHAIN, &[]),
     ));
     runs.push((
         app.call(
@@ -202,7 +205,11 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
             Some(&json!({"lastName": "Lund", "dateOfBirthFrom": "1980", "postCode": "2100"})),
         ),
         "clinic",
-        expect_search("patient", "*", &["lastName", "dateOfBirthFrom", "postCode"]),
+        expect_search(
+            "patient",
+            SEARCH_CHAIN,
+            &["lastName", "dateOfBirthFrom", "postCode"],
+        ),
     ));
     runs.push((
         app.call(
@@ -212,7 +219,7 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
             Some(&json!({"firstName": "Nobody"})),
         ),
         "clinic",
-        expect_search("patient", "*", &["firstName"]),
+        expect_search("patient", SEARCH_CHAIN, &["firstName"]),
     ));
     let test = app.call(
         "clinic",
@@ -352,13 +359,20 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
         runs.push((reply, "-", None));
     }
 
-    let records = audit_records(&app);
+    let all_records = audit_records(&app);
+    // Disclosure records (a returned patient or test, on its own chain)
+    // name the record of the search that returned them; the others are
+    // the operations' own records.
+    let (disclosures, records): (Vec<Value>, Vec<Value>) = all_records
+        .into_iter()
+        .partition(|r| r["resource"].get("reference").is_some());
     let audited: Vec<_> = runs.iter().filter(|(_, _, e)| e.is_some()).collect();
     assert_eq!(
         records.len(),
         audited.len(),
         "exactly one record per audited operation"
     );
+    let mut disclosed_in_answers = 0;
     for (reply, actor, expected) in &runs {
         let cid = correlation(reply);
         let mine = records_of(&records, &cid);
@@ -378,6 +392,12 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
         assert_eq!(resource["type"], e.kind, "{r}");
         assert_eq!(resource["operation"], e.operation, "{r}");
         match &e.id {
+            Some(id) if id == SEARCH_CHAIN => {
+                assert!(
+                    resource["id"].as_str().unwrap().starts_with(SEARCH_CHAIN),
+                    "{r}"
+                )
+            }
             Some(id) => assert_eq!(resource["id"], id.as_str(), "{r}"),
             None => assert_eq!(resource["id"].as_str().unwrap().len(), 36, "{r}"),
         }
@@ -385,13 +405,44 @@ fn every_operation_writes_exactly_one_audit_record_and_rejections_none() {
             Some(names) => assert_eq!(resource["criteria"], json!(names), "{r}"),
             None => assert!(resource.get("criteria").is_none(), "{r}"),
         }
+        // Every patient or test in a search's or list's answer, and nothing
+        // else, is disclosed on its own chain, pointing at this record.
+        let mut disclosed: Vec<String> = records_of(&disclosures, &cid)
+            .iter()
+            .map(|d| {
+                assert_eq!(d["resource"]["reference"], r["recordId"], "{d}");
+                assert_eq!(d["resource"]["operation"], "search", "{d}");
+                assert_eq!(d["actor"], *actor, "{d}");
+                d["resource"]["id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let mut returned: Vec<String> = match (e.operation, reply.status) {
+            ("search", 200) => reply
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item["id"].as_str().unwrap().to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        disclosed.sort();
+        returned.sort();
+        assert_eq!(disclosed, returned, "{e:?}");
+        disclosed_in_answers += returned.len();
     }
+    assert_eq!(
+        disclosures.len(),
+        disclosed_in_answers,
+        "no disclosure without an answer"
+    );
     // Search records name criteria, never their values: no patient data in
     // the register. Only text a person or client wrote is looked at: ids,
     // hashes and timestamps are random or clock digits, and "1980" turns up
     // in one of them every few runs.
     let mut texts = Vec::new();
     collect_written_text(&serde_json::to_value(&records).unwrap(), &mut texts);
+    collect_written_text(&serde_json::to_value(&disclosures).unwrap(), &mut texts);
     for value in ["Lund", "Nobody", "Ada", "2100", "1980"] {
         let found = texts.iter().find(|t| t.contains(value));
         assert!(found.is_none(), "{value} in the audit register: {found:?}");

@@ -52,10 +52,12 @@ pub fn sha256_hex(text: &str) -> String {
 }
 
 /// The subscriptions every mode provides, by the name tests use, with their
-/// scopes. scripts/setup-keys writes the same four (keep the two in step).
-pub const SUBSCRIPTIONS: [(&str, &[&str]); 4] = [
+/// scopes. scripts/setup-keys writes the same five (keep the two in step).
+pub const SUBSCRIPTIONS: [(&str, &[&str]); 5] = [
     ("clinic", &["patients.read", "patients.write"]),
     ("reader", &["patients.read"]),
+    // A second reading system: concurrent callers of the same scope.
+    ("registry", &["patients.read"]),
     ("auditor", &["audit.read"]),
     ("admin", &["patients.read", "patients.write", "audit.read"]),
 ];

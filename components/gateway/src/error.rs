@@ -31,6 +31,11 @@ pub enum GatewayError {
         limit: u64,
     },
     BodyUnreadable,
+    /// The client did not send its whole body within the body deadline
+    /// (a slow or stalled upload holds a request open).
+    BodyTimeout {
+        seconds: u64,
+    },
     /// A setting is missing or invalid; the log says which.
     Misconfigured,
     HealthKeyRejected,
@@ -61,6 +66,7 @@ impl GatewayError {
                 .unwrap_or(StatusCode::FORBIDDEN),
             RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             HealthKeyRejected => StatusCode::UNAUTHORIZED,
             LimitStoreUnavailable | Misconfigured | NotReady(_) | BackendUnreachable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -85,6 +91,7 @@ impl GatewayError {
             LimitStoreUnavailable => "limit_store_unavailable",
             BodyTooLarge { .. } => "body_too_large",
             BodyUnreadable => "body_unreadable",
+            BodyTimeout { .. } => "body_timeout",
             Misconfigured => "misconfigured",
             HealthKeyRejected => "health_key_rejected",
             NotReady(_) => "not_ready",
@@ -110,6 +117,9 @@ impl GatewayError {
             LimitStoreUnavailable => "Usage cannot be counted right now; try again.".into(),
             BodyTooLarge { limit } => format!("The request body exceeds {limit} bytes."),
             BodyUnreadable => "The request body could not be read.".into(),
+            BodyTimeout { seconds } => {
+                format!("The request body did not arrive within {seconds} s.")
+            }
             Misconfigured => "The service is not configured.".into(),
             HealthKeyRejected => "A valid x-health-key is required.".into(),
             NotReady(name) => format!("{name} is not ready."),

@@ -3,6 +3,9 @@
 
 use gateway_policy::{is_forwardable_request_header, BodyLimit};
 use spin_sdk::http::{IncomingRequest, Method};
+use std::time::Duration;
+
+use wasi::clocks::monotonic_clock;
 use wasi::io::streams::StreamError;
 
 use component_kit::Method as OutMethod;
@@ -121,8 +124,11 @@ impl Incoming {
     }
 
     /// Reads the body, stopping as soon as it exceeds the limit (a chunked
-    /// body has no declared length, so counting is the only check).
-    pub fn read_body(&self, limit: BodyLimit) -> Result<Vec<u8>, GatewayError> {
+    /// body has no declared length, so counting is the only check) or when
+    /// the whole of it has not arrived within `deadline` (408): a client
+    /// that declares a length and sends less would otherwise hold the
+    /// request, and this instance, open for as long as it likes.
+    pub fn read_body(&self, limit: BodyLimit, deadline: Duration) -> Result<Vec<u8>, GatewayError> {
         let too_large = || GatewayError::BodyTooLarge {
             limit: limit.bytes(),
         };
@@ -131,9 +137,24 @@ impl Incoming {
             .consume()
             .map_err(|_| GatewayError::BodyUnreadable)?;
         let stream = body.stream().map_err(|_| GatewayError::BodyUnreadable)?;
+        // Declared after `stream`, so dropped before it (a pollable is a
+        // child of its stream).
+        let nanos = u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX);
+        let timer = monotonic_clock::subscribe_duration(nanos);
+        let readable = stream.subscribe();
         let mut bytes = Vec::new();
         loop {
-            match stream.blocking_read(64 * 1024) {
+            match stream.read(64 * 1024) {
+                Ok(chunk) if chunk.is_empty() => {
+                    // Nothing buffered: wait for bytes or the deadline. Bytes
+                    // that are there when the deadline is are still read.
+                    wasi::io::poll::poll(&[&readable, &timer]);
+                    if !readable.ready() && timer.ready() {
+                        return Err(GatewayError::BodyTimeout {
+                            seconds: deadline.as_secs(),
+                        });
+                    }
+                }
                 Ok(chunk) => {
                     bytes.extend_from_slice(&chunk);
                     if !limit.allows(bytes.len() as u64) {

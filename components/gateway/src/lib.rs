@@ -176,7 +176,7 @@ fn protected(
     }
     outcome.limits = Some(decision);
 
-    let body = request.read_body(body_limit)?;
+    let body = request.read_body(body_limit, settings.body_timeout)?;
     forward(
         request,
         backend,

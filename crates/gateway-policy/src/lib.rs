@@ -62,8 +62,8 @@ pub use route::{
 };
 pub use scope::{Scope, ScopeSet};
 pub use settings::{
-    GatewaySettings, SettingsError, DEFAULT_BACKEND_TIMEOUT_SECONDS, JWT_LEEWAY_SECONDS,
-    MAX_BACKEND_TIMEOUT_SECONDS,
+    GatewaySettings, SettingsError, DEFAULT_BACKEND_TIMEOUT_SECONDS, DEFAULT_BODY_TIMEOUT_SECONDS,
+    JWT_LEEWAY_SECONDS, MAX_BACKEND_TIMEOUT_SECONDS, MAX_BODY_TIMEOUT_SECONDS,
 };
 pub use subscription::{
     ConfigError, Subscription, SubscriptionName, SubscriptionProblem, Subscriptions,

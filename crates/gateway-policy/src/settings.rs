@@ -29,6 +29,11 @@ pub const JWT_LEEWAY_SECONDS: u32 = 60;
 pub const MAX_BACKEND_TIMEOUT_SECONDS: u64 = 120;
 /// Backend timeout when none is configured.
 pub const DEFAULT_BACKEND_TIMEOUT_SECONDS: u64 = 15;
+/// Time a client has to send its whole request body, when none is
+/// configured: a 64 KiB body takes well under a second on any real link.
+pub const DEFAULT_BODY_TIMEOUT_SECONDS: u64 = 10;
+/// Longest body deadline that may be configured.
+pub const MAX_BODY_TIMEOUT_SECONDS: u64 = 120;
 
 /// A `gatewaypolicy` document that cannot be used: which member, and why.
 /// Never carries a member's value beyond the short entries an allow-list
@@ -83,13 +88,16 @@ pub struct GatewaySettings {
     /// Limits of callers with a token and no subscription, per subject.
     pub token_limits: Limits,
     pub backend_timeout: Duration,
+    /// Time a client has to send its whole body once the gateway starts
+    /// reading it (408 after).
+    pub body_timeout: Duration,
 }
 
 impl Default for GatewaySettings {
     /// What `{}` means: keys or tokens (tokens off until a `jwt` section
     /// names an issuer), every client address, no trusted proxy, 64 KiB
     /// bodies, 100 calls a minute and 10,000 a day per token subject,
-    /// 15 s per backend call.
+    /// 15 s per backend call, 10 s to send a request body.
     fn default() -> Self {
         GatewaySettings {
             credentials: CredentialPolicy::SubscriptionOnly,
@@ -99,6 +107,7 @@ impl Default for GatewaySettings {
             body_limit: BodyLimit::default(),
             token_limits: default_token_limits(),
             backend_timeout: Duration::from_secs(DEFAULT_BACKEND_TIMEOUT_SECONDS),
+            body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECONDS),
         }
     }
 }
@@ -118,6 +127,7 @@ const MEMBERS: &[&str] = &[
     "maxBodyBytes",
     "tokenLimits",
     "backendTimeoutSeconds",
+    "bodyTimeoutSeconds",
 ];
 const JWT_MEMBERS: &[&str] = &["jwks", "issuer", "audience", "scopeClaim"];
 const LIMIT_MEMBERS: &[&str] = &["rate", "quota"];
@@ -186,6 +196,18 @@ impl GatewaySettings {
                 }
             },
         };
+        let body_timeout = match doc.take("bodyTimeoutSeconds") {
+            None => defaults.body_timeout,
+            Some(value) => match whole_number("bodyTimeoutSeconds", &value)? {
+                seconds @ 1..=MAX_BODY_TIMEOUT_SECONDS => Duration::from_secs(seconds),
+                _ => {
+                    return Err(SettingsError::new(
+                        "bodyTimeoutSeconds",
+                        format!("must be from 1 to {MAX_BODY_TIMEOUT_SECONDS}"),
+                    ))
+                }
+            },
+        };
         Ok(GatewaySettings {
             credentials,
             jwt,
@@ -194,6 +216,7 @@ impl GatewaySettings {
             body_limit,
             token_limits,
             backend_timeout,
+            body_timeout,
         })
     }
 }
@@ -284,6 +307,7 @@ mod tests {
         assert_eq!(s.body_limit.bytes(), 65_536);
         assert_eq!(s.token_limits, default_token_limits());
         assert_eq!(s.backend_timeout, Duration::from_secs(15));
+        assert_eq!(s.body_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -297,7 +321,8 @@ mod tests {
                 "trustedProxies": ["10.240.0.0/16"],
                 "maxBodyBytes": 1024,
                 "tokenLimits": {"rate": "5/60"},
-                "backendTimeoutSeconds": 3
+                "backendTimeoutSeconds": 3,
+                "bodyTimeoutSeconds": 2
             })
             .to_string(),
         )
@@ -309,6 +334,7 @@ mod tests {
         assert_eq!(s.token_limits.rate, Limit::new(5, 60).unwrap());
         assert_eq!(s.token_limits.quota, default_token_limits().quota);
         assert_eq!(s.backend_timeout, Duration::from_secs(3));
+        assert_eq!(s.body_timeout, Duration::from_secs(2));
         assert_eq!(
             s.trusted_proxies
                 .client_address(Some("10.240.1.1:80"), &["198.51.100.4"]),

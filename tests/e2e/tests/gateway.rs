@@ -944,6 +944,60 @@ fn oversized_bodies_are_refused_with_413() {
 
 #[test]
 #[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
+fn a_body_that_does_not_arrive_in_time_is_a_408() {
+    let app = app_with(&[policy_var(json!({"bodyTimeoutSeconds": 1}))]);
+    let key = app.key("clinic").to_string();
+    let address = app.base_url.trim_start_matches("http://").to_string();
+    // Declares 100 bytes, sends 10, then waits: the slow-body attack.
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "POST /patient HTTP/1.1\r\nhost: {address}\r\nocp-apim-subscription-key: {key}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"firstNam"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("\r\n\r\n{") {
+        let n = stream
+            .read(&mut buffer)
+            .expect("an answer before the read timeout");
+        assert!(n > 0, "closed without an answer");
+        response.extend_from_slice(&buffer[..n]);
+    }
+    let response = String::from_utf8_lossy(&response).to_string();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("application/problem+json"), "{response}");
+    // Nothing reached the backend, and the access log says why.
+    assert!(access_lines(app.host())
+        .iter()
+        .any(|l| l["status"] == 408 && l["reason"] == "body_timeout"));
+
+    // A body that arrives slowly but in time is read as usual.
+    let slow = app_with(&[policy_var(json!({"bodyTimeoutSeconds": 5}))]);
+    let key = slow.key("clinic").to_string();
+    let address = slow.base_url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let body = b"{}";
+    let head = format!(
+        "POST /patient HTTP/1.1\r\nhost: {address}\r\nocp-apim-subscription-key: {key}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body[..1]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body[1..]).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+#[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
 fn routes_answer_only_their_methods() {
     let app = probe_app();
     let key = app.key("admin").to_string();

@@ -105,7 +105,9 @@ fn each_operation_states_its_scope_parameters_and_every_gateway_answer() {
                         assert_eq!(scopes, &json!([scope.as_str()]), "{what}");
                     }
                 }
-                for status in ["400", "401", "403", "413", "429", "502", "503", "504"] {
+                for status in [
+                    "400", "401", "403", "408", "413", "429", "502", "503", "504",
+                ] {
                     assert!(responses.contains_key(status), "{what}: {status}");
                 }
                 let unauthorized = resolve(&doc, &responses["401"]);

@@ -22,6 +22,11 @@ pub enum ApiError {
     TooLarge,
     /// 412: `If-Match` is stale.
     PreconditionFailed,
+    /// 422: the `Idempotency-Key` made a resource with other content (or
+    /// that resource has changed since).
+    IdempotencyKeyReused,
+    /// 422: the `Idempotency-Key` is past its lifetime.
+    IdempotencyKeyExpired,
     /// 503: the audit record could not be written, so nothing was done.
     AuditUnavailable,
     /// 503: the store is throttling or down (after the client's retries).
@@ -48,6 +53,7 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::BadParameter { .. } => 400,
             ApiError::TooLarge => 413,
             ApiError::PreconditionFailed => 412,
+            ApiError::IdempotencyKeyReused | ApiError::IdempotencyKeyExpired => 422,
             ApiError::AuditUnavailable
             | ApiError::StoreUnavailable { .. }
             | ApiError::Misconfigured(_) => 503,
@@ -71,6 +77,16 @@ impl ApiError {
                 status,
                 "The patient has changed since it was read (If-Match is stale).",
             ),
+            ApiError::IdempotencyKeyReused => Problem::new(
+                status,
+                "This Idempotency-Key was used for a different request; use a new key.",
+            )
+            .with_field("Idempotency-Key"),
+            ApiError::IdempotencyKeyExpired => Problem::new(
+                status,
+                "This Idempotency-Key is older than 24 hours; use a new key.",
+            )
+            .with_field("Idempotency-Key"),
             ApiError::AuditUnavailable => Problem::new(
                 status,
                 "The audit register is unavailable; nothing was read or written. Retry later.",
@@ -118,6 +134,8 @@ impl ApiError {
             ApiError::BadParameter { field, .. } => format!("invalid {field}"),
             ApiError::TooLarge => "body too large".into(),
             ApiError::PreconditionFailed => "stale if-match".into(),
+            ApiError::IdempotencyKeyReused => "idempotency key reused".into(),
+            ApiError::IdempotencyKeyExpired => "idempotency key expired".into(),
             ApiError::AuditUnavailable => "audit unavailable".into(),
             ApiError::StoreUnavailable { .. } => "store unavailable".into(),
             ApiError::StoreProtocol => "store protocol error".into(),

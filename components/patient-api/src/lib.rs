@@ -5,6 +5,7 @@
 //! service (src/service.rs) to audit-api, the document store and WASI.
 
 mod error;
+mod idempotency;
 mod route;
 mod service;
 mod store;
@@ -109,6 +110,7 @@ fn serve(request: &Request, route: Route<'_>, correlation: &str) -> Result<Reply
         if_match: header(request, "if-match"),
         if_none_match: header(request, "if-none-match"),
         continuation: header(request, CONTINUATION_HEADER),
+        idempotency_key: header(request, idempotency::IDEMPOTENCY_HEADER),
     };
     service.handle(route, &incoming)
 }

@@ -18,6 +18,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{store_error, ApiError};
+use crate::idempotency::{self, IdempotencyKey, Replay};
 use crate::route::Route;
 use crate::store::{Container, Documents};
 
@@ -81,6 +82,8 @@ pub struct Incoming<'a> {
     pub if_match: Option<&'a str>,
     pub if_none_match: Option<&'a str>,
     pub continuation: Option<&'a str>,
+    /// `Idempotency-Key`, as sent (read on the two creates only).
+    pub idempotency_key: Option<&'a str>,
 }
 
 /// A successful answer: status, headers, JSON body (none for 304).
@@ -137,22 +140,63 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
 
     fn create_patient(&self, request: &Incoming<'_>) -> Result<Reply, ApiError> {
         let fields = parse_new_patient(request.body)?;
+        let key = idempotency_key(request)?;
         // The id exists before the audit record, so the record names it.
-        let id = PatientId::from_uuid(self.environment.new_uuid());
+        // With a key it is the key's: a retry aims at the same document.
+        let id = PatientId::from_uuid(match &key {
+            Some(key) => idempotency::resource_id(request.actor, "patients", key),
+            None => self.environment.new_uuid(),
+        });
         self.audit(ResourceType::Patient, &id.to_string(), Operation::Create)?;
         let patient = Patient {
             id,
             fields,
             last_updated: self.environment.now(),
         };
-        let key = id.to_string();
-        let stored = self
-            .documents
-            .create(Container::Patients, &key, &patient_to_document(&patient))
-            .map_err(store_error)?;
+        let doc_key = id.to_string();
+        let stored = match self.documents.create(
+            Container::Patients,
+            &doc_key,
+            &patient_to_document(&patient),
+        ) {
+            Ok(stored) => stored,
+            Err(CosmosError::Conflict) if key.is_some() => {
+                return self.replay_patient(&patient);
+            }
+            Err(e) => return Err(store_error(e)),
+        };
         Ok(Reply::json(201, patient_to_json(&patient))
             .header("location", format!("/patient/{id}"))
             .header("etag", stored.etag.as_str()))
+    }
+
+    /// A keyed create whose id was taken: the first result again, if it is
+    /// what this request asks for.
+    fn replay_patient(&self, asked: &Patient) -> Result<Reply, ApiError> {
+        let key = asked.id.to_string();
+        let doc = self
+            .documents
+            .read(Container::Patients, &key, &key)
+            .map_err(store_error)?;
+        let etag = doc.etag.clone();
+        let stored = patient_from_document(doc.body)
+            .map_err(|_| ApiError::Internal("stored patient is invalid"))?;
+        self.judge_replay(stored.fields == asked.fields, stored.last_updated)?;
+        Ok(Reply::json(201, patient_to_json(&stored))
+            .header("location", format!("/patient/{}", stored.id))
+            .header("etag", etag.as_str()))
+    }
+
+    fn judge_replay(&self, same_content: bool, last_written: Timestamp) -> Result<(), ApiError> {
+        match idempotency::replay(
+            same_content,
+            last_written.unix_millis(),
+            self.environment.now().unix_millis(),
+        ) {
+            Replay::FirstResult => Ok(()),
+            Replay::DifferentRequest => Err(ApiError::IdempotencyKeyReused),
+            Replay::Expired => Err(ApiError::IdempotencyKeyExpired),
+        }
     }
 
     fn read_patient(&self, raw_id: &str, request: &Incoming<'_>) -> Result<Reply, ApiError> {
@@ -340,11 +384,15 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
     fn create_test(&self, raw_patient: &str, request: &Incoming<'_>) -> Result<Reply, ApiError> {
         let patient = patient_id(raw_patient)?;
         let fields = parse_new_test(&patient, request.body)?;
-        let id = TestId::from_uuid(self.environment.new_uuid());
+        let key = idempotency_key(request)?;
+        let id = TestId::from_uuid(match &key {
+            Some(key) => idempotency::resource_id(request.actor, &format!("tests/{patient}"), key),
+            None => self.environment.new_uuid(),
+        });
         self.audit(ResourceType::Test, &id.to_string(), Operation::Create)?;
-        let key = patient.to_string();
+        let partition = patient.to_string();
         self.documents
-            .read(Container::Patients, &key, &key)
+            .read(Container::Patients, &partition, &partition)
             .map_err(not_found_as(PATIENT_NOT_FOUND))?;
         let test = LabTest {
             id,
@@ -352,13 +400,39 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
             fields,
             last_updated: self.environment.now(),
         };
-        let stored = self
-            .documents
-            .create(Container::Tests, &key, &lab_test_to_document(&test))
-            .map_err(store_error)?;
+        let stored =
+            match self
+                .documents
+                .create(Container::Tests, &partition, &lab_test_to_document(&test))
+            {
+                Ok(stored) => stored,
+                Err(CosmosError::Conflict) if key.is_some() => return self.replay_test(&test),
+                Err(e) => return Err(store_error(e)),
+            };
         Ok(Reply::json(201, lab_test_to_json(&test))
             .header("location", format!("/patient/{patient}/tests/{id}"))
             .header("etag", stored.etag.as_str()))
+    }
+
+    fn replay_test(&self, asked: &LabTest) -> Result<Reply, ApiError> {
+        let doc = self
+            .documents
+            .read(
+                Container::Tests,
+                &asked.patient_id.to_string(),
+                &asked.id.to_string(),
+            )
+            .map_err(store_error)?;
+        let etag = doc.etag.clone();
+        let stored = lab_test_from_document(doc.body)
+            .map_err(|_| ApiError::Internal("stored test is invalid"))?;
+        self.judge_replay(stored.fields == asked.fields, stored.last_updated)?;
+        Ok(Reply::json(201, lab_test_to_json(&stored))
+            .header(
+                "location",
+                format!("/patient/{}/tests/{}", stored.patient_id, stored.id),
+            )
+            .header("etag", etag.as_str()))
     }
 
     fn list_tests(&self, raw_patient: &str, request: &Incoming<'_>) -> Result<Reply, ApiError> {
@@ -529,6 +603,19 @@ fn invalid_continuation() -> ApiError {
         field: CONTINUATION_HEADER,
         detail: "x-continuation-token is not a token this query issued.",
     }
+}
+
+/// The `Idempotency-Key` of a create, if sent; a malformed one is 400
+/// before anything is audited.
+fn idempotency_key(request: &Incoming<'_>) -> Result<Option<IdempotencyKey>, ApiError> {
+    request
+        .idempotency_key
+        .map(IdempotencyKey::parse)
+        .transpose()
+        .map_err(|_| ApiError::BadParameter {
+            field: "Idempotency-Key",
+            detail: "Idempotency-Key must be 1 to 255 printable ASCII characters, quoted or bare.",
+        })
 }
 
 /// A client's continuation token, read as every component reads one.

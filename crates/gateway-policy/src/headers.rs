@@ -31,9 +31,10 @@ pub const HEALTH_KEY_HEADER: &str = "x-health-key";
 /// own from the body the gateway forwards (no request smuggling through a
 /// mismatched length). Everything the gateway must set (`x-actor`, keys,
 /// `traceparent`, `x-correlation-id`) it sets itself after filtering.
-const FORWARDABLE_REQUEST_HEADERS: [&str; 6] = [
+const FORWARDABLE_REQUEST_HEADERS: [&str; 7] = [
     "accept",
     "content-type",
+    "idempotency-key",
     "if-match",
     "if-none-match",
     "user-agent",

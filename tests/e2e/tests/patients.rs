@@ -690,6 +690,125 @@ fn concurrent_updates_with_the_same_if_match_lose_nothing() {
     }
 }
 
+/// A key no earlier run used (the suite also runs against a long-lived app).
+fn fresh_key(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{label}-{nanos:x}")
+}
+
+#[test]
+fn a_create_retried_with_its_idempotency_key_returns_the_first_result() {
+    let app = TestApp::start();
+    let body = full().to_string();
+    let key = fresh_key("patient");
+    let quoted = format!("\"{key}\"");
+    // Two retries at once with one key: one patient.
+    let barrier = Barrier::new(2);
+    let replies: Vec<Reply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [key.as_str(), quoted.as_str()]
+            .into_iter()
+            .map(|value| {
+                let (app, barrier, body) = (&app, &barrier, &body);
+                scope.spawn(move || {
+                    barrier.wait();
+                    send(
+                        app,
+                        "POST",
+                        "/patient",
+                        &[("idempotency-key", value)],
+                        Some(body.as_bytes()),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for reply in &replies {
+        assert_eq!(reply.status, 201, "{}", reply.text());
+    }
+    let id = replies[0].json()["id"].as_str().unwrap().to_string();
+    assert_eq!(replies[1].json()["id"], id.as_str(), "one patient");
+    assert_eq!(replies[0].header("etag"), replies[1].header("etag"));
+    assert_eq!(
+        replies[1].header("location"),
+        Some(format!("/patient/{id}").as_str())
+    );
+    // A later retry: the same answer again.
+    let again = send(
+        &app,
+        "POST",
+        "/patient",
+        &[("idempotency-key", &key)],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(again.status, 201);
+    assert_eq!(again.json(), replies[0].json());
+    // The same key for another body: 422, and nothing is stored.
+    let other = with(full(), "firstName", json!("Other")).to_string();
+    let reused = send(
+        &app,
+        "POST",
+        "/patient",
+        &[("idempotency-key", &key)],
+        Some(other.as_bytes()),
+    );
+    assert_problem(&reused, 422, Some("Idempotency-Key"), None);
+    let now = app.call("clinic", "GET", &format!("/patient/{id}"), None);
+    assert_eq!(now.json()["firstName"], full()["firstName"]);
+    // Another caller's identical key is another patient.
+    let admin_key = app.key("admin").to_string();
+    let theirs = app.send(
+        "POST",
+        "/patient",
+        &[
+            ("ocp-apim-subscription-key", admin_key.as_str()),
+            ("content-type", "application/json"),
+            ("idempotency-key", key.as_str()),
+        ],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(theirs.status, 201);
+    assert_ne!(theirs.json()["id"], id.as_str());
+    // Malformed keys are 400 and create nothing.
+    for bad in ["two words", "\"open", "caf\u{e9}"] {
+        let reply = send(
+            &app,
+            "POST",
+            "/patient",
+            &[("idempotency-key", bad)],
+            Some(body.as_bytes()),
+        );
+        assert_problem(&reply, 400, Some("Idempotency-Key"), None);
+    }
+
+    // A test under the same rules, per patient.
+    let test = test_body().to_string();
+    let test_key = fresh_key("test");
+    let path = format!("/patient/{id}/tests");
+    let first = send(
+        &app,
+        "POST",
+        &path,
+        &[("idempotency-key", &test_key)],
+        Some(test.as_bytes()),
+    );
+    assert_eq!(first.status, 201, "{}", first.text());
+    let retry = send(
+        &app,
+        "POST",
+        &path,
+        &[("idempotency-key", &test_key)],
+        Some(test.as_bytes()),
+    );
+    assert_eq!(retry.status, 201);
+    assert_eq!(retry.json()["id"], first.json()["id"]);
+    let listed = app.call("clinic", "GET", &path, None);
+    assert_eq!(listed.json().as_array().unwrap().len(), 1, "one test");
+}
+
 // --- Search --------------------------------------------------------------------
 
 #[test]

@@ -87,12 +87,19 @@ pub struct VerifyReport {
     /// Whether a chain head was given. Without one, removing the last
     /// records of a chain cannot be detected.
     pub head_checked: bool,
+    /// Records after the head's sequence (all of them without a head): the
+    /// head has not reached them yet, so deleting them, newest first, would
+    /// leave a chain that verifies as intact. Normally 0, or a few for the
+    /// milliseconds between an append's 201 and its head advance; it stays
+    /// above 0 when an advance failed, until the chain's next append moves
+    /// the head. This is the exact limit of deletion detection.
+    pub unprotected_records: u64,
     pub first_break: Option<ChainBreak>,
 }
 
 impl VerifyReport {
     /// The API representation:
-    /// `{"intact", "recordsChecked", "headChecked", "firstBreak": null | {"sequence", "recordId", "reason", "detail"}}`.
+    /// `{"intact", "recordsChecked", "headChecked", "unprotectedRecords", "firstBreak": null | {"sequence", "recordId", "reason", "detail"}}`.
     pub fn to_json(&self) -> Value {
         let first_break = self.first_break.as_ref().map(|b| {
             json!({
@@ -106,6 +113,7 @@ impl VerifyReport {
             "intact": self.intact,
             "recordsChecked": self.records_checked,
             "headChecked": self.head_checked,
+            "unprotectedRecords": self.unprotected_records,
             "firstBreak": first_break,
         })
     }
@@ -133,7 +141,7 @@ pub fn verify_chain(
     head: Option<&ChainHead>,
 ) -> VerifyReport {
     let first_break = find_break(chain_key, records.iter().collect(), head);
-    report(records.len(), head.is_some(), first_break)
+    report(records.len(), head, first_break)
 }
 
 /// Like [`verify_chain`], from the store's documents as read (system
@@ -179,14 +187,18 @@ pub fn verify_documents(
         .into_iter()
         .min_by_key(|b| b.sequence)
         .or_else(|| find_break(chain_key, records.iter().collect(), head.as_ref()));
-    report(documents.len(), head_document.is_some(), first_break)
+    let mut report = report(documents.len(), head.as_ref(), first_break);
+    report.head_checked = head_document.is_some();
+    report
 }
 
-fn report(count: usize, head_checked: bool, first_break: Option<ChainBreak>) -> VerifyReport {
+fn report(count: usize, head: Option<&ChainHead>, first_break: Option<ChainBreak>) -> VerifyReport {
+    let records = count as u64;
     VerifyReport {
         intact: first_break.is_none(),
-        records_checked: count as u64,
-        head_checked,
+        records_checked: records,
+        head_checked: head.is_some(),
+        unprotected_records: records.saturating_sub(head.map_or(0, |h| h.sequence)),
         first_break,
     }
 }
@@ -348,6 +360,7 @@ mod tests {
                     intact: true,
                     records_checked: n,
                     head_checked: n > 0,
+                    unprotected_records: 0,
                     first_break: None
                 }
             );
@@ -618,6 +631,7 @@ mod tests {
                 intact: true,
                 records_checked: N,
                 head_checked: true,
+                unprotected_records: 0,
                 first_break: None
             }
         );
@@ -661,7 +675,7 @@ mod tests {
         assert_eq!(
             j,
             json!({
-                "intact": false, "recordsChecked": 2, "headChecked": true,
+                "intact": false, "recordsChecked": 2, "headChecked": true, "unprotectedRecords": 0,
                 "firstBreak": {"sequence": 1, "recordId": records[0].id.to_string(), "reason": "contentAltered",
                                "detail": "the record's content does not match its sealed hash"}
             })
@@ -669,7 +683,51 @@ mod tests {
         let j = verify(&[], None).to_json();
         assert_eq!(
             j,
-            json!({"intact": true, "recordsChecked": 0, "headChecked": false, "firstBreak": null})
+            json!({"intact": true, "recordsChecked": 0, "headChecked": false, "unprotectedRecords": 0, "firstBreak": null})
         );
+    }
+
+    /// The limit of deletion detection, exactly: records the head has not
+    /// reached can be removed from the end unnoticed; the report counts
+    /// them. Records the head covers cannot.
+    #[test]
+    fn deleting_the_newest_records_is_detected_up_to_the_head_and_the_rest_are_counted() {
+        let (records, heads) = sealed_heads(5);
+        // The head lags at 3 (the advances for 4 and 5 have not run).
+        let lagging = &heads[2];
+        let report = verify(&records, Some(lagging));
+        assert!(report.intact);
+        assert_eq!(report.unprotected_records, 2);
+        // Removing 5, then 4: not detectable, and the count says so.
+        let report = verify(&records[..4], Some(lagging));
+        assert!(report.intact);
+        assert_eq!(report.unprotected_records, 1);
+        assert_eq!(verify(&records[..3], Some(lagging)).unprotected_records, 0);
+        // Removing 3, which the head names: detected.
+        let report = verify(&records[..2], Some(lagging));
+        assert!(!report.intact);
+        assert_eq!(
+            report.first_break.unwrap().reason,
+            BreakReason::MissingRecord
+        );
+        // Once the head has caught up, nothing is unprotected.
+        let report = verify(&records, Some(&heads[4]));
+        assert_eq!(report.unprotected_records, 0);
+        assert!(!verify(&records[..4], Some(&heads[4])).intact);
+        // Without a head every record is.
+        assert_eq!(verify(&records, None).unprotected_records, 5);
+    }
+
+    /// A sealed chain of `n` records and the head after each.
+    fn sealed_heads(n: usize) -> (Vec<AuditRecord>, Vec<ChainHead>) {
+        let mut records = Vec::new();
+        let mut heads: Vec<ChainHead> = Vec::new();
+        for i in 0..n {
+            let inp = input(ResourceType::Patient, PID, Operation::Read);
+            let (r, h) = seal(inp, context(i as u128 + 1), heads.last()).unwrap();
+            records.push(r);
+            heads.push(h);
+        }
+        (records, heads)
     }
 }

@@ -54,6 +54,11 @@ struct Outcome {
     actor: Option<String>,
     reason: Option<&'static str>,
     limits: Option<LimitDecision>,
+    /// The trace id the backend answered under, when it is not the
+    /// gateway's: under Spin with telemetry on, Spin replaced the
+    /// gateway's `traceparent` with its own span's, so this is the trace of
+    /// the exported spans and of the audit record.
+    backend_trace: Option<String>,
 }
 
 component_kit::export_http!(component_kit::serve, crate::handle_request);
@@ -77,6 +82,7 @@ fn handle_request(request: IncomingRequest) -> Response {
     if let Some(decision) = &outcome.limits {
         reply.set_limit_headers(decision);
     }
+    let correlation = outcome.backend_trace.take().unwrap_or(correlation);
     reply.set(CORRELATION_ID_HEADER, correlation.clone());
 
     let elapsed_ns = wasi::clocks::monotonic_clock::now().saturating_sub(started);
@@ -177,7 +183,7 @@ fn protected(
     outcome.limits = Some(decision);
 
     let body = request.read_body(body_limit, settings.body_timeout)?;
-    forward(
+    let (reply, backend_trace) = forward(
         request,
         backend,
         &forwarded_query,
@@ -185,7 +191,9 @@ fn protected(
         trace,
         body,
         settings.backend_timeout,
-    )
+    )?;
+    outcome.backend_trace = backend_trace.filter(|t| *t != trace.correlation_id());
+    Ok(reply)
 }
 
 /// Liveness: reveals nothing but that the gateway runs.
@@ -193,7 +201,9 @@ fn health() -> Reply {
     Reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
-/// Sends the request on to its backend and passes the answer back.
+/// Sends the request on to its backend and passes the answer back, with
+/// the trace id the backend answered under (its `x-correlation-id`, when
+/// it is one).
 fn forward(
     request: &Incoming,
     backend: Backend,
@@ -202,7 +212,7 @@ fn forward(
     trace: &TraceContext,
     body: Vec<u8>,
     timeout: Duration,
-) -> Result<Reply, GatewayError> {
+) -> Result<(Reply, Option<String>), GatewayError> {
     let key = config::key(match backend {
         Backend::PatientApi => "patientapikey",
         Backend::AuditApi => "auditapikey",
@@ -247,7 +257,11 @@ fn forward(
     if status.as_u16() >= 500 && !is_problem {
         return Err(GatewayError::BackendFailed);
     }
-    Ok(pass_back(status, response))
+    let backend_trace = response
+        .header(CORRELATION_ID_HEADER)
+        .filter(|id| gateway_policy::is_trace_id(id))
+        .map(str::to_string);
+    Ok((pass_back(status, response), backend_trace))
 }
 
 fn pass_back(status: StatusCode, response: HttpResponse) -> Reply {

@@ -118,13 +118,46 @@ pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.header(name).and_then(|v| v.as_str())
 }
 
-/// The correlation id the caller sent, if it is a plausible one, else a new
-/// random one (32 lowercase hex digits, the shape of a W3C trace id).
+/// The request's correlation id: the trace id of its `traceparent` when
+/// that is valid, else the `x-correlation-id` the caller sent when it is
+/// plausible, else a new random one (32 lowercase hex digits, the shape of
+/// a W3C trace id).
+///
+/// `traceparent` first because under Spin with its OpenTelemetry export on,
+/// Spin replaces the `traceparent` of every chained request with its own
+/// span's: its trace id is the one of the exported spans, which the
+/// gateway (told nothing by Spin) cannot know. With the export off the
+/// gateway's `traceparent` arrives, whose trace id is its correlation id.
 pub fn correlation_id(request: &Request) -> String {
+    if let Some(trace_id) = header(request, "traceparent").and_then(trace_id_of) {
+        return trace_id.to_string();
+    }
     match header(request, CORRELATION_HEADER) {
         Some(id) if is_correlation_id(id) => id.to_string(),
         _ => random_hex(16),
     }
+}
+
+/// The trace id of a valid version-00 W3C `traceparent`
+/// (`00-<32 hex>-<16 hex>-<2 hex>`, lower case, ids not all zeros).
+pub fn trace_id_of(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    let valid = parts.next().is_none()
+        && version == "00"
+        && hex(trace, 32)
+        && hex(span, 16)
+        && hex(flags, 2)
+        && nonzero(trace)
+        && nonzero(span);
+    valid.then_some(trace)
 }
 
 fn is_correlation_id(id: &str) -> bool {
@@ -421,5 +454,26 @@ mod tests {
         assert_eq!(entry(503).line(25)["level"], "error");
         // A clock that went backwards gives 0, not a wrapped number.
         assert_eq!(entry(200).line(0)["durationMs"], 0);
+    }
+
+    #[test]
+    fn only_a_valid_traceparent_yields_a_trace_id() {
+        let trace = "0af7651916cd43dd8448eb211c80319c";
+        assert_eq!(
+            trace_id_of(&format!("00-{trace}-b7ad6b7169203331-01")),
+            Some(trace)
+        );
+        for bad in [
+            "",
+            "00",
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+            "00-0af7651916cd43dd8448eb211c8031-b7ad6b7169203331-01",
+        ] {
+            assert_eq!(trace_id_of(bad), None, "{bad:?}");
+        }
     }
 }

@@ -68,5 +68,5 @@ pub use settings::{
 pub use subscription::{
     ConfigError, Subscription, SubscriptionName, SubscriptionProblem, Subscriptions,
 };
-pub use trace::{continue_or_start, TraceContext, TraceparentError, FLAG_SAMPLED};
+pub use trace::{continue_or_start, is_trace_id, TraceContext, TraceparentError, FLAG_SAMPLED};
 pub use usage::{creation_key, meter, usage_key, Metered, Usage};

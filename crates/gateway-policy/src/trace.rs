@@ -136,6 +136,16 @@ impl TraceContext {
     }
 }
 
+/// Whether `text` is a W3C trace id: 32 lowercase hex digits, not all zero
+/// (what a backend names the trace it answered under).
+pub fn is_trace_id(text: &str) -> bool {
+    text.len() == 32
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && text.bytes().any(|b| b != b'0')
+}
+
 /// Continues the client's trace if its header is valid, else starts one.
 /// Either way the result is the gateway's own span (a child), ready to send.
 pub fn continue_or_start(header: Option<&str>, random: [u8; 24]) -> TraceContext {
@@ -307,6 +317,21 @@ mod tests {
         for header in [None, Some("garbage"), Some(&*VALID.to_uppercase())] {
             let started = continue_or_start(header, random);
             assert_eq!(started.trace_id(), "07".repeat(16));
+        }
+    }
+
+    #[test]
+    fn trace_ids_are_32_lowercase_hex_not_all_zero() {
+        assert!(is_trace_id("0af7651916cd43dd8448eb211c80319c"));
+        for bad in [
+            "",
+            "0AF7651916CD43DD8448EB211C80319C",
+            "00000000000000000000000000000000",
+            "0af7651916cd43dd8448eb211c80319",
+            "0af7651916cd43dd8448eb211c80319cc",
+            "0af7651916cd43dd-448eb211c80319c",
+        ] {
+            assert!(!is_trace_id(bad), "{bad:?}");
         }
     }
 }

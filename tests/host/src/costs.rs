@@ -122,24 +122,45 @@ impl CostMeter {
     }
 }
 
-/// The "has answered" flags of an instance and of every instance whose
-/// outbound call led to it.
+/// What an instance inherits from the request that led to it: the "has
+/// answered" flags of every instance on the way, and, with telemetry on,
+/// the trace id of the span Spin opened for the client's request.
 #[derive(Clone, Default)]
-pub(crate) struct Lineage(Vec<Arc<AtomicBool>>);
+pub(crate) struct Lineage {
+    flags: Vec<Arc<AtomicBool>>,
+    trace_id: Option<String>,
+}
 
 impl Lineage {
+    /// The root of a client request traced as `trace_id` (telemetry on).
+    pub fn traced(trace_id: Option<String>) -> Lineage {
+        Lineage {
+            flags: Vec::new(),
+            trace_id,
+        }
+    }
+
     /// The lineage of a new instance called by an instance with this one.
     pub fn child(&self) -> (Lineage, Arc<AtomicBool>) {
         let own = Arc::new(AtomicBool::new(false));
-        let mut flags = self.0.clone();
+        let mut flags = self.flags.clone();
         flags.push(own.clone());
-        (Lineage(flags), own)
+        let child = Lineage {
+            flags,
+            trace_id: self.trace_id.clone(),
+        };
+        (child, own)
     }
 
     /// Whether the client has been answered by any instance on the way:
     /// then nothing this instance does is waited for.
     pub fn answered(&self) -> bool {
-        self.0.iter().any(|f| f.load(Ordering::SeqCst))
+        self.flags.iter().any(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// The trace Spin's spans of this request belong to (telemetry on).
+    pub fn trace_id(&self) -> Option<&str> {
+        self.trace_id.as_deref()
     }
 }
 

@@ -20,6 +20,7 @@ mod runtime;
 mod runtime_config;
 mod server;
 mod spin_imports;
+mod telemetry;
 mod variables;
 
 use std::path::Path;
@@ -84,6 +85,17 @@ impl App {
     /// since load (or the last reset): a component's reads per request.
     pub fn most_variable_gets_per_instance(&self) -> std::collections::BTreeMap<String, u64> {
         self.inner.variables.most_gets_per_instance()
+    }
+
+    /// The trace ids Spin would have exported spans for, one per request
+    /// from outside, in order (telemetry on: `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// in the host's environment); empty with telemetry off.
+    pub fn exported_trace_ids(&self) -> Vec<String> {
+        self.inner
+            .telemetry
+            .as_ref()
+            .map(|t| t.exported_trace_ids())
+            .unwrap_or_default()
     }
 
     /// Zeroes [`App::variable_reads`], [`App::variable_gets`] and

@@ -90,6 +90,8 @@ pub(crate) struct AppInner {
     /// after its response has been handed over.
     running: Arc<AtomicUsize>,
     echo: bool,
+    /// Spin's trace propagation, when its OpenTelemetry export is on.
+    pub(crate) telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 /// Counts one running instance for as long as it lives.
@@ -231,6 +233,7 @@ impl AppInner {
             faults: Mutex::new(HashMap::new()),
             running: Arc::new(AtomicUsize::new(0)),
             echo: options.echo_component_output,
+            telemetry: crate::telemetry::Telemetry::from_environment(&options.environment),
         }))
     }
 

@@ -100,7 +100,20 @@ async fn handle(
         body.map_err(wasmtime_wasi_http::Error::Hyper)
             .boxed_unsync()
     });
+    // Spin's span for this request (telemetry on): the client's trace, or a new one.
+    let trace_id = app.telemetry.as_ref().map(|t| {
+        t.start_trace(
+            request
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok()),
+        )
+    });
     let request = AppInner::prepare(request, &full_url, &route, &client.to_string(), true);
-    app.invoke(&route.component, &crate::costs::Lineage::default(), request)
-        .await
+    app.invoke(
+        &route.component,
+        &crate::costs::Lineage::traced(trace_id),
+        request,
+    )
+    .await
 }

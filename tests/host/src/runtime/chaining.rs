@@ -84,9 +84,17 @@ impl AppInner {
         self: &Arc<Self>,
         caller: &LoadedComponent,
         lineage: &Lineage,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> Result<http::Response<WasiBody>, HttpError> {
+        // Spin injects its current span into every outbound request,
+        // replacing the component's own traceparent (telemetry on).
+        if let (Some(telemetry), Some(trace_id)) = (&self.telemetry, lineage.trace_id()) {
+            let traceparent = telemetry.traceparent(trace_id);
+            if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
+                request.headers_mut().insert("traceparent", value);
+            }
+        }
         let uri = request.uri().clone();
         let scheme = uri.scheme_str().unwrap_or("http").to_string();
         let host = uri.host().unwrap_or("").to_string();

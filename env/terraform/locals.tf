@@ -13,13 +13,14 @@ locals {
   base   = "${var.name}-${var.environment}"
   unique = "${var.name}${var.environment}${random_string.suffix.result}"
 
-  # The spin.toml variables held in Key Vault: every `secret = true` one, plus
-  # cosmosendpoint and docstorecontainers, whose values Terraform knows. Each
+  # The spin.toml variables held in Key Vault: every `secret = true` one. Each
   # is a Key Vault secret of exactly the same name: Spin's Azure Key Vault
   # provider looks a variable up under its own name and does NOT fall back to
-  # the manifest default when the secret is missing. The gateway's plain
-  # settings come from env/k8s/configmap.yaml instead; env/tests checks that
-  # the two together are exactly the variables of spin.toml.
+  # the manifest default when the secret is missing. The plain ones
+  # (gatewaypolicy, cosmosendpoint, docstorecontainers) come from the pod's
+  # environment instead (env/k8s/configmap.yaml, spinapp.yaml), answered by
+  # the runtime config's `env` provider without a Key Vault GET; env/tests
+  # checks that the two together are exactly the variables of spin.toml.
   spin_variables = toset([
     "subscriptions",
     "healthkey",
@@ -30,8 +31,6 @@ locals {
     "auditapisecondarykey",
     "auditapikey",
     "cosmoskey",
-    "cosmosendpoint",
-    "docstorecontainers",
   ])
 
   # The document containers: database/container => partition key path. Must

@@ -59,6 +59,8 @@ output "deploy_env" {
     export AZURE_TENANT_ID='${data.azurerm_client_config.current.tenant_id}'
     export APP_HOSTNAME='${var.app_hostname}'
     export POD_CIDR='${var.pod_cidr}'
+    export COSMOS_ENDPOINT='${trimsuffix(azurerm_cosmosdb_account.main.endpoint, "/")}'
+    export DOCSTORE_CONTAINERS='${local.docstore_containers}'
   EOT
 }
 

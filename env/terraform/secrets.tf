@@ -56,14 +56,10 @@ locals {
     auditapisecondarykey   = random_password.host_key["auditapisecondarykey"].result
     auditapikey            = random_password.host_key["auditapiprimarykey"].result
     cosmoskey              = azurerm_cosmosdb_account.main.primary_key
-    cosmosendpoint         = trimsuffix(azurerm_cosmosdb_account.main.endpoint, "/")
-    docstorecontainers     = local.docstore_containers
   }
 
   secret_content_types = {
-    subscriptions      = "application/json"
-    cosmosendpoint     = "text/uri"
-    docstorecontainers = "text/plain"
+    subscriptions = "application/json"
   }
 }
 

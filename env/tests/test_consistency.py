@@ -122,9 +122,20 @@ def test_callers_start_on_the_primary_host_keys():
         assert values[f"{svc}primarykey"] != values[f"{svc}secondarykey"]
 
 
-def test_docstorecontainers_secret_is_built_from_the_terraform_containers():
-    assert TF["locals"]["spin_variable_values"]["docstorecontainers"] == "${local.docstore_containers}"
+def test_store_settings_are_plain_values_from_terraform_in_every_spinapp():
+    # Not secret, so not Key Vault reads: the deploy step fills them in from
+    # Terraform's deploy_env, built from the same locals as the containers.
+    exported = TF["output"]["deploy_env"]["value"]
+    assert "export DOCSTORE_CONTAINERS='${local.docstore_containers}'" in exported
+    endpoint = next(line for line in exported.splitlines() if line.startswith("export COSMOS_ENDPOINT="))
+    assert "azurerm_cosmosdb_account.main.endpoint" in endpoint
     assert "local.cosmos_containers" in TF["locals"]["docstore_containers"]
+    for apps in (MAIN_SPINAPPS, SPLIT_SPINAPPS):
+        for app in apps.values():
+            values = {v["name"]: v.get("value") for v in app["spec"].get("variables", [])}
+            name = app["metadata"]["name"]
+            assert values.get("cosmosendpoint") == "${COSMOS_ENDPOINT}", name
+            assert values.get("docstorecontainers") == "${DOCSTORE_CONTAINERS}", name
 
 
 def test_split_deployment_sets_only_declared_or_proposed_variables():

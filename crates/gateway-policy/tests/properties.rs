@@ -1,5 +1,6 @@
 //! Property-based fuzzing of what the gateway reads from a client: bearer
-//! tokens (JWT), `traceparent`, and the small header and query parsers.
+//! tokens (JWT), `traceparent`, `x-forwarded-for` and the small header and
+//! query parsers; and of its one configuration document, `gatewaypolicy`.
 //!
 //! Properties: arbitrary input never panics and fails with the typed error;
 //! tokens signed over structurally generated valid claims are accepted and
@@ -15,8 +16,9 @@ use std::sync::OnceLock;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use gateway_policy::{
-    bearer_token, parse_client_addr, route, split_subscription_key, JwtConfig, JwtError,
-    JwtValidator, Scope, ScopeSet, TraceContext, TraceparentError, MAX_TOKEN_LEN,
+    bearer_token, parse_client_addr, route, split_subscription_key, ClientAddressError,
+    GatewaySettings, JwtConfig, JwtError, JwtValidator, Scope, ScopeSet, TraceContext,
+    TraceparentError, TrustedProxies, MAX_FORWARDED_FOR_HOPS, MAX_TOKEN_LEN,
     SUBSCRIPTION_KEY_QUERY,
 };
 use p256::ecdsa::SigningKey as EcKey;
@@ -657,6 +659,87 @@ fn header_and_query_parsers_never_panic() {
                 {
                     prop_assert!(key.is_some());
                 }
+            }
+            Ok(())
+        },
+    );
+}
+
+// ---------------------------------------------------------------- x-forwarded-for
+
+fn forwarded_entry() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u8..=255, 0u8..=255).prop_map(|(a, b)| format!("10.240.{a}.{b}")),
+        (0u8..=255, 0u8..=255).prop_map(|(a, b)| format!("198.51.{a}.{b}")),
+        (0u8..=255, 0u16..=65535).prop_map(|(a, p)| format!("203.0.113.{a}:{p}")),
+        Just("[2001:db8::7]".to_string()),
+        Just("unknown".to_string()),
+        Just(String::new()),
+        "\\PC{0,12}",
+    ]
+}
+
+#[test]
+fn forwarded_for_never_panics_and_names_only_the_peer_or_an_entry() {
+    let proxies = TrustedProxies::from_entries(&["10.240.0.0/16"]).unwrap();
+    fuzz::run(
+        "gateway_policy::TrustedProxies::client_address/arbitrary",
+        (
+            prop_oneof![Just("10.240.1.1:80"), Just("192.0.2.9:80"), Just("garbage")],
+            vec(vec(forwarded_entry(), 0..5).prop_map(|e| e.join(",")), 0..3),
+        ),
+        |(peer, values)| {
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            match proxies.client_address(Some(peer), &refs) {
+                Ok(addr) => {
+                    let shown = addr.to_string();
+                    let from_peer = peer.starts_with(&shown);
+                    let from_header = values.iter().any(|v| v.contains(&shown));
+                    prop_assert!(from_peer || from_header, "{addr} from nowhere");
+                    // An untrusted peer is always the client.
+                    if peer == "192.0.2.9:80" {
+                        prop_assert_eq!(shown, "192.0.2.9");
+                    }
+                }
+                Err(ClientAddressError::Unknown) => prop_assert_eq!(peer, "garbage"),
+                Err(ClientAddressError::TooManyHops) => {
+                    let hops: usize = values.iter().map(|v| v.split(',').count()).sum();
+                    prop_assert!(hops > MAX_FORWARDED_FOR_HOPS);
+                }
+                Err(_) => prop_assert_eq!(peer, "10.240.1.1:80"),
+            }
+            Ok(())
+        },
+    );
+}
+
+// ---------------------------------------------------------------- gatewaypolicy
+
+#[test]
+fn a_policy_document_is_used_or_refused_naming_a_member_never_a_panic() {
+    let member = select(
+        &[
+            "credentials",
+            "jwt",
+            "clientAllowList",
+            "trustedProxies",
+            "maxBodyBytes",
+            "tokenLimits",
+            "backendTimeoutSeconds",
+            "bodyTimeoutSeconds",
+            "credential",
+        ][..],
+    )
+    .prop_map(String::from);
+    let document = vec((member, json_ish()), 0..6)
+        .prop_map(|members| Value::Object(members.into_iter().collect()).to_string());
+    fuzz::run(
+        "gateway_policy::GatewaySettings::parse/structured",
+        prop_oneof![document, "\\PC{0,40}"],
+        |text| {
+            if let Err(e) = GatewaySettings::parse(&text) {
+                prop_assert!(!e.member.is_empty());
+                prop_assert!(e.to_string().starts_with("gatewaypolicy `"), "{e}");
             }
             Ok(())
         },

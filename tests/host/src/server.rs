@@ -84,6 +84,19 @@ async fn handle(
             )
             .expect("static response");
     };
+    // Spin reads every header value as UTF-8 before it instantiates the
+    // component, and a value that is not (say `caf\xe9`) is an error that
+    // `respond_wasm_component` answers with `internal_error(None, ..)`: 500,
+    // empty body, no component run (spin v4.0.2 and main,
+    // crates/trigger-http/src/headers.rs `prepare_request_headers`, called by
+    // wasi.rs `prepare_request`). Valid UTF-8 beyond ASCII passes.
+    if request
+        .headers()
+        .values()
+        .any(|value| std::str::from_utf8(value.as_bytes()).is_err())
+    {
+        return empty(500);
+    }
     let host = request
         .headers()
         .get(http::header::HOST)
@@ -116,4 +129,16 @@ async fn handle(
         request,
     )
     .await
+}
+
+/// A response with no body, as Spin's own answers have.
+fn empty(status: u16) -> hyper::Response<WasiBody> {
+    hyper::Response::builder()
+        .status(status)
+        .body(
+            Full::new(hyper::body::Bytes::new())
+                .map_err(|n| match n {})
+                .boxed_unsync(),
+        )
+        .expect("static response")
 }

@@ -183,3 +183,45 @@ fn a_header_value_that_is_not_utf8_is_a_500_from_spin_before_any_component_runs(
     }
     assert_eq!(instances(&app), before, "no component may have run");
 }
+
+#[test]
+fn a_spin_internal_host_from_outside_gets_no_answer() {
+    let app = TestApp::start();
+    let before = instances(&app);
+    let silent = |head: String| {
+        let received = exchange(&app, head.as_bytes());
+        assert!(
+            received.is_empty(),
+            "{head:?} was answered: {}",
+            String::from_utf8_lossy(&received)
+        );
+    };
+    for host in [
+        "patient-api.spin.internal",
+        "audit-api.spin.internal:80",
+        "gateway.spin.internal",
+        "nosuch.spin.internal",
+    ] {
+        for path in [
+            "/health",
+            "/patient/00000000-0000-4000-8000-000000000000",
+            "/portal/",
+        ] {
+            silent(format!(
+                "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+            ));
+        }
+    }
+    // The same happens to a request that names no authority at all.
+    silent("GET /health HTTP/1.1\r\nconnection: close\r\n\r\n".to_string());
+    assert_eq!(instances(&app), before, "no component may have run");
+
+    // Only `<one label>.spin.internal` is a chaining host to Spin: a deeper
+    // name is an ordinary Host, and the gateway answers it.
+    let answered = responses(&exchange(
+        &app,
+        b"GET /health HTTP/1.1\r\nhost: x.patient-api.spin.internal\r\nconnection: close\r\n\r\n",
+    ));
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(answered[0].status, 200, "{answered:?}");
+}

@@ -225,3 +225,36 @@ fn a_spin_internal_host_from_outside_gets_no_answer() {
     assert_eq!(answered.len(), 1, "{answered:?}");
     assert_eq!(answered[0].status, 200, "{answered:?}");
 }
+
+#[test]
+fn content_length_beside_chunked_is_ignored_and_a_request_hidden_behind_it_is_answered() {
+    // Spin's hyper (before 1.11) frames such a request by its chunked body
+    // and keeps the connection open (tests/host/Cargo.toml): whatever the
+    // Content-Length claimed beyond it is read as the next request.
+    let app = TestApp::start();
+    let address = app.base_url.trim_start_matches("http://").to_string();
+    let hidden = format!("GET /health HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n");
+    // The chunked body ends at once; Content-Length claims the hidden
+    // request as body as well.
+    let body = format!("0\r\n\r\n{hidden}");
+    let length = format!("content-length: {}", body.len());
+    let chunked = "transfer-encoding: chunked".to_string();
+    for (first, second) in [(&length, &chunked), (&chunked, &length)] {
+        let request = format!(
+            "POST /patient HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+             {first}\r\n{second}\r\n\r\n{body}"
+        );
+        let answers = responses(&exchange(&app, request.as_bytes()));
+        assert_eq!(answers.len(), 2, "{first}, then {second}: {answers:?}");
+        // No credentials: the gateway's 401 to the POST, with an empty body.
+        assert_eq!(answers[0].status, 401, "{answers:?}");
+        assert_ne!(
+            answers[0].header("connection"),
+            Some("close"),
+            "{answers:?}"
+        );
+        // Then the hidden request, as the next one on the connection.
+        assert_eq!(answers[1].status, 200, "{answers:?}");
+        assert_eq!(answers[1].body, br#"{"status":"ok"}"#, "{answers:?}");
+    }
+}

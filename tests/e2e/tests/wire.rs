@@ -81,8 +81,8 @@ impl Raw {
 }
 
 /// `request` as raw bytes on a fresh connection; every byte the app sent
-/// back until it closed the connection. Each request sent this way ends
-/// with `connection: close`, so the app closes once it has answered.
+/// back until it closed the connection. The last request in `request`
+/// carries `connection: close`, so the app closes once it has answered.
 fn exchange(app: &TestApp, request: &[u8]) -> Vec<u8> {
     let address = app.base_url.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();

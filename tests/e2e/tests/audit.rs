@@ -358,64 +358,72 @@ type DocumentEdit = Box<dyn Fn(&mut Value)>;
 /// 64 searches at once by four subscriptions: each caller's search records
 /// go on its own chains, so none of them queues behind another caller's and
 /// none fails closed (all on one `patient:*` chain, 9 to 37 of 64 were 503).
-/// Each search also discloses the patient it returns on that patient's chain.
+/// Each search returns its own patient and discloses it on that patient's
+/// chain. (Searches returning the same patient queue on its chain, as reads
+/// of one patient do; that is not what this measures.)
 #[test]
 #[cfg_attr(e2e_external, ignore = "needs the in-process test host")]
 fn sixty_four_concurrent_searches_by_four_callers_never_fail_closed() {
     let app = TestApp::start();
     let callers = ["clinic", "reader", "registry", "admin"];
     let mut patients = Vec::new();
-    for i in 0..callers.len() {
+    for i in 0..64 {
         let body = json!({"firstName": "Search", "lastName": format!("Shard{i}"),
                           "gender": "other", "dateOfBirth": "1990-01-01", "postCode": "3000"});
         let reply = app.call("clinic", "POST", "/patient", Some(&body));
         assert_eq!(reply.status, 201, "{}", reply.text());
         patients.push(reply.json()["id"].as_str().unwrap().to_string());
     }
-    let replies: Vec<Reply> = std::thread::scope(|s| {
+    let replies: Vec<(Reply, std::time::Duration)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..64)
             .map(|i| {
                 let (app, caller) = (&app, callers[i % callers.len()]);
                 s.spawn(move || {
-                    let criteria = json!({"lastName": format!("Shard{}", i % callers.len())});
-                    app.call(caller, "POST", "/patient/search", Some(&criteria))
+                    let criteria = json!({"lastName": format!("Shard{i}")});
+                    let started = std::time::Instant::now();
+                    let reply = app.call(caller, "POST", "/patient/search", Some(&criteria));
+                    (reply, started.elapsed())
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    // Printed, never asserted: timings depend on the machine.
+    let mut times: Vec<_> = replies.iter().map(|(_, t)| *t).collect();
+    times.sort();
+    println!(
+        "64 concurrent searches by 4 callers: p50 {:?}, p99 {:?}, max {:?}",
+        times[31], times[62], times[63]
+    );
+    let statuses: Vec<u16> = replies.iter().map(|(r, _)| r.status).collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    for (i, (reply, _)) in replies.iter().enumerate() {
+        assert_eq!(reply.json()[0]["id"], patients[i].as_str());
+    }
     app.host().settle();
-    // Each patient's chain: its create, then one disclosure per search that
-    // returned it (16 each), every one naming a search record, unbroken.
+    // Each patient's chain: its create, then the disclosure of the search
+    // that returned it, naming a search record, unbroken, covered by the head.
     for id in &patients {
         let records = app.call(
             "admin",
             "GET",
-            &format!("/audit/records?resourceType=patient&resourceId={id}&limit=100"),
+            &format!("/audit/records?resourceType=patient&resourceId={id}"),
             None,
         );
         let records = records.json();
         let records = records.as_array().unwrap();
-        assert_eq!(records.len(), 17, "{records:?}");
-        let disclosures = records
-            .iter()
-            .filter(|r| {
-                r["resource"]["operation"] == "search" && r["resource"]["reference"].is_string()
-            })
-            .count();
-        assert_eq!(disclosures, 16);
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert_eq!(records[1]["resource"]["operation"], "search");
+        assert!(records[1]["resource"]["reference"].is_string());
         let report = app.call(
             "admin",
             "GET",
             &format!("/audit/verify?resourceType=patient&resourceId={id}"),
             None,
         );
-        assert_eq!(report.json()["intact"], true, "{}", report.text());
-        // The batch's head advances ran after the answers: every
-        // disclosure is covered by the head.
-        assert_eq!(report.json()["unprotectedRecords"], 0, "{}", report.text());
+        let report = report.json();
+        assert_eq!(report["intact"], true, "{report}");
+        assert_eq!(report["unprotectedRecords"], 0, "{report}");
     }
 }
 

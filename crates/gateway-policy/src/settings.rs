@@ -186,27 +186,11 @@ impl GatewaySettings {
         };
         let backend_timeout = match doc.take("backendTimeoutSeconds") {
             None => defaults.backend_timeout,
-            Some(value) => match whole_number("backendTimeoutSeconds", &value)? {
-                seconds @ 1..=MAX_BACKEND_TIMEOUT_SECONDS => Duration::from_secs(seconds),
-                _ => {
-                    return Err(SettingsError::new(
-                        "backendTimeoutSeconds",
-                        format!("must be from 1 to {MAX_BACKEND_TIMEOUT_SECONDS}"),
-                    ))
-                }
-            },
+            Some(value) => seconds("backendTimeoutSeconds", &value, MAX_BACKEND_TIMEOUT_SECONDS)?,
         };
         let body_timeout = match doc.take("bodyTimeoutSeconds") {
             None => defaults.body_timeout,
-            Some(value) => match whole_number("bodyTimeoutSeconds", &value)? {
-                seconds @ 1..=MAX_BODY_TIMEOUT_SECONDS => Duration::from_secs(seconds),
-                _ => {
-                    return Err(SettingsError::new(
-                        "bodyTimeoutSeconds",
-                        format!("must be from 1 to {MAX_BODY_TIMEOUT_SECONDS}"),
-                    ))
-                }
-            },
+            Some(value) => seconds("bodyTimeoutSeconds", &value, MAX_BODY_TIMEOUT_SECONDS)?,
         };
         Ok(GatewaySettings {
             credentials,
@@ -258,6 +242,17 @@ fn whole_number(member: &str, value: &Value) -> Result<u64, SettingsError> {
     value
         .as_u64()
         .ok_or_else(|| SettingsError::new(member, "must be a whole number"))
+}
+
+/// A whole number of seconds from 1 to `max`.
+fn seconds(member: &str, value: &Value, max: u64) -> Result<Duration, SettingsError> {
+    match whole_number(member, value)? {
+        n @ 1.. if n <= max => Ok(Duration::from_secs(n)),
+        _ => Err(SettingsError::new(
+            member,
+            format!("must be from 1 to {max}"),
+        )),
+    }
 }
 
 fn limits(value: Value, defaults: Limits) -> Result<Limits, SettingsError> {

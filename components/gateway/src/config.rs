@@ -4,14 +4,15 @@
 //! Few reads on purpose: under Spin each `variables::get` walks the provider
 //! chain, which is a Key Vault GET on AKS for a secret. A request reads the
 //! `gatewaypolicy` document, `subscriptions` when the policy accepts keys,
-//! and the one key it needs (a backend's host key, or the health key):
-//! at most three (docs/performance.md, "Variable reads").
+//! and `patientapi` (where patient-api is and its host key, one connection
+//! string): three; `/health/ready` reads the health key instead of
+//! `subscriptions` (docs/performance.md, "Variable reads").
 //!
 //! A setting that cannot be used makes the request fail closed (503). The
 //! log line names the setting and the problem; the problem texts of
 //! `gateway_policy` never contain a key, digest or token.
 
-use component_kit::variable;
+use component_kit::{variable, ServiceConnection};
 use gateway_policy::{GatewaySettings, Subscriptions};
 
 use crate::error::GatewayError;
@@ -50,7 +51,17 @@ pub fn subscriptions(settings: &GatewaySettings) -> Result<Subscriptions, Gatewa
     Subscriptions::from_json(&read("subscriptions")?).map_err(|e| unusable("subscriptions", e))
 }
 
-/// A key: a backend's host key or the health key.
+/// The variable holding where patient-api is and the host key to present
+/// (`Endpoint=…;Key=…`, composed in spin.toml from `patientapiurl` and
+/// `patientapikey`).
+const BACKEND_VARIABLE: &str = "patientapi";
+
+/// The one backend: patient-api.
+pub fn backend() -> Result<ServiceConnection, GatewayError> {
+    ServiceConnection::parse(&read(BACKEND_VARIABLE)?).map_err(|e| unusable(BACKEND_VARIABLE, e))
+}
+
+/// A key held alone in a variable: the health key.
 pub fn key(name: &'static str) -> Result<String, GatewayError> {
     read(name)
 }

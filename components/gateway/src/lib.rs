@@ -31,7 +31,7 @@ use component_kit::{
 };
 use gateway_policy::{
     access_log_line, authorize, bearer_token, continue_or_start, is_forwardable_response_header,
-    route, split_subscription_key, AccessLog, Actor, Backend, Credentials, Denial, GatewaySettings,
+    route, split_subscription_key, AccessLog, Actor, Credentials, Denial, GatewaySettings,
     LimitDecision, RouteMatch, Scope, TraceContext, Verifiers, ACTOR_HEADER, CORRELATION_ID_HEADER,
     HEALTH_KEY_HEADER, SUBSCRIPTION_KEY_HEADER, TRACEPARENT_HEADER,
 };
@@ -127,9 +127,7 @@ fn serve(
             OPENAPI.as_bytes().to_vec(),
         )),
         RouteMatch::HealthReady => ready(request, trace),
-        RouteMatch::Protected { scope, backend, .. } => {
-            protected(request, &settings, scope, backend, trace, outcome)
-        }
+        RouteMatch::Protected { scope, .. } => protected(request, &settings, scope, trace, outcome),
         RouteMatch::Public(_) => Ok(health()),
     }
 }
@@ -139,7 +137,6 @@ fn protected(
     request: &Incoming,
     settings: &GatewaySettings,
     scope: Scope,
-    backend: Backend,
     trace: &TraceContext,
     outcome: &mut Outcome,
 ) -> Result<Reply, GatewayError> {
@@ -185,7 +182,6 @@ fn protected(
     let body = request.read_body(body_limit, settings.body_timeout)?;
     let (reply, backend_trace) = forward(
         request,
-        backend,
         &forwarded_query,
         &actor,
         trace,
@@ -201,25 +197,20 @@ fn health() -> Reply {
     Reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
-/// Sends the request on to its backend and passes the answer back, with
-/// the trace id the backend answered under (its `x-correlation-id`, when
-/// it is one).
+/// Sends the request on to patient-api and passes the answer back, with
+/// the trace id it answered under (its `x-correlation-id`, when it is one).
 fn forward(
     request: &Incoming,
-    backend: Backend,
     query: &str,
     actor: &Actor,
     trace: &TraceContext,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<(Reply, Option<String>), GatewayError> {
-    let key = config::key(match backend {
-        Backend::PatientApi => "patientapikey",
-        Backend::AuditApi => "auditapikey",
-    })?;
+    let backend = config::backend()?;
     // The route table has no other methods.
     let method = request.forward_method().ok_or(GatewayError::NotFound)?;
-    let mut url = format!("{}{}", backend.origin(), request.path);
+    let mut url = backend.endpoint().url(&request.path);
     if !query.is_empty() {
         url.push('?');
         url.push_str(query);
@@ -227,7 +218,7 @@ fn forward(
     // Client headers first (allow-listed), then what only the gateway sets.
     let mut headers = request.forwardable_headers();
     headers.extend([
-        (HOST_KEY_HEADER.to_string(), key),
+        (HOST_KEY_HEADER.to_string(), backend.key().to_string()),
         (CORRELATION_ID_HEADER.to_string(), trace.correlation_id()),
         (TRACEPARENT_HEADER.to_string(), trace.traceparent()),
         (ACTOR_HEADER.to_string(), actor.audit_name()),
@@ -287,24 +278,20 @@ fn ready(request: &Incoming, trace: &TraceContext) -> Result<Reply, GatewayError
     if keys.verify(request.single(HEALTH_KEY_HEADER)?).is_err() {
         return Err(GatewayError::HealthKeyRejected);
     }
-    for (name, backend, key_variable) in [
-        ("patient-api", Backend::PatientApi, "patientapikey"),
-        ("audit-api", Backend::AuditApi, "auditapikey"),
-    ] {
-        let probe = HttpRequest {
-            method: Method::Get,
-            url: format!("{}/health/ready", backend.origin()),
-            headers: vec![
-                (HOST_KEY_HEADER.to_string(), config::key(key_variable)?),
-                (CORRELATION_ID_HEADER.to_string(), trace.correlation_id()),
-                (TRACEPARENT_HEADER.to_string(), trace.traceparent()),
-            ],
-            body: Vec::new(),
-        };
-        match outbound::send(&probe, READY_TIMEOUT) {
-            Ok(response) if response.status == StatusCode::OK.as_u16() => {}
-            _ => return Err(GatewayError::NotReady(name)),
-        }
+    let backend = config::backend()?;
+    let probe = HttpRequest {
+        method: Method::Get,
+        url: backend.endpoint().url("/health/ready"),
+        headers: vec![
+            (HOST_KEY_HEADER.to_string(), backend.key().to_string()),
+            (CORRELATION_ID_HEADER.to_string(), trace.correlation_id()),
+            (TRACEPARENT_HEADER.to_string(), trace.traceparent()),
+        ],
+        body: Vec::new(),
+    };
+    match outbound::send(&probe, READY_TIMEOUT) {
+        Ok(response) if response.status == StatusCode::OK.as_u16() => {}
+        _ => return Err(GatewayError::NotReady("patient-api")),
     }
     Ok(Reply::json(
         StatusCode::OK,

@@ -6,6 +6,7 @@
 
 mod error;
 mod idempotency;
+mod relay;
 mod route;
 mod service;
 mod store;
@@ -13,9 +14,9 @@ mod store;
 use audit_chain::{Actor, AuditInput, AuditResource, SourceSystemName};
 use component_kit::{
     correlation_id, header, json_response, method_name, outbound, problem_response,
-    problem_response_with, require_host_key, variable, HttpRequest, Method as OutMethod,
-    RequestLog, WasiClock, WasiTransport, ACTOR_HEADER, CACHE_CONTROL_HEADER, CORRELATION_HEADER,
-    NO_STORE,
+    problem_response_with, require_host_key, service_connection, HttpRequest, HttpResponse,
+    Method as OutMethod, RequestLog, ServiceConnection, WasiClock, WasiTransport, ACTOR_HEADER,
+    CACHE_CONTROL_HEADER, CORRELATION_HEADER, NO_STORE,
 };
 use cosmos::{Clock, CosmosClient};
 use problem::Problem;
@@ -27,7 +28,10 @@ use error::ApiError;
 use route::{route, NoRoute, Route};
 use service::{AuditFailed, Auditor, Environment, Incoming, Reply, Service, CONTINUATION_HEADER};
 
-const AUDIT_API: &str = "http://audit-api.spin.internal";
+/// The variable holding where audit-api is and the key to call it with
+/// (`Endpoint=…;Key=…`, composed in spin.toml from `auditapiurl` and
+/// `auditapikey`).
+const AUDIT_API_CONNECTION: &str = "auditapi";
 /// The audit call's time limit (CONTRACT: a slower audit counts as failed).
 const AUDIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Per attempt; the Cosmos client's retry budget bounds the total.
@@ -75,8 +79,13 @@ fn respond(request: &Request, method: &str, correlation: &str) -> (Response, &'s
         }
     };
     let template = route.template();
-    if route == Route::Ready {
-        return (ready(correlation), template, "ready".into());
+    match route {
+        Route::Ready => return (ready(correlation), template, "ready".into()),
+        Route::AuditRecords | Route::AuditVerify => {
+            let (response, outcome) = relay_to_audit_api(request, template, correlation);
+            return (response, template, outcome.into());
+        }
+        _ => {}
     }
     match serve(request, route, correlation) {
         Ok(reply) => (reply_response(reply, correlation), template, "ok".into()),
@@ -93,7 +102,7 @@ fn serve(request: &Request, route: Route<'_>, correlation: &str) -> Result<Reply
             detail: "x-actor must name the authenticated caller.",
         })?;
     let auditor = AuditApi {
-        key: variable("auditapikey").map_err(|m| ApiError::Misconfigured(m.0))?,
+        connection: audit_api()?,
         correlation: correlation.to_string(),
         actor: actor.as_str().to_string(),
         traceparent: header(request, "traceparent").map(str::to_string),
@@ -115,6 +124,52 @@ fn serve(request: &Request, route: Route<'_>, correlation: &str) -> Result<Reply
     service.handle(route, &incoming)
 }
 
+fn audit_api() -> Result<ServiceConnection, ApiError> {
+    service_connection(AUDIT_API_CONNECTION).map_err(|missing| ApiError::Misconfigured(missing.0))
+}
+
+/// `GET /audit/records` and `/audit/verify`, answered by audit-api.
+fn relay_to_audit_api(
+    request: &Request,
+    path: &'static str,
+    correlation: &str,
+) -> (Response, &'static str) {
+    let unavailable =
+        |detail: &str| problem_response(Problem::new(503, detail).with_correlation_id(correlation));
+    let audit = match audit_api() {
+        Ok(audit) => audit,
+        Err(e) => return (error_response(&e, correlation), "misconfigured"),
+    };
+    match relay::relay(&audit, request, path) {
+        Ok(answer) => (relayed_response(answer, correlation), "relayed"),
+        Err(relay::RelayFailed::KeyRejected) => {
+            warn("audit-api refused the host key", "status 401", correlation);
+            (
+                unavailable("The service is not configured."),
+                "audit key rejected",
+            )
+        }
+        Err(relay::RelayFailed::Unreachable) => (
+            unavailable("The audit register is not available."),
+            "audit unreachable",
+        ),
+    }
+}
+
+fn relayed_response(answer: HttpResponse, correlation: &str) -> Response {
+    let mut builder = Response::builder();
+    builder
+        .status(answer.status)
+        .header(CACHE_CONTROL_HEADER, NO_STORE)
+        .header(CORRELATION_HEADER, correlation);
+    for (name, value) in answer.headers {
+        if !name.eq_ignore_ascii_case(CACHE_CONTROL_HEADER) {
+            builder.header(name, value);
+        }
+    }
+    builder.body(answer.body).build()
+}
+
 fn store() -> Result<CosmosClient<WasiTransport, WasiClock>, ApiError> {
     component_kit::store_client(STORE_TIMEOUT, CosmosClient::new)
         .map_err(|missing| ApiError::Misconfigured(missing.0))
@@ -123,7 +178,7 @@ fn store() -> Result<CosmosClient<WasiTransport, WasiClock>, ApiError> {
 /// `POST /auditrecord` and `POST /auditrecords` on audit-api; only a 201
 /// counts as written.
 struct AuditApi {
-    key: String,
+    connection: ServiceConnection,
     correlation: String,
     actor: String,
     traceparent: Option<String>,
@@ -145,7 +200,10 @@ impl AuditApi {
     /// Sends `body` to `path`; the 201's body.
     fn post(&self, path: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, AuditFailed> {
         let mut headers = vec![
-            (hostkey::HOST_KEY_HEADER.to_string(), self.key.clone()),
+            (
+                hostkey::HOST_KEY_HEADER.to_string(),
+                self.connection.key().to_string(),
+            ),
             (CORRELATION_HEADER.to_string(), self.correlation.clone()),
             (ACTOR_HEADER.to_string(), self.actor.clone()),
             ("content-type".to_string(), "application/json".to_string()),
@@ -155,7 +213,7 @@ impl AuditApi {
         }
         let request = HttpRequest {
             method: OutMethod::Post,
-            url: format!("{AUDIT_API}{path}"),
+            url: self.connection.endpoint().url(path),
             headers,
             body,
         };
@@ -226,15 +284,18 @@ impl Environment for Wasi {
 
 /// Ready when audit-api is ready and the document store answers.
 fn ready(correlation: &str) -> Response {
-    let key = match variable("auditapikey") {
-        Ok(key) => key,
-        Err(missing) => return error_response(&ApiError::Misconfigured(missing.0), correlation),
+    let audit = match audit_api() {
+        Ok(audit) => audit,
+        Err(e) => return error_response(&e, correlation),
     };
     let probe = HttpRequest {
         method: OutMethod::Get,
-        url: format!("{AUDIT_API}/health/ready"),
+        url: audit.endpoint().url("/health/ready"),
         headers: vec![
-            (hostkey::HOST_KEY_HEADER.to_string(), key),
+            (
+                hostkey::HOST_KEY_HEADER.to_string(),
+                audit.key().to_string(),
+            ),
             (CORRELATION_HEADER.to_string(), correlation.to_string()),
         ],
         body: Vec::new(),

@@ -12,6 +12,11 @@ pub enum Route<'a> {
     CreateTest(&'a str),
     ListTests(&'a str),
     ReadTest(&'a str, &'a str),
+    /// `GET /audit/records` and `GET /audit/verify`, relayed to audit-api
+    /// unchanged: the gateway calls patient-api only, so that in a split
+    /// deployment only patient-api may reach audit-api.
+    AuditRecords,
+    AuditVerify,
 }
 
 impl Route<'_> {
@@ -24,6 +29,8 @@ impl Route<'_> {
             Route::ReadPatient(_) | Route::UpdatePatient(_) => "/patient/{patientId}",
             Route::CreateTest(_) | Route::ListTests(_) => "/patient/{patientId}/tests",
             Route::ReadTest(..) => "/patient/{patientId}/tests/{testId}",
+            Route::AuditRecords => "/audit/records",
+            Route::AuditVerify => "/audit/verify",
         }
     }
 }
@@ -62,6 +69,8 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, NoRoute> {
         (["patient", _, "tests"], _) => Err(NoRoute::MethodNotAllowed("GET, POST")),
         (["patient", id, "tests", test], "GET") => Ok(Route::ReadTest(id, test)),
         (["patient", _, "tests", _], _) => Err(NoRoute::MethodNotAllowed("GET")),
+        (["audit", "records"], m) => allow("GET", (m == "GET").then_some(Route::AuditRecords)),
+        (["audit", "verify"], m) => allow("GET", (m == "GET").then_some(Route::AuditVerify)),
         _ => Err(NoRoute::NotFound),
     }
 }
@@ -92,6 +101,13 @@ mod tests {
             Ok(Route::ReadTest("a", "t"))
         );
         assert_eq!(route("GET", "/health/ready"), Ok(Route::Ready));
+        assert_eq!(route("GET", "/audit/records"), Ok(Route::AuditRecords));
+        assert_eq!(route("GET", "/audit/verify"), Ok(Route::AuditVerify));
+        assert_eq!(route("GET", "/audit/records/x"), Err(NoRoute::NotFound));
+        assert_eq!(
+            route("POST", "/audit/records"),
+            Err(NoRoute::MethodNotAllowed("GET"))
+        );
     }
 
     #[test]

@@ -134,7 +134,9 @@ impl<A: Auditor, D: Documents, E: Environment> Service<A, D, E> {
             Route::CreateTest(id) => self.create_test(id, request),
             Route::ListTests(id) => self.list_tests(id, request),
             Route::ReadTest(id, test) => self.read_test(id, test, request),
-            Route::Ready => Err(ApiError::Internal("readiness is not a data operation")),
+            Route::Ready | Route::AuditRecords | Route::AuditVerify => Err(ApiError::Internal(
+                "readiness and the audit relay are not data operations",
+            )),
         }
     }
 

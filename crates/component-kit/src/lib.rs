@@ -4,8 +4,9 @@
 //! - [`outbound`]: synchronous outbound HTTP over `wasi:http` with a
 //!   time limit (Spin enforces `allowed_outbound_hosts` underneath).
 //! - [`WasiClock`]: wall and monotonic clocks, sleeping and jitter from WASI.
-//! - [`variable`], [`accepted_keys`]: Spin variables, read per request so a
-//!   rotated key is picked up without a restart.
+//! - [`variable`], [`require_host_key`], [`service_connection`]: Spin
+//!   variables, read per request so a rotated key is picked up without a
+//!   restart.
 //! - [`store_client`]: the document store client, opened the same way by
 //!   every component that has one (this crate knows no store protocol: the
 //!   component passes the client's constructor).
@@ -26,11 +27,13 @@ pub mod respond;
 
 use std::time::Duration;
 
+use connection_string::CosmosConnection;
 use cosmos_auth::MasterKey;
 use hostkey::{AcceptedKeys, KeyRejection, HOST_KEY_HEADER};
 use problem::Problem;
 use spin_sdk::http::{Request, Response};
 
+pub use connection_string::ServiceConnection;
 pub use http_transport::{HttpRequest, HttpResponse, Method, TransportError};
 pub use respond::{serve, serve_then, AfterResponse};
 
@@ -48,8 +51,12 @@ pub const MAX_CONTINUATION_CHARS: usize = 8192;
 /// error answer is not worth keeping either).
 pub const CACHE_CONTROL_HEADER: &str = "cache-control";
 pub const NO_STORE: &str = "no-store";
-/// The variables naming the document store: its endpoint and master key.
-pub const STORE_ENDPOINT_VARIABLE: &str = "cosmosendpoint";
+/// The variable holding the document store's connection string
+/// (`AccountEndpoint=…;AccountKey=…`, composed in spin.toml from
+/// `cosmosendpoint` and `cosmoskey`).
+pub const STORE_CONNECTION_VARIABLE: &str = "cosmos";
+/// The variable holding the document store's master key alone: the
+/// docstore's, which checks signatures and needs no endpoint.
 pub const STORE_KEY_VARIABLE: &str = "cosmoskey";
 
 /// A variable that could not be read. Says which, never what it holds.
@@ -111,6 +118,25 @@ pub fn misconfigured(missing: &MissingVariable, correlation_id: &str) -> Respons
     problem_response(
         Problem::new(503, "The service is not configured.").with_correlation_id(correlation_id),
     )
+}
+
+/// A variable holding a connection string that cannot be used: logged
+/// with what is wrong (never any of its text), then [`MissingVariable`].
+fn unusable_connection(name: &'static str, problem: impl std::fmt::Display) -> MissingVariable {
+    let line = serde_json::json!({
+        "level": "error",
+        "msg": "variable is not a usable connection string",
+        "variable": name,
+        "problem": problem.to_string(),
+    });
+    eprintln!("{line}");
+    MissingVariable(name)
+}
+
+/// The connection to a private service (`Endpoint=…;Key=…`) from its
+/// variable: one read for where the service is and the key to present.
+pub fn service_connection(name: &'static str) -> Result<ServiceConnection, MissingVariable> {
+    ServiceConnection::parse(&variable(name)?).map_err(|e| unusable_connection(name, e))
 }
 
 /// A header as text; absent if missing or not visible ASCII.
@@ -302,18 +328,27 @@ pub fn store_key() -> Result<MasterKey, MissingVariable> {
     MasterKey::from_base64(&key).map_err(|_| MissingVariable(STORE_KEY_VARIABLE))
 }
 
-/// The document store client: endpoint and key from their variables,
-/// outbound HTTP with `timeout` per attempt, the WASI clock. `connect` is
-/// the client's constructor (`cosmos::CosmosClient::new`); any error it
-/// gives is about the endpoint, the only setting it still judges.
+/// The document store client: endpoint and key from the one connection
+/// string variable (one provider call, not two), outbound HTTP with
+/// `timeout` per attempt, the WASI clock. `connect` is the client's
+/// constructor (`cosmos::CosmosClient::new`); any error it gives is about
+/// the endpoint, the only setting it still judges.
 pub fn store_client<S, E>(
     timeout: Duration,
     connect: impl FnOnce(&str, MasterKey, WasiTransport, WasiClock) -> Result<S, E>,
 ) -> Result<S, MissingVariable> {
-    let endpoint = variable(STORE_ENDPOINT_VARIABLE)?;
-    let key = store_key()?;
-    connect(&endpoint, key, WasiTransport { timeout }, WasiClock)
-        .map_err(|_| MissingVariable(STORE_ENDPOINT_VARIABLE))
+    let name = STORE_CONNECTION_VARIABLE;
+    let connection =
+        CosmosConnection::parse(&variable(name)?).map_err(|e| unusable_connection(name, e))?;
+    let key = MasterKey::from_base64(connection.account_key())
+        .map_err(|_| unusable_connection(name, "`AccountKey` is not a base64 master key"))?;
+    connect(
+        connection.endpoint().as_str(),
+        key,
+        WasiTransport { timeout },
+        WasiClock,
+    )
+    .map_err(|_| MissingVariable(name))
 }
 
 /// A method as logged: its name when it is a standard one; anything else

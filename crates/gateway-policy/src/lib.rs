@@ -57,8 +57,7 @@ pub use jwt::{
 pub use limits::{combine, decide, window, Limit, LimitDecision, Limits, Window};
 pub use log::{access_log_line, AccessLog};
 pub use route::{
-    route, Backend, PublicRoute, RouteKind, RouteMatch, RouteSpec, RouteTarget, MAX_ID_SEGMENT_LEN,
-    ROUTES,
+    route, PublicRoute, RouteKind, RouteMatch, RouteSpec, RouteTarget, MAX_ID_SEGMENT_LEN, ROUTES,
 };
 pub use scope::{Scope, ScopeSet};
 pub use settings::{

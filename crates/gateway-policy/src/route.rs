@@ -1,5 +1,7 @@
-//! The public route table: which routes exist, which scope each needs, and
-//! which private component serves it.
+//! The public route table: which routes exist and which scope each needs.
+//! Every protected route is forwarded to patient-api, which relays the
+//! audit reads to audit-api: the gateway has one backend, so in a split
+//! deployment it may reach patient-api and nothing else.
 //!
 //! Paths are matched exactly and case-sensitively, segment by segment:
 //! - a trailing slash is a different path and is answered 404 (`/patient/`
@@ -23,23 +25,6 @@ pub enum PublicRoute {
     Health,
 }
 
-/// The private component a protected route is forwarded to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    PatientApi,
-    AuditApi,
-}
-
-impl Backend {
-    /// The service-chaining origin of the component.
-    pub const fn origin(self) -> &'static str {
-        match self {
-            Backend::PatientApi => "http://patient-api.spin.internal",
-            Backend::AuditApi => "http://audit-api.spin.internal",
-        }
-    }
-}
-
 /// The operation of a protected route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteKind {
@@ -61,13 +46,6 @@ impl RouteKind {
             ReadPatient | SearchPatients | ListTests | ReadTest => Scope::PatientsRead,
             CreatePatient | UpdatePatient | CreateTest => Scope::PatientsWrite,
             ListAuditRecords | VerifyAuditChain => Scope::AuditRead,
-        }
-    }
-
-    pub const fn backend(self) -> Backend {
-        match self {
-            RouteKind::ListAuditRecords | RouteKind::VerifyAuditChain => Backend::AuditApi,
-            _ => Backend::PatientApi,
         }
     }
 
@@ -169,7 +147,6 @@ pub enum RouteMatch {
     OpenApi,
     Protected {
         scope: Scope,
-        backend: Backend,
         kind: RouteKind,
     },
     /// The path exists but not with this method: 405 with `Allow`.
@@ -210,7 +187,6 @@ pub fn route(method: &str, path: &str) -> RouteMatch {
         Some(RouteTarget::OpenApi) => RouteMatch::OpenApi,
         Some(RouteTarget::Protected(kind)) => RouteMatch::Protected {
             scope: kind.scope(),
-            backend: kind.backend(),
             kind,
         },
     }
@@ -254,7 +230,6 @@ mod tests {
     fn protected_match(kind: RouteKind) -> RouteMatch {
         RouteMatch::Protected {
             scope: kind.scope(),
-            backend: kind.backend(),
             kind,
         }
     }
@@ -322,39 +297,24 @@ mod tests {
     }
 
     #[test]
-    fn scopes_and_backends_follow_the_contract() {
+    fn scopes_follow_the_contract() {
         let read = |p: &str, m: &str| match route(m, p) {
-            RouteMatch::Protected { scope, backend, .. } => (scope, backend),
+            RouteMatch::Protected { scope, .. } => scope,
             other => panic!("{m} {p}: {other:?}"),
         };
-        assert_eq!(
-            read("/patient", "POST"),
-            (Scope::PatientsWrite, Backend::PatientApi)
-        );
-        assert_eq!(
-            read("/patient/search", "POST"),
-            (Scope::PatientsRead, Backend::PatientApi)
-        );
-        assert_eq!(
-            read(&format!("/patient/{ID}"), "PUT"),
-            (Scope::PatientsWrite, Backend::PatientApi)
-        );
+        assert_eq!(read("/patient", "POST"), Scope::PatientsWrite);
+        assert_eq!(read("/patient/search", "POST"), Scope::PatientsRead);
+        assert_eq!(read(&format!("/patient/{ID}"), "PUT"), Scope::PatientsWrite);
         assert_eq!(
             read(&format!("/patient/{ID}/tests"), "POST"),
-            (Scope::PatientsWrite, Backend::PatientApi)
+            Scope::PatientsWrite
         );
         assert_eq!(
             read(&format!("/patient/{ID}/tests/{TEST_ID}"), "GET"),
-            (Scope::PatientsRead, Backend::PatientApi)
+            Scope::PatientsRead
         );
-        assert_eq!(
-            read("/audit/records", "GET"),
-            (Scope::AuditRead, Backend::AuditApi)
-        );
-        assert_eq!(
-            read("/audit/verify", "GET"),
-            (Scope::AuditRead, Backend::AuditApi)
-        );
+        assert_eq!(read("/audit/records", "GET"), Scope::AuditRead);
+        assert_eq!(read("/audit/verify", "GET"), Scope::AuditRead);
     }
 
     #[test]

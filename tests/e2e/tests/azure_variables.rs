@@ -78,8 +78,10 @@ fn vault_contents(secrets: &Secrets) -> HashMap<String, String> {
 
 /// The plain values the SpinApp sets (env/k8s/spinapp.yaml, from
 /// Terraform's deploy_env), here pointing at the local docstore.
-const PLAIN_STORE_SETTINGS: [(&str, &str); 2] = [
+const PLAIN_SETTINGS: [(&str, &str); 4] = [
     ("SPIN_VARIABLE_COSMOSENDPOINT", "http://docstore.spin.internal"),
+    ("SPIN_VARIABLE_PATIENTAPIURL", "http://patient-api.spin.internal"),
+    ("SPIN_VARIABLE_AUDITAPIURL", "http://audit-api.spin.internal"),
     (
         "SPIN_VARIABLE_DOCSTORECONTAINERS",
         "patients/patients=/id;patients/tests=/patientId;audit/records=/chainKey;audit/chainheads=/chainKey",
@@ -114,7 +116,7 @@ fn load(
         "SPIN_VARIABLE_GATEWAYPOLICY".to_string(),
         shipped_gateway_policy(),
     )]);
-    for (k, v) in PLAIN_STORE_SETTINGS {
+    for (k, v) in PLAIN_SETTINGS {
         environment.insert(k.to_string(), v.to_string());
     }
     // What the AKS workload identity webhook injects.
@@ -212,16 +214,17 @@ fn lab_test() -> serde_json::Value {
 }
 
 /// The most `variables::get` calls one instance (one request, under Spin)
-/// of each component may make. The gateway reads `gatewaypolicy`,
-/// `subscriptions` and one key (the health route reads two keys more to
-/// probe both backends; still at most 4). patient-api reads its primary host
-/// key, the key it sends to audit-api, and the store's endpoint and key:
-/// four, one over the target of three, until the store's endpoint and key
-/// become one connection-string secret (docs/performance.md).
+/// of each component may make (targets: gateway 4, every other 3). The
+/// gateway reads `gatewaypolicy`, `subscriptions` and `patientapi` (the
+/// health route reads `healthkey` instead of `subscriptions`). patient-api
+/// reads its primary host key, `auditapi` and `cosmos`; audit-api its
+/// primary host key and `cosmos`. Each connection string is one get that
+/// Spin resolves through two application variables (the URL from the
+/// environment, the key from the vault).
 const GET_BUDGET: [(&str, u64); 4] = [
-    ("gateway", 4),
-    ("patient-api", 4),
-    ("audit-api", 3),
+    ("gateway", 3),
+    ("patient-api", 3),
+    ("audit-api", 2),
     ("docstore", 2),
 ];
 

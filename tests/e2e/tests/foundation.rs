@@ -192,6 +192,12 @@ fn each_component_can_reach_only_what_the_manifest_lists() {
         ("docstore", "http://audit-api.spin.internal/", false),
         ("docstore", "http://127.0.0.1:9/", false),
         ("gateway", "http://docstore.spin.internal/", false),
+        // patient-api relays the audit reads; the gateway has one backend.
+        (
+            "gateway",
+            "http://audit-api.spin.internal/health/ready",
+            false,
+        ),
         (
             "gateway",
             "http://patient-api.spin.internal/health/ready",
@@ -223,7 +229,7 @@ fn a_component_reads_only_the_variables_mapped_to_it() {
     for (component, readable, unreadable) in [
         ("docstore", "cosmoskey", "patientapiprimarykey"),
         ("audit-api", "auditapiprimarykey", "subscriptions"),
-        ("patient-api", "auditapikey", "auditapiprimarykey"),
+        ("patient-api", "auditapi", "auditapiprimarykey"),
         ("gateway", "subscriptions", "cosmoskey"),
     ] {
         let app = probe_as(component);

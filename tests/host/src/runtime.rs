@@ -178,10 +178,11 @@ impl AppInner {
         for (id, decl) in &manifest.components {
             let mut entries = Vec::new();
             for entry in &decl.allowed_outbound_hosts {
-                // Templates resolve against the component's own variables,
-                // at startup, as Spin does.
-                let expanded = expand_component_template(&variables, decl, entry)
-                    .with_context(|| format!("component {id:?}: allowed_outbound_hosts"))?;
+                // Templates name application variables, as in Spin; they
+                // are expanded once here, where Spin does it per instance.
+                let expanded = variables.expand(entry).with_context(|| {
+                    format!("component {id:?}: allowed_outbound_hosts {entry:?}")
+                })?;
                 entries.push(
                     AllowedHost::parse(&expanded)
                         .with_context(|| format!("component {id:?}: allowed_outbound_hosts"))?,
@@ -463,34 +464,4 @@ impl AppInner {
         }
         http::Request::from_parts(parts, body)
     }
-}
-
-fn expand_component_template(
-    variables: &Variables,
-    decl: &ComponentDecl,
-    entry: &str,
-) -> Result<String> {
-    // `{{ name }}` in a component's manifest entries refers to that
-    // component's variables, which in turn expand app variables.
-    let mut out = String::new();
-    let mut rest = entry;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| anyhow!("unterminated template {entry:?}"))?;
-        let name = after[..end].trim();
-        let value =
-            crate::variables::component_get(variables, &decl.variables, name).map_err(|e| {
-                anyhow!(
-                    "{entry:?}: {e:?} (map the variable in [component.{}.variables])",
-                    decl.id
-                )
-            })?;
-        out.push_str(&value);
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }

@@ -502,6 +502,29 @@ fn no_secret_in_any_response_header_body_or_log_line() {
         .unwrap();
     scan.add("bad cosmoskey", &app.call("clinic", "GET", &ppath, None));
     host.app.set_variable("cosmoskey", &cosmoskey).unwrap();
+    // Keys that break the connection strings they are composed into (a `;`
+    // inside one, an empty one): 503, and the log line names the component
+    // variable and what is wrong, never any of the text.
+    for (secret, connection, component) in [
+        ("auditapikey", "auditapi", "patient-api"),
+        ("patientapikey", "patientapi", "gateway"),
+    ] {
+        let real = app.secrets.variables[secret].clone();
+        for broken in [format!("{};{}", &real[..20], &real[20..]), String::new()] {
+            host.app.set_variable(secret, &broken).unwrap();
+            let reply = app.call("clinic", "GET", &ppath, None);
+            assert_eq!(reply.status, 503, "{secret} broken: {}", reply.text());
+            // Log lines are collected when an instance ends.
+            host.settle();
+            let named =
+                host.app.logs().iter().any(|l| {
+                    l.component == component && l.line.contains(&format!("\"{connection}\""))
+                });
+            assert!(named, "{component} does not name {connection}");
+            scan.add(&format!("{secret} breaks {connection}"), &reply);
+        }
+        host.app.set_variable(secret, &real).unwrap();
+    }
     let subscriptions = app.secrets.variables["subscriptions"].clone();
     let broken = subscriptions.replacen("\"scopes\":[", "\"scopes\":[7,", 1);
     assert_ne!(broken, subscriptions);

@@ -18,7 +18,7 @@
 //! req/s side by side. Prints figures and writes them as JSON for
 //! docs/performance.md; asserts nothing about speed.
 //!
-//!     cargo bench -p e2e --bench api [-- --requests 300 --storage tmpfs --clients 8,16]
+//!     cargo bench -p e2e --bench api [-- --requests 300 --storage tmpfs --kv memory --clients 8,16]
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -236,6 +236,7 @@ fn lab_test() -> Value {
 fn main() {
     let mut requests = 300usize;
     let mut storage = "disk".to_string();
+    let mut kv = "file".to_string();
     let mut concurrency: Vec<usize> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -250,6 +251,10 @@ fn main() {
             // runtime cost, without this machine's fsync (each store commit is
             // fsynced: writes are durable when acknowledged).
             "--storage" => storage = args.next().expect("--storage disk|tmpfs"),
+            // "file" is Spin's default key-value store (a SQLite file in the
+            // state dir, every write fsynced); "memory" is what scripts/up
+            // runs: runtime-config.local.toml, the same store in memory.
+            "--kv" => kv = args.next().expect("--kv file|memory"),
             "--clients" => {
                 concurrency = args
                     .next()
@@ -266,12 +271,22 @@ fn main() {
         "tmpfs" => Some(PathBuf::from("/dev/shm")),
         other => panic!("--storage disk|tmpfs, not {other}"),
     };
+    let runtime_config = match kv.as_str() {
+        "file" => None,
+        "memory" => Some(repo_root().join("runtime-config.local.toml")),
+        other => panic!("--kv file|memory, not {other}"),
+    };
     println!(
-        "storage: {storage} (SQLite files {})",
+        "storage: {storage} (SQLite files {}); key-value store: {}",
         if state_parent.is_some() {
             "in /dev/shm"
         } else {
             "on disk"
+        },
+        if runtime_config.is_some() {
+            "in memory (runtime-config.local.toml, as scripts/up)"
+        } else {
+            "Spin's default, a file beside the SQLite database"
         }
     );
     let mut all = Vec::new();
@@ -281,6 +296,7 @@ fn main() {
     let app = TestApp::in_process(Start {
         state_parent: state_parent.clone(),
         calls_per_minute: Some(1_000_000),
+        runtime_config: runtime_config.clone(),
         ..Start::default()
     });
     let load_ms = loaded.elapsed().as_secs_f64() * 1000.0;
@@ -519,13 +535,17 @@ fn main() {
     std::fs::create_dir_all(&out).unwrap();
     let report = json!({
         "storage": storage,
+        "keyValue": kv,
         "machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
         "cold_start": {"load_ms": load_ms, "first_request_ms": first_ms},
         "figures": all,
         "costs": cost_rows,
         "sizes": sizes,
     });
-    let file = out.join(format!("api-{storage}.json"));
+    let file = match kv.as_str() {
+        "file" => out.join(format!("api-{storage}.json")),
+        _ => out.join(format!("api-{storage}-kv-{kv}.json")),
+    };
     std::fs::write(&file, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     println!("\nwrote {}", file.display());
 }

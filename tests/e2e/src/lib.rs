@@ -169,6 +169,9 @@ pub struct Start {
     /// Where to make the state directory (default: the system temp dir).
     /// Benchmarks use /dev/shm to separate the app's cost from the disk's.
     pub state_parent: Option<PathBuf>,
+    /// A runtime config, as `spin up --runtime-config-file` (for example
+    /// runtime-config.local.toml, which `scripts/up` passes).
+    pub runtime_config: Option<PathBuf>,
 }
 
 /// The in-process host, when the harness started one.
@@ -455,7 +458,9 @@ impl TestApp {
             on_demand_allocator: false,
             source_overrides,
         };
-        let app = App::load(&manifest, options).expect("app loads");
+        let app =
+            App::load_with_runtime_config(&manifest, options, start.runtime_config.as_deref())
+                .expect("app loads");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context, Result};
+
+use crate::runtime_config::KeyValueLocation;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::Store;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -216,7 +218,13 @@ impl AppInner {
         // Reads made while loading (allowed_outbound_hosts templates) are
         // not a request's.
         variables.reset_counts();
-        let key_value = KeyValueBackend::open(&state_dir.join("sqlite_key_value.db"))?;
+        let key_value = match &runtime_config.key_value_default {
+            KeyValueLocation::StateDir => {
+                KeyValueBackend::open(&state_dir.join("sqlite_key_value.db"))?
+            }
+            KeyValueLocation::File(path) => KeyValueBackend::open(path)?,
+            KeyValueLocation::InMemory => KeyValueBackend::open_in_memory()?,
+        };
         let sqlite = SqliteDatabases {
             default_path: state_dir.join("sqlite_db.db"),
         };

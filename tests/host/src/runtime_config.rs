@@ -69,10 +69,27 @@ pub enum KeyVaultAuth {
     },
 }
 
+/// Where the key-value store `default` keeps its data
+/// (`[key_value_store.default]`, type `spin`; crates/key-value-spin).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum KeyValueLocation {
+    /// No section: Spin's default store, `sqlite_key_value.db` in the state
+    /// directory.
+    #[default]
+    StateDir,
+    /// `path = "..."`, relative to the runtime config's directory.
+    File(PathBuf),
+    /// The section without `path`: an in-memory SQLite database, which
+    /// commits without touching a disk and is gone when the process ends.
+    InMemory,
+}
+
 /// The parts of a runtime config the test host uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuntimeConfig {
     pub providers: Vec<ProviderConfig>,
+    /// The key-value store `default`.
+    pub key_value_default: KeyValueLocation,
     /// Sections Spin knows and the test host does not model (for example
     /// `[key_value_store.default]` of type `azure_cosmos`): reported at
     /// startup, the local default is used instead.
@@ -95,7 +112,15 @@ impl RuntimeConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow!("runtime config {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| anyhow!("runtime config {}: {e}", path.display()))
+        let mut config =
+            Self::parse(&text).map_err(|e| anyhow!("runtime config {}: {e}", path.display()))?;
+        // Spin resolves a store's relative `path` against the runtime
+        // config's directory (runtime-config `key_value_config_resolver`).
+        if let KeyValueLocation::File(file) = &config.key_value_default {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            config.key_value_default = KeyValueLocation::File(dir.join(file));
+        }
+        Ok(config)
     }
 
     pub fn parse(text: &str) -> Result<Self> {
@@ -141,16 +166,29 @@ impl RuntimeConfig {
             }
         }
         let mut unmodelled = Vec::new();
+        let mut key_value_default = KeyValueLocation::StateDir;
         for key in ["key_value_store", "sqlite_database", "llm_compute", "otel"] {
             if let Some(sections) = table.get(key).and_then(|v| v.as_table()) {
                 for (label, section) in sections {
                     let kind = section.get("type").and_then(|t| t.as_str()).unwrap_or("?");
+                    if key == "key_value_store" && label == "default" && kind == "spin" {
+                        let at = "[key_value_store.default]";
+                        let section = section
+                            .as_table()
+                            .ok_or_else(|| anyhow!("{at} must be a table"))?;
+                        key_value_default = match string_field(section, at, "path")? {
+                            Some(path) => KeyValueLocation::File(PathBuf::from(path)),
+                            None => KeyValueLocation::InMemory,
+                        };
+                        continue;
+                    }
                     unmodelled.push(format!("[{key}.{label}] (type {kind:?})"));
                 }
             }
         }
         Ok(Self {
             providers,
+            key_value_default,
             unmodelled,
         })
     }
@@ -290,6 +328,31 @@ account = "a"
             config.unmodelled,
             vec!["[key_value_store.default] (type \"azure_cosmos\")"]
         );
+    }
+
+    #[test]
+    fn a_spin_key_value_store_is_a_file_or_in_memory_as_in_spin() {
+        let none = RuntimeConfig::parse("").unwrap();
+        assert_eq!(none.key_value_default, KeyValueLocation::StateDir);
+        let memory = RuntimeConfig::parse("[key_value_store.default]\ntype = \"spin\"\n").unwrap();
+        assert_eq!(memory.key_value_default, KeyValueLocation::InMemory);
+        assert!(memory.unmodelled.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rc.toml");
+        std::fs::write(
+            &file,
+            "[key_value_store.default]\ntype = \"spin\"\npath = \"kv/counters.db\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            RuntimeConfig::load(&file).unwrap().key_value_default,
+            KeyValueLocation::File(dir.path().join("kv/counters.db"))
+        );
+        let bad = RuntimeConfig::parse("[key_value_store.default]\ntype = \"spin\"\npath = 3\n");
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("`path` must be a string"));
     }
 
     #[test]

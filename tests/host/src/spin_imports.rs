@@ -74,8 +74,22 @@ const KV_SELECT: &str = "SELECT value FROM spin_key_value WHERE store=$1 AND key
 
 impl KeyValueBackend {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.exists()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
         let conn = rusqlite::Connection::open(path)
             .with_context(|| format!("opening key-value store {}", path.display()))?;
+        Self::with_connection(conn)
+    }
+
+    /// A store in memory, as Spin's `type = "spin"` without a `path`: the
+    /// same one connection and statements, commits that touch no disk.
+    pub fn open_in_memory() -> anyhow::Result<Self> {
+        Self::with_connection(rusqlite::Connection::open_in_memory()?)
+    }
+
+    fn with_connection(conn: rusqlite::Connection) -> anyhow::Result<Self> {
         conn.execute(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
                 store TEXT NOT NULL,

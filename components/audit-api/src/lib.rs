@@ -22,10 +22,10 @@ use std::time::Duration;
 use audit_chain::document::head_document_id;
 use audit_chain::params::{parse_records_query, parse_verify_query};
 use audit_chain::{
-    advance_head, append_record, chain_records_query, chain_tail_query, parse_audit_batch,
-    parse_audit_input, record_from_document, record_to_json, verify_documents, Actor, AppendError,
-    AppendPolicy, AppendRequest, AppendStore, AuditInput, AuditInputError, AuditQuery, AuditTime,
-    ChainKey, CorrelationId, PendingHead, Violation,
+    advance_head, append_order, append_record, chain_records_query, chain_tail_query,
+    parse_audit_batch, parse_audit_input, record_from_document, record_to_json, verify_documents,
+    Actor, AppendError, AppendPolicy, AppendRequest, AppendStore, AuditInput, AuditInputError,
+    AuditQuery, AuditTime, ChainKey, CorrelationId, PendingHead, Violation,
 };
 use component_kit::{
     continuation_token, correlation_id, json_response, method_name, misconfigured,
@@ -288,9 +288,9 @@ fn append_batch(
     Ok(json_response(201, &Value::Array(records), correlation))
 }
 
-/// Appends each input, in order, under the request's correlation id and
-/// actor; the records as the API shows them, and the head advances left
-/// for after the response. Stops at the first failure (the records stored
+/// Appends each input under the request's correlation id and actor; the
+/// records as the API shows them (in the order given), and the head
+/// advances left for after the response. Stops at the first failure (the records stored
 /// before it stay: the register only grows).
 fn append_all(
     request: &Request,
@@ -300,10 +300,18 @@ fn append_all(
     let correlation_id = required_header(request, CORRELATION_HEADER, CorrelationId::parse)?;
     let actor = required_header(request, ACTOR_HEADER, Actor::parse)?;
     let mut store = AuditStore::open()?;
-    let mut records = Vec::with_capacity(inputs.len());
+    // Appended in a random order (audit_chain::append_order: concurrent
+    // batches over the same chains would otherwise collide at every step),
+    // answered in the order given.
+    let order = append_order(inputs.len(), || WasiClock.jitter());
+    let mut inputs: Vec<Option<AuditInput>> = inputs.into_iter().map(Some).collect();
+    let mut records = vec![Value::Null; inputs.len()];
     let mut heads = Vec::with_capacity(inputs.len());
     let mut attempts = 0;
-    for input in inputs {
+    for index in order {
+        let Some(input) = inputs[index].take() else {
+            continue;
+        };
         let append_request = AppendRequest {
             input,
             id: component_kit::random_uuid(),
@@ -312,7 +320,7 @@ fn append_all(
         };
         let stored = append_record(&mut store, &append_request, &AppendPolicy::default())?;
         attempts += stored.attempts;
-        records.push(record_to_json(&stored.record));
+        records[index] = record_to_json(&stored.record);
         heads.push(stored.head);
     }
     note.attempts = Some(attempts);

@@ -31,8 +31,8 @@ mod stamp;
 mod verify;
 
 pub use append::{
-    advance_head, append, append_record, AppendError, AppendPolicy, AppendRequest, AppendStore,
-    Appended, PendingHead, Stored,
+    advance_head, append, append_order, append_record, AppendError, AppendPolicy, AppendRequest,
+    AppendStore, Appended, PendingHead, Stored,
 };
 pub use chain::{
     canonical_bytes, record_hash, seal, AuditRecord, ChainHead, ChainKey, Digest, InvalidDigest,

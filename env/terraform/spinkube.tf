@@ -119,3 +119,30 @@ resource "helm_release" "otel_collector" {
 
   depends_on = [time_sleep.cluster_rbac]
 }
+
+# Stakater Reloader: Spin reads its [[client_tls]] files and nginx its
+# certificates only at start, so when cert-manager renews a certificate (or
+# the trust bundle changes) the Deployments that mount it must restart. The
+# split manifests name their Secrets in secret.reloader.stakater.com/reload
+# annotations (SpinApp deploymentAnnotations, terminator Deployments);
+# Reloader then performs a rolling restart, which the PDBs keep safe. Only
+# annotated workloads are touched (autoReloadAll stays false).
+resource "helm_release" "reloader" {
+  name             = "reloader"
+  repository       = "https://stakater.github.io/stakater-charts"
+  chart            = "reloader"
+  version          = var.reloader_chart_version
+  namespace        = "reloader"
+  create_namespace = true
+  atomic           = true
+  wait             = true
+
+  values = [yamlencode({
+    reloader = {
+      watchGlobally = true
+      reloadStrategy = "annotations"
+    }
+  })]
+
+  depends_on = [time_sleep.cluster_rbac]
+}

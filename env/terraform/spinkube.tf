@@ -139,7 +139,7 @@ resource "helm_release" "reloader" {
 
   values = [yamlencode({
     reloader = {
-      watchGlobally = true
+      watchGlobally  = true
       reloadStrategy = "annotations"
     }
   })]

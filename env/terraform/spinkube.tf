@@ -38,7 +38,8 @@ resource "helm_release" "runtime_class_manager" {
 # manifests; scripts/check-env validates env/k8s against them and compares
 # them with a reference copy when SHARED_DIR supplies one),
 # the Shim that makes runtime-class-manager install containerd-shim-spin
-# and create RuntimeClass wasmtime-spin-v2, and the ACME ClusterIssuer.
+# and create RuntimeClass wasmtime-spin-v2, the ACME ClusterIssuer, and the
+# Kyverno policy that spreads Spin pods over zones.
 resource "helm_release" "spinkube_platform" {
   name             = "spinkube-platform"
   chart            = "${path.module}/charts/spinkube-platform"
@@ -57,7 +58,7 @@ resource "helm_release" "spinkube_platform" {
     }
   })]
 
-  depends_on = [helm_release.runtime_class_manager]
+  depends_on = [helm_release.runtime_class_manager, helm_release.kyverno]
 }
 
 resource "helm_release" "spin_operator" {
@@ -142,6 +143,32 @@ resource "helm_release" "reloader" {
       watchGlobally  = true
       reloadStrategy = "annotations"
     }
+  })]
+
+  depends_on = [time_sleep.cluster_rbac]
+}
+
+# Kyverno, for one mutation only: topology spread constraints on Spin pods
+# at admission (charts/spinkube-platform/templates/zone-spread-policy.yaml).
+# The SpinApp CRD has no field for it and spin-operator reconciles its
+# Deployments, so the Pods are mutated, not the Deployments. Two admission
+# controller replicas; the policy is failurePolicy Ignore, so an outage of
+# Kyverno never blocks pod creation.
+resource "helm_release" "kyverno" {
+  name             = "kyverno"
+  repository       = "https://kyverno.github.io/kyverno"
+  chart            = "kyverno"
+  version          = var.kyverno_chart_version
+  namespace        = "kyverno"
+  create_namespace = true
+  atomic           = true
+  wait             = true
+
+  values = [yamlencode({
+    admissionController  = { replicas = 2 }
+    backgroundController = { enabled = false }
+    cleanupController    = { enabled = false }
+    reportsController    = { enabled = false }
   })]
 
   depends_on = [time_sleep.cluster_rbac]

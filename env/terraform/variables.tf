@@ -229,3 +229,9 @@ variable "reloader_chart_version" {
   type        = string
   default     = "2.2.3"
 }
+
+variable "kyverno_chart_version" {
+  description = "Kyverno Helm chart version: its ClusterPolicy (charts/spinkube-platform, zone-spread-policy.yaml) adds zone spread to Spin pods, which the SpinApp CRD cannot express."
+  type        = string
+  default     = "3.5.2"
+}

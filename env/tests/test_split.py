@@ -560,3 +560,45 @@ def test_pdbs_select_only_their_own_workload():
 def test_reloader_is_installed_by_terraform():
     reloader = RESOURCES["helm_release"]["reloader"]
     assert reloader["chart"] == "reloader" and reloader["version"] == "${var.reloader_chart_version}"
+
+
+# --- zone spread ------------------------------------------------------------------------
+
+
+def zone_spread_policy() -> dict:
+    """charts/spinkube-platform/templates/zone-spread-policy.yaml with the
+    chart's values filled in (the few Helm constructs it uses)."""
+    chart = envlib.TERRAFORM_DIR / "charts" / "spinkube-platform"
+    values = yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8"))["zoneSpread"]
+    text = (chart / "templates" / "zone-spread-policy.yaml").read_text(encoding="utf-8")
+    assert values["enabled"] is True
+    text = re.sub(r"^\{\{-? (if|end)[^}]*\}\}\n?", "", text, flags=re.M)
+    text = re.sub(r"\{\{ \.Values\.zoneSpread\.(\w+) \| quote \}\}", lambda m: '"%s"' % values[m.group(1)], text)
+    text = re.sub(r"\{\{ `(.*?)` \}\}", lambda m: m.group(1), text)
+    assert "{{ ." not in text, "an unrendered Helm expression"
+    return yaml.safe_load(text)
+
+
+def test_zone_spread_policy_matches_every_spinapp_pod_and_no_terminator():
+    policy = zone_spread_policy()
+    assert policy["kind"] == "ClusterPolicy" and policy["spec"]["failurePolicy"] == "Ignore"
+    [rule] = policy["spec"]["rules"]
+    [match] = rule["match"]["any"]
+    resources = match["resources"]
+    assert resources["kinds"] == ["Pod"] and resources["operations"] == ["CREATE"]
+    assert resources["namespaces"] == [NAMESPACE]
+    for app in list(MAIN_APPS.values()) + list(SPLIT_APPS.values()):
+        assert selects(resources["selector"], app["spec"]["podLabels"]), app["metadata"]["name"]
+    for dep in by_kind(SPLIT_DOCS, "Deployment").values():
+        # The terminators carry their own constraints.
+        assert not selects(resources["selector"], dep["spec"]["template"]["metadata"]["labels"])
+    constraints = rule["mutate"]["patchStrategicMerge"]["spec"]["+(topologySpreadConstraints)"]
+    zone = next(c for c in constraints if c["topologyKey"] == "topology.kubernetes.io/zone")
+    assert (zone["maxSkew"], zone["whenUnsatisfiable"], zone["nodeTaintsPolicy"]) == (1, "DoNotSchedule", "Honor")
+    for c in constraints:
+        # Counted per component: the pod's own component label.
+        assert c["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == \
+            '{{ request.object.metadata.labels."app.kubernetes.io/component" }}'
+    kyverno = RESOURCES["helm_release"]["kyverno"]
+    assert kyverno["chart"] == "kyverno"
+    assert "${helm_release.kyverno}" in RESOURCES["helm_release"]["spinkube_platform"]["depends_on"]

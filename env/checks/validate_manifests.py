@@ -5,7 +5,8 @@ errors, as `kubectl apply` with server-side field validation makes them) for
 the AKS Kubernetes minor Terraform deploys. SpinApp and SpinAppExecutor go
 through jsonschema against the openAPIV3Schema of the SpinKube CRDs the
 deployment installs (envlib.CRD_DIR, the local chart's crds/), made strict
-the same way. Any other kind fails: a
+the same way. cert-manager Issuer and Certificate go through the strict
+subset schema of certmanager_schema.py. Any other kind fails: a
 manifest nothing can check is not allowed in here.
 
 Prints one line per problem and a summary line; exit status 1 on any problem.
@@ -20,6 +21,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+import certmanager_schema
 import envlib
 
 
@@ -52,6 +54,8 @@ def crd_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
             schema = strict(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
             schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata", "spec"})
             validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
+    for key, schema in certmanager_schema.SCHEMAS.items():
+        validators[key] = jsonschema.Draft7Validator(schema)
     return validators
 
 
@@ -61,7 +65,7 @@ def main() -> int:
     if not validators:
         print(f"FAIL no CRDs found under {envlib.CRD_DIR.relative_to(envlib.REPO_ROOT)}")
         return 1
-    counts = {"builtin": 0, "crd": 0}
+    counts = {"builtin": 0, "crd": 0, "cert-manager": 0}
     problems = 0
     for path, doc in envlib.k8s_documents():
         where = f"{path.relative_to(envlib.REPO_ROOT)}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
@@ -71,7 +75,7 @@ def main() -> int:
             for error in errors:
                 print(f"FAIL {where}: {'.'.join(map(str, error.path)) or '<root>'}: {error.message}")
             problems += len(errors)
-            counts["crd"] += 1
+            counts["cert-manager" if key in certmanager_schema.SCHEMAS else "crd"] += 1
             continue
         try:
             kubernetes_validate.validate(doc, version, strict=True)
@@ -82,9 +86,10 @@ def main() -> int:
         except kubernetes_validate.SchemaNotFoundError:
             print(f"FAIL {where}: no schema for {key[0]} {key[1]} (neither built-in nor a SpinKube CRD)")
             problems += 1
-    total = counts["builtin"] + counts["crd"]
+    total = sum(counts.values())
     print(f"manifests: {total} objects checked ({counts['builtin']} built-in against Kubernetes {version}, "
-          f"{counts['crd']} SpinKube against {envlib.CRD_DIR.relative_to(envlib.REPO_ROOT)}), "
+          f"{counts['crd']} SpinKube against {envlib.CRD_DIR.relative_to(envlib.REPO_ROOT)}, "
+          f"{counts['cert-manager']} cert-manager against the subset in certmanager_schema.py), "
           f"{problems} problem(s)")
     return 1 if problems or total == 0 else 0
 

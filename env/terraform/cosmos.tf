@@ -138,3 +138,15 @@ resource "azurerm_cosmosdb_sql_role_assignment" "app_spin_kv" {
 
   depends_on = [azurerm_cosmosdb_sql_container.spin_kv]
 }
+
+# Split deployment: only the gateway uses the key-value store (rate limits),
+# so only its identity gets the same data-plane role.
+resource "azurerm_cosmosdb_sql_role_assignment" "split_gateway_spin_kv" {
+  resource_group_name = azurerm_resource_group.main.name
+  account_name        = azurerm_cosmosdb_account.main.name
+  role_definition_id  = azurerm_cosmosdb_sql_role_definition.spin_kv.id
+  principal_id        = azurerm_user_assigned_identity.split["gateway"].principal_id
+  scope               = "${azurerm_cosmosdb_account.main.id}/dbs/${local.spin_kv.database}/colls/${local.spin_kv.container}"
+
+  depends_on = [azurerm_cosmosdb_sql_container.spin_kv]
+}

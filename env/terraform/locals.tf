@@ -53,4 +53,20 @@ locals {
   spin_kv = { database = "spin", container = "keyvalue", partition_key = "/id" }
 
   tags = merge(var.tags, { environment = var.environment })
+
+  # Split deployment: the one mTLS hop each calling app makes, to the nginx
+  # terminator Service of the next service (env/k8s/split/terminators.yaml).
+  # Paths are where env/k8s/split/spinapps.yaml mounts the client certificate
+  # Secret and the trust bundle; env/tests checks the two agree.
+  split_mtls_dir = "/etc/spin/mtls"
+  split_client_tls = {
+    gateway = {
+      component = "gateway"
+      host      = "${var.app_namespace}-patient-api-mtls.${var.app_namespace}.svc.cluster.local"
+    }
+    patient-api = {
+      component = "patient-api"
+      host      = "${var.app_namespace}-audit-api-mtls.${var.app_namespace}.svc.cluster.local"
+    }
+  }
 }

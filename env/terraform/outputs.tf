@@ -47,6 +47,30 @@ output "runtime_config_toml" {
   })
 }
 
+# Split deployment: one runtime config per app (Secrets
+# patient-records-<app>-runtime-config). The same providers and store as the
+# composed deployment, plus, for the two apps that call the next service, the
+# [[client_tls]] entry of that hop (templates/client-tls.toml.tftpl).
+output "split_runtime_config_toml" {
+  description = "Runtime config per split app (gateway, patient-api, audit-api); README, Split deployment."
+  value = {
+    for app in ["gateway", "patient-api", "audit-api"] : app => join("", [
+      templatefile("${path.module}/../../runtime-config.toml", {
+        key_vault_url       = azurerm_key_vault.main.vault_uri
+        cosmos_account_name = azurerm_cosmosdb_account.main.name
+        cosmos_region       = var.location
+      }),
+      contains(keys(local.split_client_tls), app) ? templatefile("${path.module}/templates/client-tls.toml.tftpl", {
+        component               = local.split_client_tls[app].component
+        host                    = local.split_client_tls[app].host
+        ca_roots_file           = "${local.split_mtls_dir}/trust/ca.crt"
+        client_cert_file        = "${local.split_mtls_dir}/client/tls.crt"
+        client_private_key_file = "${local.split_mtls_dir}/client/tls.key"
+      }) : "",
+    ])
+  }
+}
+
 output "deploy_env" {
   description = "Shell exports for the deploy step: eval \"$(terraform output -raw deploy_env)\"."
   value       = <<-EOT
@@ -56,6 +80,9 @@ output "deploy_env" {
     export KEY_VAULT_NAME='${azurerm_key_vault.main.name}'
     export COSMOS_ACCOUNT='${azurerm_cosmosdb_account.main.name}'
     export WORKLOAD_IDENTITY_CLIENT_ID='${azurerm_user_assigned_identity.app.client_id}'
+    export GATEWAY_IDENTITY_CLIENT_ID='${azurerm_user_assigned_identity.split["gateway"].client_id}'
+    export PATIENT_API_IDENTITY_CLIENT_ID='${azurerm_user_assigned_identity.split["patient-api"].client_id}'
+    export AUDIT_API_IDENTITY_CLIENT_ID='${azurerm_user_assigned_identity.split["audit-api"].client_id}'
     export AZURE_TENANT_ID='${data.azurerm_client_config.current.tenant_id}'
     export APP_HOSTNAME='${var.app_hostname}'
     export POD_CIDR='${var.pod_cidr}'

@@ -38,7 +38,8 @@ resource "helm_release" "runtime_class_manager" {
 # manifests; scripts/check-env validates env/k8s against them and compares
 # them with a reference copy when SHARED_DIR supplies one),
 # the Shim that makes runtime-class-manager install containerd-shim-spin
-# and create RuntimeClass wasmtime-spin-v2, and the ACME ClusterIssuer.
+# and create RuntimeClass wasmtime-spin-v2, the ACME ClusterIssuer, and the
+# Kyverno policy that spreads Spin pods over zones.
 resource "helm_release" "spinkube_platform" {
   name             = "spinkube-platform"
   chart            = "${path.module}/charts/spinkube-platform"
@@ -57,7 +58,7 @@ resource "helm_release" "spinkube_platform" {
     }
   })]
 
-  depends_on = [helm_release.runtime_class_manager]
+  depends_on = [helm_release.runtime_class_manager, helm_release.kyverno]
 }
 
 resource "helm_release" "spin_operator" {
@@ -116,6 +117,59 @@ resource "helm_release" "otel_collector" {
     { name = "extraEnvs[0].name", value = "APPLICATIONINSIGHTS_CONNECTION_STRING" },
     { name = "extraEnvs[0].value", value = azurerm_application_insights.main.connection_string },
   ]
+
+  depends_on = [time_sleep.cluster_rbac]
+}
+
+# Stakater Reloader: Spin reads its [[client_tls]] files and nginx its
+# certificates only at start, so when cert-manager renews a certificate (or
+# the trust bundle changes) the Deployments that mount it must restart. The
+# split manifests name their Secrets in secret.reloader.stakater.com/reload
+# annotations (SpinApp deploymentAnnotations, terminator Deployments);
+# Reloader then performs a rolling restart, which the PDBs keep safe. Only
+# annotated workloads are touched (autoReloadAll stays false).
+resource "helm_release" "reloader" {
+  name             = "reloader"
+  repository       = "https://stakater.github.io/stakater-charts"
+  chart            = "reloader"
+  version          = var.reloader_chart_version
+  namespace        = "reloader"
+  create_namespace = true
+  atomic           = true
+  wait             = true
+
+  values = [yamlencode({
+    reloader = {
+      watchGlobally  = true
+      reloadStrategy = "annotations"
+    }
+  })]
+
+  depends_on = [time_sleep.cluster_rbac]
+}
+
+# Kyverno, for one mutation only: topology spread constraints on Spin pods
+# at admission (charts/spinkube-platform/templates/zone-spread-policy.yaml).
+# The SpinApp CRD has no field for it and spin-operator reconciles its
+# Deployments, so the Pods are mutated, not the Deployments. Two admission
+# controller replicas; the policy is failurePolicy Ignore, so an outage of
+# Kyverno never blocks pod creation.
+resource "helm_release" "kyverno" {
+  name             = "kyverno"
+  repository       = "https://kyverno.github.io/kyverno"
+  chart            = "kyverno"
+  version          = var.kyverno_chart_version
+  namespace        = "kyverno"
+  create_namespace = true
+  atomic           = true
+  wait             = true
+
+  values = [yamlencode({
+    admissionController  = { replicas = 2 }
+    backgroundController = { enabled = false }
+    cleanupController    = { enabled = false }
+    reportsController    = { enabled = false }
+  })]
 
   depends_on = [time_sleep.cluster_rbac]
 }

@@ -223,3 +223,15 @@ variable "otel_collector_chart_version" {
   type        = string
   default     = "0.136.0"
 }
+
+variable "reloader_chart_version" {
+  description = "Stakater Reloader Helm chart version: rolls the SpinApp and terminator Deployments when a certificate Secret they name changes (split deployment)."
+  type        = string
+  default     = "2.2.3"
+}
+
+variable "kyverno_chart_version" {
+  description = "Kyverno Helm chart version: its ClusterPolicy (charts/spinkube-platform, zone-spread-policy.yaml) adds zone spread to Spin pods, which the SpinApp CRD cannot express."
+  type        = string
+  default     = "3.5.2"
+}

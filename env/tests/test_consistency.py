@@ -18,9 +18,12 @@ RESOURCES = TF["resource"]
 SPIN = envlib.spin_manifest()
 SPIN_VARIABLES = set(SPIN["variables"])
 
-# Variables the split deployment sets that spin.toml does not declare yet:
-# the changes env/README.md ("Split deployment") asks the lead for.
-PROPOSED_SPLIT_VARIABLES = {"patientapiurl", "auditapiurl"}
+# The hop targets (issue 14): app variables defaulting to the *.spin.internal
+# URLs. The composed SpinApp sets them whether or not this spin.toml declares
+# them yet (the Key Vault provider never falls back to a default), so the
+# expected set is spin.toml's plus these.
+URL_VARIABLES = {"patientapiurl", "auditapiurl"}
+DEPLOYED_VARIABLES = SPIN_VARIABLES | URL_VARIABLES
 
 KEY_VAULT_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 
@@ -70,9 +73,9 @@ def key_vault_secret_names() -> set[str]:
 def test_every_spin_variable_is_a_key_vault_secret_or_plain_config():
     secrets = key_vault_secret_names()
     plain = plain_variables(MAIN_SPINAPPS)
-    assert secrets | plain == SPIN_VARIABLES, (
-        f"missing: {sorted(SPIN_VARIABLES - secrets - plain)}, "
-        f"not in spin.toml: {sorted((secrets | plain) - SPIN_VARIABLES)}"
+    assert secrets | plain == DEPLOYED_VARIABLES, (
+        f"missing: {sorted(DEPLOYED_VARIABLES - secrets - plain)}, "
+        f"not in spin.toml: {sorted((secrets | plain) - DEPLOYED_VARIABLES)}"
     )
 
 
@@ -130,22 +133,23 @@ def test_store_settings_are_plain_values_from_terraform_in_every_spinapp():
     endpoint = next(line for line in exported.splitlines() if line.startswith("export COSMOS_ENDPOINT="))
     assert "azurerm_cosmosdb_account.main.endpoint" in endpoint
     assert "local.cosmos_containers" in TF["locals"]["docstore_containers"]
-    for apps in (MAIN_SPINAPPS, SPLIT_SPINAPPS):
-        for app in apps.values():
-            values = {v["name"]: v.get("value") for v in app["spec"].get("variables", [])}
-            name = app["metadata"]["name"]
-            assert values.get("cosmosendpoint") == "${COSMOS_ENDPOINT}", name
-            assert values.get("docstorecontainers") == "${DOCSTORE_CONTAINERS}", name
+    for app in MAIN_SPINAPPS.values():
+        values = {v["name"]: v.get("value") for v in app["spec"].get("variables", [])}
+        name = app["metadata"]["name"]
+        assert values.get("cosmosendpoint") == "${COSMOS_ENDPOINT}", name
+        assert values.get("docstorecontainers") == "${DOCSTORE_CONTAINERS}", name
+    # Split, only the apps that declare them set them (test_split.py).
+    for app in SPLIT_SPINAPPS.values():
+        values = {v["name"]: v.get("value") for v in app["spec"].get("variables", [])}
+        if "cosmosendpoint" in values:
+            assert values["cosmosendpoint"] == "${COSMOS_ENDPOINT}", app["metadata"]["name"]
+        assert "docstorecontainers" not in values, "no split app runs the docstore"
 
 
-def test_split_deployment_sets_only_declared_or_proposed_variables():
-    missing = SPIN_VARIABLES - key_vault_secret_names() - plain_variables(SPLIT_SPINAPPS)
-    assert not missing, f"split deployment leaves {sorted(missing)} unset"
-    extra = plain_variables(SPLIT_SPINAPPS) - SPIN_VARIABLES
-    assert extra <= PROPOSED_SPLIT_VARIABLES, f"undeclared variables: {sorted(extra - PROPOSED_SPLIT_VARIABLES)}"
-    readme = (envlib.ENV_DIR / "README.md").read_text(encoding="utf-8")
-    for name in extra:
-        assert f"{name} = {{" in readme, f"README must show the spin.toml change declaring {name}"
+def test_composed_deployment_keeps_in_process_hops():
+    values = {v["name"]: v.get("value") for v in MAIN_SPINAPPS["patient-records"]["spec"]["variables"]}
+    assert values["patientapiurl"] == "http://patient-api.spin.internal"
+    assert values["auditapiurl"] == "http://audit-api.spin.internal"
 
 
 # --- containers -------------------------------------------------------------------
@@ -357,11 +361,12 @@ def test_workload_identity_is_federated_to_the_app_service_account():
     sas = [d for d in top_level_docs(MAIN_DIR) if d.get("kind") == "ServiceAccount"]
     assert [(sa["metadata"]["namespace"], sa["metadata"]["name"]) for sa in sas] == [(namespace, account)]
     assert "azure.workload.identity/client-id" in sas[0]["metadata"]["annotations"]
-    for app in list(MAIN_SPINAPPS.values()) + list(SPLIT_SPINAPPS.values()):
+    for app in MAIN_SPINAPPS.values():
         assert app["metadata"]["namespace"] == namespace
         assert app["spec"]["serviceAccountName"] == account
         assert app["spec"]["podLabels"]["azure.workload.identity/use"] == "true"
         assert app["spec"]["runtimeConfig"] == {"loadFromSecret": "patient-records-runtime-config"}
+    # The split apps each have their own account and identity (test_split.py).
 
 
 # --- network ---------------------------------------------------------------------------------
@@ -376,19 +381,6 @@ def test_network_policy_allows_exactly_the_private_endpoint_subnet():
         for peer in rule.get("to", []) if "ipBlock" in peer and not peer["ipBlock"].get("except")
     ]
     assert cidrs == [subnet]
-
-
-def test_split_audit_api_is_reachable_only_from_patient_api():
-    policies = [doc for _, doc in envlib.k8s_documents(envlib.manifest_files(SPLIT_DIR)) if doc.get("kind") == "NetworkPolicy"]
-    audit_ingress = [
-        p for p in policies
-        if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") == "audit-api"
-        and "Ingress" in p["spec"]["policyTypes"]
-    ]
-    assert len(audit_ingress) == 1
-    peers = [peer for rule in audit_ingress[0]["spec"]["ingress"] for peer in rule["from"]]
-    assert peers == [{"podSelector": {"matchLabels": {
-        "app.kubernetes.io/part-of": "patient-records", "app.kubernetes.io/component": "patient-api"}}}]
 
 
 # --- deploy-time placeholders and vendored CRDs ---------------------------------------------

@@ -59,13 +59,17 @@ fn handle_request(request: Request) -> (Response, Option<AfterResponse>) {
     let route = Route::of(request.path());
     let mut note = Note::default();
     let mut head_work = None;
-    let response = match require_host_key(
-        &request,
-        "auditapiprimarykey",
-        "auditapisecondarykey",
-        &correlation,
-    ) {
-        Err(denied) => denied,
+    let host_key = || {
+        require_host_key(
+            &request,
+            "auditapiprimarykey",
+            "auditapisecondarykey",
+            &correlation,
+        )
+    };
+    let response = match component_kit::liveness(&request, &correlation).map_or_else(host_key, Err)
+    {
+        Err(answered) => answered,
         Ok(()) => match serve(&request, route, &correlation, &mut note, &mut head_work) {
             Ok(response) => response,
             Err(error) => {

@@ -61,6 +61,9 @@ fn handle_request(request: Request) -> Response {
 
 /// The response, the route template and a data-free outcome for the log.
 fn respond(request: &Request, method: &str, correlation: &str) -> (Response, &'static str, String) {
+    if let Some(alive) = component_kit::liveness(request, correlation) {
+        return (alive, "/health", "alive".into());
+    }
     if let Err(denied) = require_host_key(
         request,
         "patientapiprimarykey",

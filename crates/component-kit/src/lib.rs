@@ -108,6 +108,16 @@ pub fn require_host_key(
     })
 }
 
+/// `GET /health`: 200 `{"status":"ok"}` without a host key, for the
+/// kubelet's probes of a private service in its own pod (the split
+/// deployment). It reveals that the instance runs and nothing else; every
+/// other path still needs the host key.
+pub fn liveness(request: &Request, correlation_id: &str) -> Option<Response> {
+    let is_probe =
+        matches!(request.method(), spin_sdk::http::Method::Get) && request.path() == "/health";
+    is_probe.then(|| json_response(200, &serde_json::json!({"status": "ok"}), correlation_id))
+}
+
 /// 503 for a component whose configuration is incomplete. Names the
 /// variable, which is configuration, not a secret.
 pub fn misconfigured(missing: &MissingVariable, correlation_id: &str) -> Response {

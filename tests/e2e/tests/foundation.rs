@@ -245,3 +245,27 @@ fn a_component_reads_only_the_variables_mapped_to_it() {
         );
     }
 }
+
+/// The split deployment's probes call `GET /health` on patient-api and
+/// audit-api in their own pods, without a host key: that one answer says
+/// only that the instance runs; anything else still needs the key.
+#[test]
+#[cfg_attr(e2e_external, ignore = "calls private components directly")]
+fn private_components_answer_liveness_and_nothing_else_without_a_host_key() {
+    let app = TestApp::in_process(Start::default());
+    let host = app.host.as_ref().unwrap();
+    for component in ["patient-api", "audit-api"] {
+        let alive = host.invoke(component, "GET", "/health", &[], b"");
+        assert_eq!(alive.status, 200, "{component}: {}", alive.text());
+        assert_eq!(alive.json(), serde_json::json!({"status": "ok"}));
+        for (method, path) in [
+            ("GET", "/health/ready"),
+            ("POST", "/health"),
+            ("GET", "/health/"),
+            ("GET", "/audit/records"),
+        ] {
+            let refused = host.invoke(component, method, path, &[], b"");
+            assert_eq!(refused.status, 401, "{component} {method} {path}");
+        }
+    }
+}

@@ -124,3 +124,114 @@ fn components_map_only_declared_variables_and_no_component_maps_another_services
         );
     }
 }
+
+/// What each component of each manifest may call, exactly: the composed
+/// spin.toml and the split deployment's three apps (split/*.toml).
+const OUTBOUND: &[(&str, &[(&str, &[&str])])] = &[
+    (
+        "spin.toml",
+        &[
+            ("gateway", &["{{ patientapiurl }}"]),
+            (
+                "patient-api",
+                &["{{ auditapiurl }}", "{{ cosmosendpoint }}"],
+            ),
+            ("audit-api", &["{{ cosmosendpoint }}"]),
+            ("docstore", &[]),
+            ("portal", &[]),
+        ],
+    ),
+    (
+        "split/gateway.toml",
+        &[("gateway", &["{{ patientapiurl }}"]), ("portal", &[])],
+    ),
+    (
+        "split/patient-api.toml",
+        &[(
+            "patient-api",
+            &["{{ auditapiurl }}", "{{ cosmosendpoint }}"],
+        )],
+    ),
+    (
+        "split/audit-api.toml",
+        &[("audit-api", &["{{ cosmosendpoint }}"])],
+    ),
+];
+
+/// Every way `m`'s outbound hosts differ from `expected` (components
+/// included): an extra, a missing or an unexpected component.
+fn outbound_violations(m: &Manifest, expected: &[(&str, &[&str])]) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (id, c) in &m.components {
+        let Some((_, allowed)) = expected.iter().find(|(e, _)| e == id) else {
+            violations.push(format!("{id}: a component the lint does not know"));
+            continue;
+        };
+        for entry in &c.allowed_outbound_hosts {
+            if !allowed.contains(&entry.as_str()) {
+                violations.push(format!("{id}: may not call {entry}"));
+            }
+        }
+        for entry in *allowed {
+            if !c.allowed_outbound_hosts.iter().any(|e| e == entry) {
+                violations.push(format!("{id}: {entry} is missing"));
+            }
+        }
+    }
+    violations
+}
+
+#[test]
+fn every_manifest_lets_each_component_call_exactly_its_next_hop() {
+    for (file, expected) in OUTBOUND {
+        let m = Manifest::load(&e2e::repo_root().join(file)).expect("manifest parses");
+        assert_eq!(
+            outbound_violations(&m, expected),
+            Vec::<String>::new(),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn a_manifest_with_one_extra_outbound_url_fails_the_lint() {
+    let root = e2e::repo_root();
+    let text = std::fs::read_to_string(root.join("split/gateway.toml")).unwrap();
+    let widened = text.replace(
+        "allowed_outbound_hosts = [\"{{ patientapiurl }}\"]",
+        "allowed_outbound_hosts = [\"{{ patientapiurl }}\", \"https://audit-api.internal:443\"]",
+    );
+    assert_ne!(widened, text, "the copy must differ");
+    let m = Manifest::parse(&widened, &root.join("split")).unwrap();
+    assert_eq!(
+        outbound_violations(&m, OUTBOUND[1].1),
+        vec!["gateway: may not call https://audit-api.internal:443".to_string()]
+    );
+}
+
+#[test]
+fn split_apps_have_no_service_chaining_and_no_hop_default() {
+    for file in [
+        "split/gateway.toml",
+        "split/patient-api.toml",
+        "split/audit-api.toml",
+    ] {
+        let m = Manifest::load(&e2e::repo_root().join(file)).unwrap();
+        for (id, c) in &m.components {
+            assert!(
+                !c.allowed_outbound_hosts
+                    .iter()
+                    .any(|h| h.contains("spin.internal")),
+                "{file}: {id} chains"
+            );
+        }
+        for url in ["patientapiurl", "auditapiurl", "cosmosendpoint"] {
+            if let Some(decl) = m.variables.get(url) {
+                assert!(
+                    decl.required && decl.default.is_none(),
+                    "{file}: {url} has a default"
+                );
+            }
+        }
+    }
+}

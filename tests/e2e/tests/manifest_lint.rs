@@ -125,9 +125,12 @@ fn components_map_only_declared_variables_and_no_component_maps_another_services
     }
 }
 
+/// Each component of a manifest and the outbound entries it must have.
+type Expected = &'static [(&'static str, &'static [&'static str])];
+
 /// What each component of each manifest may call, exactly: the composed
 /// spin.toml and the split deployment's three apps (split/*.toml).
-const OUTBOUND: &[(&str, &[(&str, &[&str])])] = &[
+const OUTBOUND: &[(&str, Expected)] = &[
     (
         "spin.toml",
         &[
@@ -160,7 +163,7 @@ const OUTBOUND: &[(&str, &[(&str, &[&str])])] = &[
 
 /// Every way `m`'s outbound hosts differ from `expected` (components
 /// included): an extra, a missing or an unexpected component.
-fn outbound_violations(m: &Manifest, expected: &[(&str, &[&str])]) -> Vec<String> {
+fn outbound_violations(m: &Manifest, expected: Expected) -> Vec<String> {
     let mut violations = Vec::new();
     for (id, c) in &m.components {
         let Some((_, allowed)) = expected.iter().find(|(e, _)| e == id) else {

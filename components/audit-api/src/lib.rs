@@ -7,9 +7,11 @@
 //!   after it, off the caller's critical path.
 //! - `POST /auditrecords`: up to 1,000 records at once, each onto its own
 //!   resource's chain (the disclosure records of a search page). All are
-//!   validated before any is stored; the 201 means every one is stored. A
-//!   failure part way leaves the records stored so far (an append-only
-//!   register keeps what it took) and answers the error.
+//!   validated before any is stored; the 201 means every one is stored.
+//!   Their store calls go together (audit_chain::append_records over the
+//!   Cosmos client's bulk calls, up to 16 in flight). A record that fails
+//!   fails the request, and the records stored meanwhile stay (an
+//!   append-only register keeps what it took).
 //! - `GET /audit/records?resourceType=&resourceId=&from=&to=&limit=`: one
 //!   page of a chain, `x-continuation-token` both ways.
 //! - `GET /audit/verify?resourceType=&resourceId=`: is the chain intact?
@@ -22,10 +24,11 @@ use std::time::Duration;
 use audit_chain::document::head_document_id;
 use audit_chain::params::{parse_records_query, parse_verify_query};
 use audit_chain::{
-    advance_head, append_order, append_record, chain_records_query, chain_tail_query,
+    advance_heads, append_order, append_records, chain_records_query, chain_tail_query,
     parse_audit_batch, parse_audit_input, record_from_document, record_to_json, verify_documents,
     Actor, AppendError, AppendPolicy, AppendRequest, AppendStore, AuditInput, AuditInputError,
-    AuditQuery, AuditTime, ChainKey, CorrelationId, PendingHead, Violation,
+    AuditQuery, AuditTime, ChainKey, CorrelationId, HeadDocument, HeadWrite, PendingHead,
+    Violation,
 };
 use component_kit::{
     continuation_token, correlation_id, json_response, method_name, misconfigured,
@@ -33,8 +36,8 @@ use component_kit::{
     RequestLog, WasiClock, WasiTransport, ACTOR_HEADER, CONTINUATION_HEADER, CORRELATION_HEADER,
 };
 use cosmos::{
-    Clock, ContainerRef, CosmosClient, CosmosError, DocumentId, ETag, PageRequest, PartitionKey,
-    Query, QueryScope,
+    Clock, ContainerRef, CosmosClient, CosmosError, DocumentId, ETag, PageQuery, PageRequest,
+    PartitionKey, PointOperation, Query, QueryScope,
 };
 use problem::Problem;
 use serde_json::Value;
@@ -86,11 +89,7 @@ fn handle_request(request: Request) -> (Response, Option<AfterResponse>) {
         }
         Some(HeadWork { mut store, heads }) => {
             let after = move || {
-                let policy = AppendPolicy::default();
-                let mut all_advanced = true;
-                for head in heads {
-                    all_advanced &= advance_head(&mut store, head, &policy);
-                }
+                let all_advanced = advance_heads(&mut store, heads, &AppendPolicy::default());
                 note.head_advanced = Some(all_advanced);
                 log(line, &note);
             };
@@ -304,31 +303,53 @@ fn append_all(
     let correlation_id = required_header(request, CORRELATION_HEADER, CorrelationId::parse)?;
     let actor = required_header(request, ACTOR_HEADER, Actor::parse)?;
     let mut store = AuditStore::open()?;
-    // Appended in a random order (audit_chain::append_order: concurrent
-    // batches over the same chains would otherwise collide at every step),
-    // answered in the order given.
+    // All records' store calls in flight together (audit_chain::append_records).
+    // Sent in a random order (audit_chain::append_order): concurrent batches
+    // over the same chains, which the transport sends a window at a time,
+    // would otherwise meet on the same chains in the same order; answered
+    // in the order given.
     let order = append_order(inputs.len(), || WasiClock.jitter());
     let mut inputs: Vec<Option<AuditInput>> = inputs.into_iter().map(Some).collect();
-    let mut records = vec![Value::Null; inputs.len()];
-    let mut heads = Vec::with_capacity(inputs.len());
-    let mut attempts = 0;
-    for index in order {
-        let Some(input) = inputs[index].take() else {
-            continue;
-        };
-        let append_request = AppendRequest {
+    let requests: Vec<AppendRequest> = order
+        .iter()
+        .filter_map(|&index| inputs[index].take())
+        .map(|input| AppendRequest {
             input,
             id: component_kit::random_uuid(),
             correlation_id: correlation_id.clone(),
             actor: actor.clone(),
-        };
-        let stored = append_record(&mut store, &append_request, &AppendPolicy::default())?;
-        attempts += stored.attempts;
-        records[index] = record_to_json(&stored.record);
-        heads.push(stored.head);
+        })
+        .collect();
+    // A page of disclosures starts each chain at its tail: concurrent
+    // searches returning the same patients keep those heads lagging.
+    let policy = AppendPolicy {
+        start_from_tail: requests.len() > 1,
+        ..AppendPolicy::default()
+    };
+    let results = append_records(&mut store, &requests, &policy);
+    let mut records = vec![Value::Null; requests.len()];
+    let mut heads = Vec::with_capacity(requests.len());
+    let mut attempts = 0;
+    let mut first_error = None;
+    for (index, result) in order.into_iter().zip(results) {
+        match result {
+            Ok(stored) => {
+                attempts += stored.attempts;
+                records[index] = record_to_json(&stored.record);
+                heads.push(stored.head);
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
     }
     note.attempts = Some(attempts);
-    Ok((records, HeadWork { store, heads }))
+    match first_error {
+        // The records stored stay (the register only grows); the caller
+        // is told the batch failed and discloses nothing.
+        Some(error) => Err(error.into()),
+        None => Ok((records, HeadWork { store, heads })),
+    }
 }
 
 /// A header validated by an audit_chain parser; errors name the header.
@@ -483,7 +504,7 @@ fn cosmos_query(query: &AuditQuery) -> Result<Query, cosmos::InputError> {
 impl AppendStore for AuditStore {
     type Error = CosmosError;
 
-    fn read_head(&mut self, key: &ChainKey) -> Result<Option<(Value, String)>, CosmosError> {
+    fn read_head(&mut self, key: &ChainKey) -> Result<Option<HeadDocument>, CosmosError> {
         let id = DocumentId::new(head_document_id(key))?;
         match self.client.read_document(&self.heads, &partition(key), &id) {
             Ok(doc) => Ok(Some((doc.body, doc.etag.as_str().to_owned()))),
@@ -549,6 +570,108 @@ impl AppendStore for AuditStore {
         }
     }
 
+    fn read_heads(&mut self, keys: &[ChainKey]) -> Vec<Result<Option<HeadDocument>, CosmosError>> {
+        let targets: Vec<_> = keys.iter().map(head_target).collect();
+        bulk_where_valid(&self.client, &targets, |(pk, id)| PointOperation::Read {
+            container: &self.heads,
+            pk,
+            id,
+        })
+        .into_iter()
+        .map(|read| match read {
+            Ok(doc) => Ok(Some((doc.body, doc.etag.as_str().to_owned()))),
+            Err(CosmosError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .collect()
+    }
+
+    fn read_tails(&mut self, keys: &[ChainKey]) -> Vec<Result<Option<Value>, CosmosError>> {
+        let prepared: Vec<Result<(Query, QueryScope), CosmosError>> = keys
+            .iter()
+            .map(|key| {
+                let query = cosmos_query(&chain_tail_query(key))?;
+                Ok((query, QueryScope::Partition(partition(key))))
+            })
+            .collect();
+        let one = PageRequest {
+            max_item_count: Some(1),
+            continuation: None,
+        };
+        let queries: Vec<PageQuery<'_>> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .map(|(query, scope)| PageQuery {
+                container: &self.records,
+                query,
+                scope,
+                page: &one,
+            })
+            .collect();
+        let mut pages = self.client.query_pages(&queries).into_iter();
+        prepared
+            .iter()
+            .map(|p| match p {
+                Err(e) => Err(e.clone()),
+                Ok(_) => pages
+                    .next()
+                    .unwrap_or_else(|| {
+                        Err(CosmosError::Protocol("a bulk query went unanswered".into()))
+                    })
+                    .map(|page| page.documents.into_iter().next()),
+            })
+            .collect()
+    }
+
+    fn create_records(&mut self, records: &[(ChainKey, Value)]) -> Vec<Result<bool, CosmosError>> {
+        let targets: Vec<Result<_, CosmosError>> = records
+            .iter()
+            .map(|(key, doc)| Ok((partition(key), doc)))
+            .collect();
+        bulk_where_valid(&self.client, &targets, |(pk, doc)| PointOperation::Create {
+            container: &self.records,
+            pk,
+            doc,
+        })
+        .into_iter()
+        .map(created)
+        .collect()
+    }
+
+    fn write_heads(&mut self, writes: &[HeadWrite]) -> Vec<Result<bool, CosmosError>> {
+        let targets: Vec<_> = writes
+            .iter()
+            .map(|write| {
+                let (pk, id) = head_target(&write.key)?;
+                let etag = write.etag.as_deref().map(ETag::new).transpose()?;
+                Ok((pk, id, etag, &write.doc))
+            })
+            .collect();
+        bulk_where_valid(&self.client, &targets, |(pk, id, etag, doc)| match etag {
+            Some(etag) => PointOperation::Replace {
+                container: &self.heads,
+                pk,
+                id,
+                doc,
+                if_match: Some(etag),
+            },
+            None => PointOperation::Create {
+                container: &self.heads,
+                pk,
+                doc,
+            },
+        })
+        .into_iter()
+        .map(|written| match written {
+            Ok(_) => Ok(true),
+            Err(
+                CosmosError::PreconditionFailed | CosmosError::NotFound | CosmosError::Conflict,
+            ) => Ok(false),
+            Err(e) => Err(e),
+        })
+        .collect()
+    }
+
     fn now(&mut self) -> AuditTime {
         // A WASI wall clock is always within years 0001-9999.
         AuditTime::from_unix_millis(WasiClock.unix_millis())
@@ -563,6 +686,38 @@ impl AppendStore for AuditStore {
     fn jitter(&mut self) -> f64 {
         WasiClock.jitter()
     }
+}
+
+/// A chain head's partition and document id.
+fn head_target(key: &ChainKey) -> Result<(PartitionKey, DocumentId), CosmosError> {
+    Ok((partition(key), DocumentId::new(head_document_id(key))?))
+}
+
+/// One Cosmos bulk call for the targets that could be prepared; each
+/// target's result in the order given (a target that could not be
+/// prepared keeps its own error and sends nothing).
+fn bulk_where_valid<'a, T>(
+    client: &Store,
+    targets: &'a [Result<T, CosmosError>],
+    operation: impl Fn(&'a T) -> PointOperation<'a>,
+) -> Vec<Result<cosmos::Document, CosmosError>> {
+    let operations: Vec<PointOperation<'a>> = targets
+        .iter()
+        .filter_map(|target| target.as_ref().ok())
+        .map(operation)
+        .collect();
+    let mut done = client.bulk(&operations).into_iter();
+    targets
+        .iter()
+        .map(|target| match target {
+            Err(e) => Err(e.clone()),
+            Ok(_) => done.next().unwrap_or_else(|| {
+                Err(CosmosError::Protocol(
+                    "a bulk operation went unanswered".into(),
+                ))
+            }),
+        })
+        .collect()
 }
 
 fn created(result: Result<cosmos::Document, CosmosError>) -> Result<bool, CosmosError> {

@@ -20,7 +20,15 @@
 //!    undo or fail the append.
 //!
 //! The known end only ever moves forward from the head: starting from the
-//! tail instead would let a removed last record be silently replaced.
+//! tail instead would let a removed last record be silently replaced. (With
+//! [`AppendPolicy::start_from_tail`] step 1 reads the tail too and starts
+//! there when it is at or past the head, never behind it.)
+//!
+//! Many records at once ([`append_records`], a page of search disclosures):
+//! each step is one store call for every record still at it
+//! ([`AppendStore::read_heads`], `read_tails`, `create_records`,
+//! `write_heads`), which a store with concurrent I/O sends together, so a
+//! page costs a few round trips instead of a few per record.
 
 use std::time::Duration;
 
@@ -43,7 +51,7 @@ pub trait AppendStore {
     type Error;
 
     /// The chain's head document and its etag; `None` when it has none.
-    fn read_head(&mut self, key: &ChainKey) -> Result<Option<(Value, String)>, Self::Error>;
+    fn read_head(&mut self, key: &ChainKey) -> Result<Option<HeadDocument>, Self::Error>;
     /// The chain's record document with the highest id, if any
     /// ([`crate::chain_tail_query`], one item).
     fn read_tail(&mut self, key: &ChainKey) -> Result<Option<Value>, Self::Error>;
@@ -61,11 +69,52 @@ pub trait AppendStore {
         doc: &Value,
         etag: &str,
     ) -> Result<bool, Self::Error>;
+    /// The heads of several chains, as [`Self::read_head`] of each, in the
+    /// order given. A store that can have requests in flight together
+    /// overrides this (and the two below) to do so.
+    fn read_heads(&mut self, keys: &[ChainKey]) -> Vec<Result<Option<HeadDocument>, Self::Error>> {
+        keys.iter().map(|key| self.read_head(key)).collect()
+    }
+    /// Creates record documents, each on its own chain, as
+    /// [`Self::create_record`] of each.
+    fn create_records(&mut self, records: &[(ChainKey, Value)]) -> Vec<Result<bool, Self::Error>> {
+        records
+            .iter()
+            .map(|(key, doc)| self.create_record(key, doc))
+            .collect()
+    }
+    /// The tails of several chains, as [`Self::read_tail`] of each.
+    fn read_tails(&mut self, keys: &[ChainKey]) -> Vec<Result<Option<Value>, Self::Error>> {
+        keys.iter().map(|key| self.read_tail(key)).collect()
+    }
+    /// Writes heads, each of its own chain: a replace if the etag is given
+    /// (as [`Self::replace_head`]), else a create (as [`Self::create_head`]).
+    fn write_heads(&mut self, writes: &[HeadWrite]) -> Vec<Result<bool, Self::Error>> {
+        writes
+            .iter()
+            .map(|write| match &write.etag {
+                Some(etag) => self.replace_head(&write.key, &write.doc, etag),
+                None => self.create_head(&write.key, &write.doc),
+            })
+            .collect()
+    }
     /// The current time, for `createdDate`.
     fn now(&mut self) -> AuditTime;
     fn sleep(&mut self, duration: Duration);
     /// Uniform in `[0, 1)`.
     fn jitter(&mut self) -> f64;
+}
+
+/// A chain head's document as read, and its etag.
+pub type HeadDocument = (Value, String);
+
+/// One head write of [`AppendStore::write_heads`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadWrite {
+    pub key: ChainKey,
+    pub doc: Value,
+    /// The etag the head must still have; `None` creates the head.
+    pub etag: Option<String>,
 }
 
 /// The order in which to append a batch of records, each on its own chain:
@@ -103,6 +152,12 @@ pub struct AppendPolicy {
     pub max_delay: Duration,
     /// Head replaces (or creates) in total.
     pub max_head_attempts: u32,
+    /// Read each chain's tail with its head and seal after the tail when it
+    /// is ahead: one more read per record, and no certain loss on a chain
+    /// whose head lags behind a concurrent append (between its create and
+    /// its head advance). Worth it for a page of disclosures, whose chains
+    /// concurrent searches share; not for a single record.
+    pub start_from_tail: bool,
 }
 
 impl Default for AppendPolicy {
@@ -112,6 +167,7 @@ impl Default for AppendPolicy {
             base_delay: Duration::from_millis(4),
             max_delay: Duration::from_millis(100),
             max_head_attempts: 16,
+            start_from_tail: false,
         }
     }
 }
@@ -169,6 +225,9 @@ impl<E> From<DocumentError> for AppendError<E> {
     }
 }
 
+/// One record's outcome in [`append_records`].
+pub type AppendResult<E> = Result<Stored, AppendError<E>>;
+
 /// A record created on its chain whose head has not been advanced yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -212,54 +271,202 @@ pub fn append_record<S: AppendStore>(
     request: &AppendRequest,
     policy: &AppendPolicy,
 ) -> Result<Stored, AppendError<S::Error>> {
-    let key = ChainKey::of(&request.input.resource);
-    let head = read_head(store, &key)?;
-    let mut end: Option<ChainHead> = head.as_ref().map(|(h, _)| h.clone());
-    let max_attempts = policy.max_attempts.max(1);
-    for attempt in 1..=max_attempts {
-        let context = SealContext {
-            id: request.id,
-            created_date: store.now(),
-            correlation_id: request.correlation_id.clone(),
-            actor: request.actor.clone(),
-        };
-        let (record, new_head) =
-            seal(request.input.clone(), context, end.as_ref()).map_err(AppendError::Seal)?;
-        let created = store
-            .create_record(&key, &record_to_document(&record))
-            .map_err(AppendError::Store)?;
-        if created {
-            return Ok(Stored {
-                record,
-                attempts: attempt,
-                head: PendingHead {
-                    key,
-                    target: new_head,
-                    current: head,
-                },
-            });
+    append_records(store, std::slice::from_ref(request), policy)
+        .pop()
+        .unwrap_or(Err(AppendError::Contended { attempts: 0 }))
+}
+
+/// [`append_record`] for many records at once, with the store's round
+/// trips shared: each step (read the heads, create the records, find where
+/// the chains of the records that lost really end) is one call for every
+/// record still at it ([`AppendStore::read_heads`], `create_records`,
+/// `read_tails`), so a page of fifty disclosures costs a few round trips
+/// however many races it loses. Records of one chain go in successive
+/// rounds, so no round races with itself. One result per request, in the
+/// order given; a failure fails only its own record (the others are stored).
+pub fn append_records<S: AppendStore>(
+    store: &mut S,
+    requests: &[AppendRequest],
+    policy: &AppendPolicy,
+) -> Vec<AppendResult<S::Error>> {
+    let mut results: Vec<Option<AppendResult<S::Error>>> = requests.iter().map(|_| None).collect();
+    for round in rounds(requests) {
+        append_round(store, requests, &round, policy, &mut results);
+    }
+    results
+        .into_iter()
+        .map(|result| result.unwrap_or(Err(AppendError::Contended { attempts: 0 })))
+        .collect()
+}
+
+/// The indexes of `requests` in rounds, the n-th record of each chain in
+/// round n, each round in the order given.
+fn rounds(requests: &[AppendRequest]) -> Vec<Vec<usize>> {
+    let mut seen: std::collections::HashMap<ChainKey, usize> = Default::default();
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    for (index, request) in requests.iter().enumerate() {
+        let count = seen
+            .entry(ChainKey::of(&request.input.resource))
+            .or_default();
+        if rounds.len() <= *count {
+            rounds.push(Vec::new());
         }
-        if attempt == max_attempts {
+        rounds[*count].push(index);
+        *count += 1;
+    }
+    rounds
+}
+
+/// Where one append stands: its chain, the head read at the start (where
+/// the head advance starts from), the chain end it will seal after, and
+/// the number of the record create it is about to make.
+struct Attempt {
+    index: usize,
+    key: ChainKey,
+    head: Option<(ChainHead, String)>,
+    end: Option<ChainHead>,
+    number: u32,
+}
+
+/// Steps 1 to 3 for records on distinct chains (`round`, indexes into
+/// `requests`), each step shared by every record still at it.
+fn append_round<S: AppendStore>(
+    store: &mut S,
+    requests: &[AppendRequest],
+    round: &[usize],
+    policy: &AppendPolicy,
+    results: &mut [Option<AppendResult<S::Error>>],
+) {
+    let max_attempts = policy.max_attempts.max(1);
+    let keys: Vec<ChainKey> = round
+        .iter()
+        .map(|&i| ChainKey::of(&requests[i].input.resource))
+        .collect();
+    let heads = store.read_heads(&keys);
+    // With `start_from_tail`, the end starts at the tail when the tail is at
+    // or past the head, never behind it (a removed last record must not be
+    // replaced silently).
+    let tails = if policy.start_from_tail {
+        store.read_tails(&keys)
+    } else {
+        keys.iter().map(|_| Ok(None)).collect()
+    };
+    let mut active = Vec::new();
+    for (((&index, key), read), tail) in round.iter().zip(keys).zip(heads).zip(tails) {
+        let start = read
+            .map_err(AppendError::Store)
+            .and_then(|doc| parse_head(&key, doc))
+            .and_then(|head| {
+                let tail = tail.map_err(AppendError::Store)?;
+                let tail = tail.map(|doc| parse_record(&key, doc)).transpose()?;
+                Ok((head, tail))
+            });
+        match start {
+            Ok((head, tail)) => {
+                let end = match (&head, tail) {
+                    (Some((h, _)), Some(t)) if t.sequence < h.sequence => Some(h.clone()),
+                    (_, Some(t)) => Some(ChainHead::of(&t)),
+                    (head, None) => head.as_ref().map(|(h, _)| h.clone()),
+                };
+                active.push(Attempt {
+                    index,
+                    key,
+                    end,
+                    head,
+                    number: 1,
+                })
+            }
+            Err(error) => results[index] = Some(Err(error)),
+        }
+    }
+    let mut losses = 0;
+    while !active.is_empty() {
+        // Seal each record after the end it knows, and create them all.
+        let mut sealed = Vec::new();
+        for attempt in active.drain(..) {
+            let request = &requests[attempt.index];
+            let context = SealContext {
+                id: request.id,
+                created_date: store.now(),
+                correlation_id: request.correlation_id.clone(),
+                actor: request.actor.clone(),
+            };
+            match seal(request.input.clone(), context, attempt.end.as_ref()) {
+                Ok(sealed_record) => sealed.push((attempt, sealed_record)),
+                Err(error) => results[attempt.index] = Some(Err(AppendError::Seal(error))),
+            }
+        }
+        let documents: Vec<(ChainKey, Value)> = sealed
+            .iter()
+            .map(|(attempt, (record, _))| (attempt.key.clone(), record_to_document(record)))
+            .collect();
+        let created = store.create_records(&documents);
+        let mut lost = Vec::new();
+        for ((attempt, (record, target)), created) in sealed.into_iter().zip(created) {
+            let index = attempt.index;
+            results[index] = match created {
+                Ok(true) => Some(Ok(Stored {
+                    record,
+                    attempts: attempt.number,
+                    head: PendingHead {
+                        key: attempt.key,
+                        target,
+                        current: attempt.head,
+                    },
+                })),
+                Ok(false) if attempt.number >= max_attempts => Some(Err(AppendError::Contended {
+                    attempts: max_attempts,
+                })),
+                Ok(false) => {
+                    lost.push((attempt, record.sequence));
+                    None
+                }
+                Err(error) => Some(Err(AppendError::Store(error))),
+            };
+        }
+        if lost.is_empty() {
             break;
         }
-        let wait = policy.backoff(attempt, store.jitter());
+        // From the second loss on, a jittered, growing wait, so that a
+        // crowd of appenders spreads out.
+        losses += 1;
+        let wait = policy.backoff(losses, store.jitter());
         if !wait.is_zero() {
             store.sleep(wait);
         }
-        if let Some(found) = chain_end(store, &key, record.sequence)? {
-            end = Some(found);
+        let keys: Vec<ChainKey> = lost.iter().map(|(a, _)| a.key.clone()).collect();
+        let tails = store.read_tails(&keys);
+        for ((mut attempt, taken), tail) in lost.into_iter().zip(tails) {
+            match tail
+                .map_err(AppendError::Store)
+                .and_then(|tail| chain_end(store, &attempt.key, taken, tail))
+            {
+                Ok(found) => {
+                    if found.is_some() {
+                        attempt.end = found;
+                    }
+                    attempt.number += 1;
+                    active.push(attempt);
+                }
+                Err(error) => results[attempt.index] = Some(Err(error)),
+            }
         }
     }
-    Err(AppendError::Contended {
-        attempts: max_attempts,
-    })
 }
 
 fn read_head<S: AppendStore>(
     store: &mut S,
     key: &ChainKey,
 ) -> Result<Option<(ChainHead, String)>, AppendError<S::Error>> {
-    match store.read_head(key).map_err(AppendError::Store)? {
+    parse_head(key, store.read_head(key).map_err(AppendError::Store)?)
+}
+
+/// A head document as read, checked to be of chain `key`.
+fn parse_head<E>(
+    key: &ChainKey,
+    read: Option<HeadDocument>,
+) -> Result<Option<(ChainHead, String)>, AppendError<E>> {
+    match read {
         None => Ok(None),
         Some((doc, etag)) => {
             let head = head_from_document(doc)?;
@@ -286,16 +493,18 @@ fn parse_record<E>(key: &ChainKey, doc: Value) -> Result<AuditRecord, AppendErro
     Ok(record)
 }
 
-/// Where the chain ends now that position `taken` is known to be occupied:
-/// the tail, or (if the tail query does not see that far yet) the record
-/// at `taken`. `None` when neither can be found (removed meanwhile): the
-/// caller keeps what it knew and tries again.
+/// Where the chain ends now that position `taken` is known to be occupied,
+/// given its `tail` (the record with the highest id, [`AppendStore::read_tails`]):
+/// the tail, or (if the tail query does not see that far yet) the record at
+/// `taken`. `None` when neither can be found (removed meanwhile): the caller
+/// keeps what it knew and tries again.
 fn chain_end<S: AppendStore>(
     store: &mut S,
     key: &ChainKey,
     taken: u64,
+    tail: Option<Value>,
 ) -> Result<Option<ChainHead>, AppendError<S::Error>> {
-    if let Some(doc) = store.read_tail(key).map_err(AppendError::Store)? {
+    if let Some(doc) = tail {
         let tail = parse_record(key, doc)?;
         if tail.sequence >= taken {
             return Ok(Some(ChainHead::of(&tail)));
@@ -340,6 +549,56 @@ pub fn advance_head<S: AppendStore>(
         };
     }
     false
+}
+
+/// [`advance_head`] for many records, the first write of every head
+/// together ([`AppendStore::write_heads`]); a head whose write loses (or
+/// any later step) goes on alone. Of several records of one chain only the
+/// last is needed. Returns whether every head is at or past its record.
+pub fn advance_heads<S: AppendStore>(
+    store: &mut S,
+    pending: Vec<PendingHead>,
+    policy: &AppendPolicy,
+) -> bool {
+    let mut furthest: Vec<PendingHead> = Vec::new();
+    for head in pending {
+        match furthest.iter_mut().find(|p| p.key == head.key) {
+            Some(known) if known.target.sequence >= head.target.sequence => {}
+            Some(known) => *known = head,
+            None => furthest.push(head),
+        }
+    }
+    furthest
+        .retain(|p| !matches!(&p.current, Some((head, _)) if head.sequence >= p.target.sequence));
+    let writes: Vec<HeadWrite> = furthest
+        .iter()
+        .map(|p| HeadWrite {
+            key: p.key.clone(),
+            doc: head_to_document(&p.target),
+            etag: p.current.as_ref().map(|(_, etag)| etag.clone()),
+        })
+        .collect();
+    let written = store.write_heads(&writes);
+    let mut all_advanced = true;
+    for (pending, written) in furthest.into_iter().zip(written) {
+        all_advanced &= match written {
+            Ok(true) => true,
+            // The record stands; a lagging head is allowed.
+            Err(_) => false,
+            Ok(false) => match read_head(store, &pending.key) {
+                Ok(current) => advance_head(
+                    store,
+                    PendingHead { current, ..pending },
+                    &AppendPolicy {
+                        max_head_attempts: policy.max_head_attempts.saturating_sub(1),
+                        ..*policy
+                    },
+                ),
+                Err(_) => false,
+            },
+        };
+    }
+    all_advanced
 }
 
 #[cfg(test)]
@@ -421,7 +680,7 @@ mod tests {
     impl AppendStore for Fake {
         type Error = &'static str;
 
-        fn read_head(&mut self, _: &ChainKey) -> Result<Option<(Value, String)>, &'static str> {
+        fn read_head(&mut self, _: &ChainKey) -> Result<Option<HeadDocument>, &'static str> {
             if self.fail_reads {
                 return Err("down");
             }
@@ -727,6 +986,355 @@ mod tests {
         assert_eq!(
             chain_records_query(&key(), None, None).parameters[0].1,
             serde_json::json!(format!("patient:{PID}"))
+        );
+    }
+
+    /// Many chains in one store, counting the calls a batch makes.
+    #[derive(Default)]
+    struct Chains {
+        records: BTreeMap<String, Value>,
+        heads: BTreeMap<String, (Value, u64)>,
+        etags: u64,
+        clock: i64,
+        /// Sizes of each read_heads / create_records / write_heads call.
+        head_reads: Vec<usize>,
+        record_creates: Vec<usize>,
+        head_writes: Vec<usize>,
+        tail_reads: Vec<usize>,
+        /// Before the next batch create, another appender adds a record to
+        /// each of these chains.
+        rivals: Vec<ChainKey>,
+        /// Head reads of this chain fail.
+        broken: Option<ChainKey>,
+    }
+
+    impl Chains {
+        fn etag(&self, key: &ChainKey) -> Option<String> {
+            self.heads
+                .get(key.as_str())
+                .map(|(_, e)| format!("\"{e}\""))
+        }
+
+        fn chain_docs(&self, key: &ChainKey) -> Vec<Value> {
+            let prefix = format!("{}:", key.as_str());
+            self.records
+                .iter()
+                .filter(|(id, _)| id.starts_with(&prefix))
+                .map(|(_, d)| d.clone())
+                .collect()
+        }
+
+        fn verify(&self, key: &ChainKey) -> crate::VerifyReport {
+            let head = self.heads.get(key.as_str()).map(|(d, _)| d.clone());
+            verify_documents(key, &self.chain_docs(key), head.as_ref())
+        }
+
+        fn head_sequence(&self, key: &ChainKey) -> Option<u64> {
+            self.heads
+                .get(key.as_str())
+                .map(|(d, _)| d["sequence"].as_u64().unwrap())
+        }
+    }
+
+    impl AppendStore for Chains {
+        type Error = &'static str;
+
+        fn read_head(&mut self, key: &ChainKey) -> Result<Option<HeadDocument>, &'static str> {
+            if self.broken.as_ref() == Some(key) {
+                return Err("down");
+            }
+            let etag = self.etag(key);
+            Ok(self
+                .heads
+                .get(key.as_str())
+                .map(|(d, _)| (d.clone(), etag.unwrap())))
+        }
+
+        fn read_heads(
+            &mut self,
+            keys: &[ChainKey],
+        ) -> Vec<Result<Option<HeadDocument>, &'static str>> {
+            self.head_reads.push(keys.len());
+            keys.iter().map(|k| self.read_head(k)).collect()
+        }
+
+        fn read_tail(&mut self, key: &ChainKey) -> Result<Option<Value>, &'static str> {
+            Ok(self.chain_docs(key).pop())
+        }
+
+        fn read_tails(&mut self, keys: &[ChainKey]) -> Vec<Result<Option<Value>, &'static str>> {
+            self.tail_reads.push(keys.len());
+            keys.iter().map(|k| self.read_tail(k)).collect()
+        }
+
+        fn read_record(&mut self, _: &ChainKey, id: &str) -> Result<Option<Value>, &'static str> {
+            Ok(self.records.get(id).cloned())
+        }
+
+        fn create_record(&mut self, _: &ChainKey, doc: &Value) -> Result<bool, &'static str> {
+            let id = doc["id"].as_str().unwrap().to_owned();
+            if self.records.contains_key(&id) {
+                return Ok(false);
+            }
+            self.records.insert(id, doc.clone());
+            Ok(true)
+        }
+
+        fn create_records(
+            &mut self,
+            docs: &[(ChainKey, Value)],
+        ) -> Vec<Result<bool, &'static str>> {
+            let counted = (
+                self.head_reads.len(),
+                self.record_creates.len(),
+                self.tail_reads.len(),
+            );
+            for (n, key) in std::mem::take(&mut self.rivals).into_iter().enumerate() {
+                let mut rival = chain_request(&key, 9000 + n as u128);
+                rival.actor = Actor::parse("rival").unwrap();
+                append(self, &rival, &AppendPolicy::default()).unwrap();
+            }
+            // The rivals' own calls are not the batch's.
+            self.head_reads.truncate(counted.0);
+            self.record_creates.truncate(counted.1);
+            self.tail_reads.truncate(counted.2);
+            self.record_creates.push(docs.len());
+            let out = docs.iter().map(|(k, d)| self.create_record(k, d)).collect();
+            out
+        }
+
+        fn create_head(&mut self, key: &ChainKey, doc: &Value) -> Result<bool, &'static str> {
+            if self.heads.contains_key(key.as_str()) {
+                return Ok(false);
+            }
+            self.etags += 1;
+            self.heads
+                .insert(key.as_str().to_owned(), (doc.clone(), self.etags));
+            Ok(true)
+        }
+
+        fn replace_head(
+            &mut self,
+            key: &ChainKey,
+            doc: &Value,
+            etag: &str,
+        ) -> Result<bool, &'static str> {
+            if self.etag(key).as_deref() != Some(etag) {
+                return Ok(false);
+            }
+            self.etags += 1;
+            self.heads
+                .insert(key.as_str().to_owned(), (doc.clone(), self.etags));
+            Ok(true)
+        }
+
+        fn write_heads(&mut self, writes: &[HeadWrite]) -> Vec<Result<bool, &'static str>> {
+            self.head_writes.push(writes.len());
+            writes
+                .iter()
+                .map(|w| match &w.etag {
+                    Some(etag) => self.replace_head(&w.key, &w.doc, etag),
+                    None => self.create_head(&w.key, &w.doc),
+                })
+                .collect()
+        }
+
+        fn now(&mut self) -> AuditTime {
+            self.clock += 1;
+            AuditTime::from_unix_millis(1_700_000_000_000 + self.clock).unwrap()
+        }
+
+        fn sleep(&mut self, _: Duration) {}
+
+        fn jitter(&mut self) -> f64 {
+            0.5
+        }
+    }
+
+    fn patient(n: u32) -> String {
+        format!("3f2504e0-4f89-11d3-9a0c-{n:012x}")
+    }
+
+    fn chain_request(key: &ChainKey, n: u128) -> AppendRequest {
+        let id = key.as_str().split_once(':').unwrap().1.to_owned();
+        AppendRequest {
+            input: input(ResourceType::Patient, &id, Operation::Read),
+            ..request(n)
+        }
+    }
+
+    fn patient_key(n: u32) -> ChainKey {
+        ChainKey::of(&input(ResourceType::Patient, &patient(n), Operation::Read).resource)
+    }
+
+    #[test]
+    fn a_batch_shares_its_round_trips_and_builds_intact_chains() {
+        let policy = from_tail();
+        let mut store = Chains::default();
+        // One record already on chain 0, so heads exist and do not.
+        append(&mut store, &chain_request(&patient_key(0), 1), &policy).unwrap();
+        store.head_reads.clear();
+        store.record_creates.clear();
+        store.tail_reads.clear();
+        let requests: Vec<AppendRequest> = (0..50)
+            .map(|n| chain_request(&patient_key(n), 100 + u128::from(n)))
+            .collect();
+        let stored: Vec<Stored> = append_records(&mut store, &requests, &policy)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            (store.head_reads.clone(), store.record_creates.clone()),
+            (vec![50], vec![50])
+        );
+        assert_eq!(
+            store.tail_reads,
+            vec![50],
+            "read with the heads, no race lost"
+        );
+        for (n, s) in stored.iter().enumerate() {
+            assert_eq!(s.record.id, requests[n].id, "answered in the order given");
+            assert_eq!(s.record.sequence, if n == 0 { 2 } else { 1 });
+            assert_eq!(s.attempts, 1);
+        }
+        assert!(advance_heads(
+            &mut store,
+            stored.into_iter().map(|s| s.head).collect(),
+            &policy
+        ));
+        assert_eq!(store.head_writes, vec![50]);
+        for n in 0..50 {
+            let key = patient_key(n);
+            assert!(store.verify(&key).intact, "chain {n}");
+            assert_eq!(store.head_sequence(&key), Some(if n == 0 { 2 } else { 1 }));
+        }
+    }
+
+    #[test]
+    fn records_that_lose_their_races_retry_together_and_the_rest_are_unaffected() {
+        let policy = from_tail();
+        // Rivals get in first on chains 1, 3 and 4.
+        let mut store = Chains {
+            rivals: vec![patient_key(1), patient_key(3), patient_key(4)],
+            ..Chains::default()
+        };
+        let requests: Vec<AppendRequest> = (0..6)
+            .map(|n| chain_request(&patient_key(n), n.into()))
+            .collect();
+        let stored: Vec<Stored> = append_records(&mut store, &requests, &policy)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let shape: Vec<(u32, u64)> = stored
+            .iter()
+            .map(|s| (s.attempts, s.record.sequence))
+            .collect();
+        assert_eq!(shape, vec![(1, 1), (2, 2), (1, 1), (2, 2), (2, 2), (1, 1)]);
+        // One call per step: the three losers found their ends together and
+        // were created together.
+        assert_eq!(store.record_creates, vec![6, 3]);
+        assert_eq!(store.tail_reads, vec![6, 3]);
+        // The rivals moved those heads: our batch writes of them are stale,
+        // re-read, and completed alone.
+        assert!(advance_heads(
+            &mut store,
+            stored.into_iter().map(|s| s.head).collect(),
+            &policy
+        ));
+        for n in 0..6 {
+            assert!(store.verify(&patient_key(n)).intact, "chain {n}");
+            let expected = if [1, 3, 4].contains(&n) { 2 } else { 1 };
+            assert_eq!(store.head_sequence(&patient_key(n)), Some(expected));
+        }
+    }
+
+    #[test]
+    fn records_of_one_chain_go_in_rounds_and_failures_stay_their_own() {
+        let policy = AppendPolicy::default();
+        let mut store = Chains {
+            broken: Some(patient_key(2)),
+            ..Chains::default()
+        };
+        let (a, b) = (patient_key(1), patient_key(2));
+        let requests = vec![
+            chain_request(&a, 1),
+            chain_request(&a, 2),
+            chain_request(&b, 3),
+            chain_request(&a, 4),
+        ];
+        let results = append_records(&mut store, &requests, &policy);
+        assert_eq!(
+            store.head_reads,
+            vec![2, 1, 1],
+            "three rounds: [a, b], [a], [a]"
+        );
+        assert_eq!(
+            results[2].as_ref().unwrap_err(),
+            &AppendError::Store("down")
+        );
+        let sequences: Vec<u64> = [0, 1, 3]
+            .iter()
+            .map(|&i| results[i].as_ref().unwrap().record.sequence)
+            .collect();
+        assert_eq!(sequences, vec![1, 2, 3]);
+        let heads = [0, 1, 3]
+            .iter()
+            .map(|&i| results[i].as_ref().unwrap().head.clone())
+            .collect();
+        assert!(advance_heads(&mut store, heads, &policy));
+        assert_eq!(
+            store.head_writes,
+            vec![1],
+            "only the furthest head of a chain is written"
+        );
+        assert_eq!(store.head_sequence(&a), Some(3));
+        assert!(store.verify(&a).intact);
+        assert!(store.chain_docs(&b).is_empty());
+        assert!(append_records(&mut store, &[], &policy).is_empty());
+    }
+
+    fn from_tail() -> AppendPolicy {
+        AppendPolicy {
+            start_from_tail: true,
+            ..AppendPolicy::default()
+        }
+    }
+
+    #[test]
+    fn starting_from_the_tail_skips_a_lagging_head_but_never_goes_behind_it() {
+        let mut store = Chains::default();
+        let key = patient_key(7);
+        for n in 1..=3 {
+            append(
+                &mut store,
+                &chain_request(&key, n),
+                &AppendPolicy::default(),
+            )
+            .unwrap();
+        }
+        // The head stays at 1, as if two appends had not advanced it yet.
+        let first = record_from_document(store.chain_docs(&key)[0].clone()).unwrap();
+        let etag = store.etag(&key).unwrap();
+        store
+            .replace_head(&key, &head_to_document(&ChainHead::of(&first)), &etag)
+            .unwrap();
+        let out = append_records(&mut store, &[chain_request(&key, 4)], &from_tail())
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert_eq!((out.record.sequence, out.attempts), (4, 1), "no race lost");
+        // The last record removed: the tail (3) is behind the head (4), so
+        // the record goes after the head and the gap stays visible.
+        assert!(advance_heads(&mut store, vec![out.head], &from_tail()));
+        store.records.remove(&record_document_id(&key, 4));
+        let out = append_records(&mut store, &[chain_request(&key, 5)], &from_tail())
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.record.sequence, 5);
+        assert_eq!(
+            store.verify(&key).first_break.map(|b| b.sequence),
+            Some(Some(4))
         );
     }
 }

@@ -31,8 +31,9 @@ mod stamp;
 mod verify;
 
 pub use append::{
-    advance_head, append, append_order, append_record, AppendError, AppendPolicy, AppendRequest,
-    AppendStore, Appended, PendingHead, Stored,
+    advance_head, advance_heads, append, append_order, append_record, append_records, AppendError,
+    AppendPolicy, AppendRequest, AppendStore, Appended, HeadDocument, HeadWrite, PendingHead,
+    Stored,
 };
 pub use chain::{
     canonical_bytes, record_hash, seal, AuditRecord, ChainHead, ChainKey, Digest, InvalidDigest,

@@ -330,6 +330,10 @@ impl http_transport::Transport for WasiTransport {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         outbound::send(&request, self.timeout)
     }
+
+    fn send_all(&self, requests: Vec<HttpRequest>) -> Vec<Result<HttpResponse, TransportError>> {
+        outbound::send_all(&requests, self.timeout)
+    }
 }
 
 /// The store's master key from its variable.

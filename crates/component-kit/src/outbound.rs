@@ -3,22 +3,100 @@
 //!
 //! Synchronous because every handler here is: a request is a short sequence
 //! of dependent calls (audit, then store), and blocking on each keeps the
-//! shells simple. Spin enforces `allowed_outbound_hosts` below this layer; a
+//! shells simple. Where a step is many independent calls (a page of audit
+//! disclosures), [`send_all`] has them in flight together and blocks once. Spin enforces `allowed_outbound_hosts` below this layer; a
 //! denied host comes back as [`TransportError::Denied`].
 
 use std::time::Duration;
 
-use http_transport::{HttpRequest, HttpResponse, Method, TransportError};
+use http_transport::{HttpRequest, HttpResponse, Method, TransportError, MAX_IN_FLIGHT};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, Method as WasiMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method as WasiMethod,
+    OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
+use wasi::io::poll::Pollable;
 
 /// Largest response body read into memory (the Cosmos document limit is 2 MB;
 /// query pages stay below 4 MB).
 const MAX_RESPONSE_BYTES: usize = 8 << 20;
 
 pub fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, TransportError> {
+    let pending = start(request, timeout)?;
+    let arrived = until_deadline(
+        || pending.future.get(),
+        || pending.deadline.ready(),
+        || {
+            wasi::io::poll::poll(&[&pending.future.subscribe(), &pending.deadline]);
+        },
+    );
+    receive(arrived)
+}
+
+/// Sends independent requests with up to [`MAX_IN_FLIGHT`] of them in flight
+/// at once, each with its own time limit; the results in the order given.
+/// The runtime serves the requests concurrently (Spin and the test host run
+/// each outgoing request as its own task), so a page of point operations
+/// costs about one round trip instead of one per operation.
+pub fn send_all(
+    requests: &[HttpRequest],
+    timeout: Duration,
+) -> Vec<Result<HttpResponse, TransportError>> {
+    let mut results: Vec<Option<Result<HttpResponse, TransportError>>> =
+        requests.iter().map(|_| None).collect();
+    let mut waiting = requests.iter().enumerate();
+    let mut in_flight: Vec<(usize, Pending)> = Vec::new();
+    loop {
+        while in_flight.len() < MAX_IN_FLIGHT {
+            let Some((index, request)) = waiting.next() else {
+                break;
+            };
+            match start(request, timeout) {
+                Ok(pending) => in_flight.push((index, pending)),
+                Err(error) => results[index] = Some(Err(error)),
+            }
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        let before = in_flight.len();
+        let mut i = 0;
+        while i < in_flight.len() {
+            let pending = &in_flight[i].1;
+            match look(|| pending.future.get(), || pending.deadline.ready()) {
+                None => i += 1,
+                Some(arrived) => {
+                    let (index, _) = in_flight.swap_remove(i);
+                    results[index] = Some(receive(arrived));
+                }
+            }
+        }
+        if in_flight.len() == before {
+            let subscriptions: Vec<Pollable> = in_flight
+                .iter()
+                .map(|(_, pending)| pending.future.subscribe())
+                .collect();
+            let mut ready: Vec<&Pollable> = subscriptions.iter().collect();
+            ready.extend(in_flight.iter().map(|(_, pending)| &pending.deadline));
+            wasi::io::poll::poll(&ready);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(TransportError::Other("request not sent".into()))))
+        .collect()
+}
+
+/// A request that has left, and the moment its time is up.
+struct Pending {
+    future: FutureIncomingResponse,
+    deadline: Pollable,
+}
+
+type Arrived = Option<Result<Result<IncomingResponse, ErrorCode>, ()>>;
+
+/// Starts `request`: headers, body, and the clock of its time limit.
+fn start(request: &HttpRequest, timeout: Duration) -> Result<Pending, TransportError> {
     let (scheme, authority, path) = split_url(&request.url)
         .ok_or_else(|| TransportError::Other("invalid outbound URL".into()))?;
     let headers = Fields::new();
@@ -52,15 +130,14 @@ pub fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Tr
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(map_error)?;
     write_body(&body, &request.body)?;
     OutgoingBody::finish(body, None).map_err(map_error)?;
+    Ok(Pending {
+        future,
+        deadline: wasi::clocks::monotonic_clock::subscribe_duration(nanos),
+    })
+}
 
-    let deadline = wasi::clocks::monotonic_clock::subscribe_duration(nanos);
-    let arrived = until_deadline(
-        || future.get(),
-        || deadline.ready(),
-        || {
-            wasi::io::poll::poll(&[&future.subscribe(), &deadline]);
-        },
-    );
+/// The response that arrived (or the timeout), read into memory.
+fn receive(arrived: Arrived) -> Result<HttpResponse, TransportError> {
     let response = arrived
         .ok_or(TransportError::Timeout)?
         .map_err(|_| TransportError::Other("response already taken".into()))?
@@ -100,26 +177,38 @@ pub fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Tr
 
 /// Takes what `take` yields, waiting (`wait`) until it yields or `expired`
 /// says the deadline has passed; `None` only if nothing arrived by then.
-///
-/// `take` is `future-incoming-response.get`: it hands the response over once
-/// and never again. So an answer that is ready when the deadline is must be
-/// kept, not taken to check for it and then dropped: the request was served
-/// (a write happened), and reporting a timeout invites a duplicate retry.
 fn until_deadline<T>(
     mut take: impl FnMut() -> Option<T>,
     mut expired: impl FnMut() -> bool,
     mut wait: impl FnMut(),
 ) -> Option<T> {
     loop {
-        if let Some(arrived) = take() {
-            return Some(arrived);
-        }
-        if expired() {
-            // It may have arrived between the two looks.
-            return take();
+        if let Some(outcome) = look(&mut take, &mut expired) {
+            return outcome;
         }
         wait();
     }
+}
+
+/// One look at a pending response: `Some(Some(_))` it arrived, `Some(None)`
+/// the deadline passed without it, `None` keep waiting.
+///
+/// `take` is `future-incoming-response.get`: it hands the response over once
+/// and never again. So an answer that is ready when the deadline is must be
+/// kept, not taken to check for it and then dropped: the request was served
+/// (a write happened), and reporting a timeout invites a duplicate retry.
+fn look<T>(
+    mut take: impl FnMut() -> Option<T>,
+    mut expired: impl FnMut() -> bool,
+) -> Option<Option<T>> {
+    if let Some(arrived) = take() {
+        return Some(Some(arrived));
+    }
+    if expired() {
+        // It may have arrived between the two looks.
+        return Some(take());
+    }
+    None
 }
 
 fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), TransportError> {

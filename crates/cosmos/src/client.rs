@@ -69,6 +69,120 @@ struct Spec {
     body: Vec<u8>,
 }
 
+/// One document operation of [`CosmosClient::bulk`].
+#[derive(Debug, Clone, Copy)]
+pub enum PointOperation<'a> {
+    /// [`CosmosClient::create_document`].
+    Create {
+        container: &'a ContainerRef,
+        pk: &'a PartitionKey,
+        doc: &'a Value,
+    },
+    /// [`CosmosClient::read_document`].
+    Read {
+        container: &'a ContainerRef,
+        pk: &'a PartitionKey,
+        id: &'a DocumentId,
+    },
+    /// [`CosmosClient::replace_document`].
+    Replace {
+        container: &'a ContainerRef,
+        pk: &'a PartitionKey,
+        id: &'a DocumentId,
+        doc: &'a Value,
+        if_match: Option<&'a ETag>,
+    },
+}
+
+impl PointOperation<'_> {
+    /// What the operation sends; an input the store would refuse is refused
+    /// here, before anything is sent.
+    fn spec(&self) -> Result<Spec, CosmosError> {
+        Ok(match *self {
+            PointOperation::Create { container, pk, doc } => {
+                body_id(doc)?;
+                Spec {
+                    method: Method::Post,
+                    resource_type: "docs",
+                    link: container.link(),
+                    path: format!("{}/docs", container.path()),
+                    headers: vec![partition_header(pk), json_content_type()],
+                    body: doc.to_string().into_bytes(),
+                }
+            }
+            PointOperation::Read { container, pk, id } => Spec {
+                method: Method::Get,
+                headers: vec![partition_header(pk)],
+                ..document_spec(container, id)
+            },
+            PointOperation::Replace {
+                container,
+                pk,
+                id,
+                doc,
+                if_match,
+            } => {
+                if body_id(doc)? != *id {
+                    return Err(InputError::DocumentIdMismatch.into());
+                }
+                let mut headers = vec![partition_header(pk), json_content_type()];
+                if let Some(etag) = if_match {
+                    headers.push(("If-Match".to_string(), etag.as_str().to_string()));
+                }
+                Spec {
+                    method: Method::Put,
+                    headers,
+                    body: doc.to_string().into_bytes(),
+                    ..document_spec(container, id)
+                }
+            }
+        })
+    }
+}
+
+/// One query page of [`CosmosClient::query_pages`].
+#[derive(Debug, Clone, Copy)]
+pub struct PageQuery<'a> {
+    pub container: &'a ContainerRef,
+    pub query: &'a Query,
+    pub scope: &'a QueryScope,
+    pub page: &'a PageRequest,
+}
+
+impl PageQuery<'_> {
+    fn spec(&self) -> Result<Spec, CosmosError> {
+        self.page.validate()?;
+        let mut headers = vec![
+            (
+                "Content-Type".to_string(),
+                "application/query+json".to_string(),
+            ),
+            ("x-ms-documentdb-isquery".to_string(), "True".to_string()),
+        ];
+        match self.scope {
+            QueryScope::Partition(pk) => headers.push(partition_header(pk)),
+            QueryScope::CrossPartition => headers.push((
+                "x-ms-documentdb-query-enablecrosspartition".to_string(),
+                "True".to_string(),
+            )),
+        }
+        if let Some(count) = self.page.max_item_count {
+            headers.push(("x-ms-max-item-count".to_string(), count.to_string()));
+        }
+        if let Some(token) = &self.page.continuation {
+            headers.push(("x-ms-continuation".to_string(), token.clone()));
+        }
+        Ok(Spec {
+            method: Method::Post,
+            resource_type: "docs",
+            link: self.container.link(),
+            path: format!("{}/docs", self.container.path()),
+            headers,
+            body: self.query.body().to_string().into_bytes(),
+        })
+    }
+}
+
 /// The end of a retry loop.
 struct Sent {
     result: Result<HttpResponse, CosmosError>,
@@ -139,25 +253,7 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
         pk: &PartitionKey,
         doc: &Value,
     ) -> Result<Document, CosmosError> {
-        let id = body_id(doc)?;
-        let spec = Spec {
-            method: Method::Post,
-            resource_type: "docs",
-            link: container.link(),
-            path: format!("{}/docs", container.path()),
-            headers: vec![partition_header(pk), json_content_type()],
-            body: doc.to_string().into_bytes(),
-        };
-        let started = self.clock.now_millis();
-        let sent = self.send(&spec, started);
-        match sent.result {
-            Ok(response) => parse_document(response),
-            // Our own earlier attempt may have created it: look before calling it a conflict.
-            Err(CosmosError::Conflict) if sent.maybe_executed => self
-                .read_back_if_same(container, pk, &id, doc, started)?
-                .ok_or(CosmosError::Conflict),
-            Err(error) => Err(error),
-        }
+        self.one(&PointOperation::Create { container, pk, doc })
     }
 
     pub fn read_document(
@@ -166,7 +262,7 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
         pk: &PartitionKey,
         id: &DocumentId,
     ) -> Result<Document, CosmosError> {
-        self.read_within(container, pk, id, self.clock.now_millis())
+        self.one(&PointOperation::Read { container, pk, id })
     }
 
     /// Replaces the document `id` with `doc` (whose `id` must be the same),
@@ -179,29 +275,98 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
         doc: &Value,
         if_match: Option<&ETag>,
     ) -> Result<Document, CosmosError> {
-        if body_id(doc)? != *id {
-            return Err(InputError::DocumentIdMismatch.into());
-        }
-        let mut headers = vec![partition_header(pk), json_content_type()];
-        if let Some(etag) = if_match {
-            headers.push(("If-Match".to_string(), etag.as_str().to_string()));
-        }
-        let spec = Spec {
-            method: Method::Put,
-            headers,
-            body: doc.to_string().into_bytes(),
-            ..document_spec(container, id)
-        };
+        self.one(&PointOperation::Replace {
+            container,
+            pk,
+            id,
+            doc,
+            if_match,
+        })
+    }
+
+    /// Runs independent point operations together, as the Cosmos SDKs'
+    /// bulk mode does: every first attempt is sent at once
+    /// ([`Transport::send_all`]), then each operation is finished on its
+    /// own exactly as [`Self::create_document`] and the others would
+    /// (retries, reading back after an ambiguous attempt). The results are
+    /// in the order given, one per operation; one failing fails only itself.
+    /// The operations must not depend on each other (two writes to one
+    /// document in one call race).
+    pub fn bulk(&self, operations: &[PointOperation<'_>]) -> Vec<Result<Document, CosmosError>> {
+        let specs: Vec<Result<Spec, CosmosError>> =
+            operations.iter().map(PointOperation::spec).collect();
+        operations
+            .iter()
+            .zip(self.send_together(&specs))
+            .map(|(operation, (sent, started))| self.conclude(operation, sent?, started))
+            .collect()
+    }
+
+    /// Every spec's first attempt in one [`Transport::send_all`], then each
+    /// one's retries alone; with the time its budget started. A spec that
+    /// could not be made keeps its error and sends nothing.
+    fn send_together(
+        &self,
+        specs: &[Result<Spec, CosmosError>],
+    ) -> Vec<(Result<Sent, CosmosError>, u64)> {
+        let started = self.clock.now_millis();
+        let requests = specs
+            .iter()
+            .filter_map(|spec| spec.as_ref().ok())
+            .map(|spec| self.build(spec))
+            .collect();
+        let mut first_attempts = self.transport.send_all(requests).into_iter();
+        specs
+            .iter()
+            .map(|spec| {
+                let sent = spec.as_ref().map_err(Clone::clone).map(|spec| {
+                    let first = first_attempts.next().unwrap_or_else(|| {
+                        Err(TransportError::Other("the transport lost a request".into()))
+                    });
+                    self.finish(spec, started, first)
+                });
+                (sent, started)
+            })
+            .collect()
+    }
+
+    fn one(&self, operation: &PointOperation<'_>) -> Result<Document, CosmosError> {
+        let spec = operation.spec()?;
         let started = self.clock.now_millis();
         let sent = self.send(&spec, started);
-        match sent.result {
-            Ok(response) => parse_document(response),
-            // Our own earlier attempt may have changed the etag.
-            Err(CosmosError::PreconditionFailed) if sent.maybe_executed && if_match.is_some() => {
-                self.read_back_if_same(container, pk, id, doc, started)?
-                    .ok_or(CosmosError::PreconditionFailed)
+        self.conclude(operation, sent, started)
+    }
+
+    /// An operation's result from the end of its retry loop.
+    fn conclude(
+        &self,
+        operation: &PointOperation<'_>,
+        sent: Sent,
+        started: u64,
+    ) -> Result<Document, CosmosError> {
+        match (operation, sent.result) {
+            (_, Ok(response)) => parse_document(response),
+            // Our own earlier attempt may have created it: look before calling it a conflict.
+            (PointOperation::Create { container, pk, doc }, Err(CosmosError::Conflict))
+                if sent.maybe_executed =>
+            {
+                self.read_back_if_same(container, pk, &body_id(doc)?, doc, started)?
+                    .ok_or(CosmosError::Conflict)
             }
-            Err(error) => Err(error),
+            // Our own earlier attempt may have changed the etag.
+            (
+                PointOperation::Replace {
+                    container,
+                    pk,
+                    id,
+                    doc,
+                    if_match: Some(_),
+                },
+                Err(CosmosError::PreconditionFailed),
+            ) if sent.maybe_executed => self
+                .read_back_if_same(container, pk, id, doc, started)?
+                .ok_or(CosmosError::PreconditionFailed),
+            (_, Err(error)) => Err(error),
         }
     }
 
@@ -233,37 +398,25 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
         scope: QueryScope,
         page: PageRequest,
     ) -> Result<QueryPage, CosmosError> {
-        page.validate()?;
-        let mut headers = vec![
-            (
-                "Content-Type".to_string(),
-                "application/query+json".to_string(),
-            ),
-            ("x-ms-documentdb-isquery".to_string(), "True".to_string()),
-        ];
-        match &scope {
-            QueryScope::Partition(pk) => headers.push(partition_header(pk)),
-            QueryScope::CrossPartition => headers.push((
-                "x-ms-documentdb-query-enablecrosspartition".to_string(),
-                "True".to_string(),
-            )),
+        let spec = PageQuery {
+            container,
+            query,
+            scope: &scope,
+            page: &page,
         }
-        if let Some(count) = page.max_item_count {
-            headers.push(("x-ms-max-item-count".to_string(), count.to_string()));
-        }
-        if let Some(token) = page.continuation {
-            headers.push(("x-ms-continuation".to_string(), token));
-        }
-        let spec = Spec {
-            method: Method::Post,
-            resource_type: "docs",
-            link: container.link(),
-            path: format!("{}/docs", container.path()),
-            headers,
-            body: query.body().to_string().into_bytes(),
-        };
-        let response = self.send(&spec, self.clock.now_millis()).result?;
-        parse_query_page(response)
+        .spec()?;
+        parse_query_page(self.send(&spec, self.clock.now_millis()).result?)
+    }
+
+    /// One page of each of several independent queries, sent together as
+    /// [`Self::bulk`] sends point operations; each finished (retried) on its
+    /// own, the results in the order given.
+    pub fn query_pages(&self, queries: &[PageQuery<'_>]) -> Vec<Result<QueryPage, CosmosError>> {
+        let specs: Vec<Result<Spec, CosmosError>> = queries.iter().map(PageQuery::spec).collect();
+        self.send_together(&specs)
+            .into_iter()
+            .map(|(sent, _)| parse_query_page(sent?.result?))
+            .collect()
     }
 
     fn read_within(
@@ -273,11 +426,7 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
         id: &DocumentId,
         started: u64,
     ) -> Result<Document, CosmosError> {
-        let spec = Spec {
-            method: Method::Get,
-            headers: vec![partition_header(pk)],
-            ..document_spec(container, id)
-        };
+        let spec = PointOperation::Read { container, pk, id }.spec()?;
         parse_document(self.send(&spec, started).result?)
     }
 
@@ -302,12 +451,22 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
     /// Sends `spec`, retrying per the policy; `started` is when the caller's
     /// operation began (its budget clock).
     fn send(&self, spec: &Spec, started: u64) -> Sent {
+        let first = self.transport.send(self.build(spec));
+        self.finish(spec, started, first)
+    }
+
+    /// The rest of [`Self::send`] once the first attempt's `outcome` is in.
+    fn finish(
+        &self,
+        spec: &Spec,
+        started: u64,
+        mut outcome: Result<HttpResponse, TransportError>,
+    ) -> Sent {
         let max_attempts = self.policy.max_attempts.max(1);
         let mut maybe_executed = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.transport.send(self.build(spec));
             let (error, wait, ambiguous) = match self.classify(attempt, outcome) {
                 Step::Done(result) => {
                     return Sent {
@@ -330,6 +489,7 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
                 };
             }
             self.clock.sleep(wait);
+            outcome = self.transport.send(self.build(spec));
         }
     }
 

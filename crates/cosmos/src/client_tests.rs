@@ -957,3 +957,188 @@ fn debug_output_never_shows_secrets() {
     let auth = header(request, "authorization").unwrap();
     assert!(!format!("{request:?}").contains(auth));
 }
+
+// ---- bulk ------------------------------------------------------------------
+
+#[test]
+fn bulk_sends_every_first_attempt_together_and_answers_in_order() {
+    let a = json!({"id": "a", "n": 1});
+    let b = json!({"id": "b", "n": 2});
+    let (ida, idb) = (DocumentId::new("a").unwrap(), DocumentId::new("b").unwrap());
+    let transport = FakeTransport::with(|request| match (request.method, request.url.as_str()) {
+        (Method::Post, _) => response(201, &[("etag", ETAG)], &stored(&a)),
+        (Method::Get, url) if url.ends_with("/docs/b") => ok_doc(&b),
+        (Method::Put, _) => response(200, &[("etag", ETAG)], &stored(&b)),
+        _ => status(404),
+    });
+    let clock = FakeClock::new();
+    let (c, pk) = (client(&transport, &clock), pk());
+    let etag = ETag::new(ETAG).unwrap();
+    let results = c.bulk(&[
+        PointOperation::Create {
+            container: &container(),
+            pk: &pk,
+            doc: &a,
+        },
+        PointOperation::Read {
+            container: &container(),
+            pk: &pk,
+            id: &idb,
+        },
+        PointOperation::Read {
+            container: &container(),
+            pk: &pk,
+            id: &ida,
+        },
+        PointOperation::Replace {
+            container: &container(),
+            pk: &pk,
+            id: &idb,
+            doc: &b,
+            if_match: Some(&etag),
+        },
+    ]);
+    assert_eq!(*transport.batches.borrow(), vec![4]);
+    assert_eq!(results[0].as_ref().unwrap().body["n"], 1);
+    assert_eq!(results[1].as_ref().unwrap().body["n"], 2);
+    assert!(matches!(results[2], Err(CosmosError::NotFound)));
+    assert_eq!(results[3].as_ref().unwrap().body["n"], 2);
+    let sent = transport.requests();
+    assert_eq!(sent.len(), 4, "no retries");
+    sent.iter().for_each(assert_signed);
+    assert_eq!(header(&sent[3], "If-Match"), Some(ETAG));
+}
+
+#[test]
+fn bulk_finishes_each_operation_as_the_single_call_would() {
+    // First attempts: a timeout (ambiguous), a 503, a 409. Then each alone:
+    // the timed-out create is retried and gets 409, the 503 is retried and
+    // succeeds, and the 409 after the timeout is resolved by reading back
+    // (its own content: success); the first-attempt 409 stays a conflict.
+    let docs = [json!({"id": "a"}), json!({"id": "b"}), json!({"id": "c"})];
+    let transport = FakeTransport::scripted(vec![
+        Err(TransportError::Timeout),
+        status(503),
+        status(409),
+        status(409),
+        response(201, &[("etag", ETAG)], &stored(&docs[1])),
+        ok_doc(&docs[0]),
+    ]);
+    let clock = FakeClock::new();
+    let (c, pk, container) = (client(&transport, &clock), pk(), container());
+    let operations: Vec<PointOperation<'_>> = docs
+        .iter()
+        .map(|doc| PointOperation::Create {
+            container: &container,
+            pk: &pk,
+            doc,
+        })
+        .collect();
+    let results = c.bulk(&operations);
+    assert_eq!(*transport.batches.borrow(), vec![3]);
+    assert_eq!(results[0].as_ref().unwrap().body["id"], "a");
+    assert_eq!(results[1].as_ref().unwrap().body["id"], "b");
+    assert!(matches!(results[2], Err(CosmosError::Conflict)));
+    assert_eq!(transport.count(), 6);
+}
+
+#[test]
+fn bulk_refuses_bad_input_alone_and_sends_the_rest() {
+    let good = json!({"id": "good"});
+    let no_id = json!({"name": "x"});
+    let other = DocumentId::new("other").unwrap();
+    let transport = FakeTransport::scripted(vec![response(201, &[("etag", ETAG)], &stored(&good))]);
+    let clock = FakeClock::new();
+    let (c, pk) = (client(&transport, &clock), pk());
+    let results = c.bulk(&[
+        PointOperation::Create {
+            container: &container(),
+            pk: &pk,
+            doc: &no_id,
+        },
+        PointOperation::Create {
+            container: &container(),
+            pk: &pk,
+            doc: &good,
+        },
+        PointOperation::Replace {
+            container: &container(),
+            pk: &pk,
+            id: &other,
+            doc: &good,
+            if_match: None,
+        },
+    ]);
+    assert!(matches!(
+        results[0],
+        Err(CosmosError::InvalidInput(InputError::DocumentIdMissing))
+    ));
+    assert!(results[1].is_ok());
+    assert!(matches!(
+        results[2],
+        Err(CosmosError::InvalidInput(InputError::DocumentIdMismatch))
+    ));
+    assert_eq!(*transport.batches.borrow(), vec![1]);
+    assert!(c.bulk(&[]).is_empty());
+}
+
+#[test]
+fn query_pages_go_together_and_each_reads_its_own_page() {
+    let transport = FakeTransport::with(|request| {
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        if body.contains("@broken") {
+            return status(503);
+        }
+        let n = if body.contains("@one") { 1 } else { 2 };
+        response(
+            200,
+            &[],
+            &format!(r#"{{"_rid":"r","Documents":[{{"id":"{n}"}}],"_count":1}}"#),
+        )
+    });
+    let clock = FakeClock::new();
+    let c = client(&transport, &clock).with_retry_policy(RetryPolicy::no_retries());
+    let queries = [
+        Query::new("SELECT * FROM c WHERE c.x = @one").unwrap(),
+        Query::new("SELECT * FROM c WHERE c.x = @two").unwrap(),
+        Query::new("SELECT * FROM c WHERE c.x = @broken").unwrap(),
+    ];
+    let scope = QueryScope::Partition(pk());
+    let first = PageRequest {
+        max_item_count: Some(1),
+        continuation: None,
+    };
+    let bad = PageRequest {
+        max_item_count: Some(0),
+        continuation: None,
+    };
+    let container = container();
+    let page = |query, page| PageQuery {
+        container: &container,
+        query,
+        scope: &scope,
+        page,
+    };
+    let pages = c.query_pages(&[
+        page(&queries[0], &first),
+        page(&queries[1], &first),
+        page(&queries[2], &first),
+        page(&queries[0], &bad),
+    ]);
+    assert_eq!(
+        *transport.batches.borrow(),
+        vec![3],
+        "the invalid page is not sent"
+    );
+    assert_eq!(pages[0].as_ref().unwrap().documents[0]["id"], "1");
+    assert_eq!(pages[1].as_ref().unwrap().documents[0]["id"], "2");
+    assert!(matches!(pages[2], Err(CosmosError::Unavailable { .. })));
+    assert!(matches!(
+        pages[3],
+        Err(CosmosError::InvalidInput(InputError::ZeroMaxItemCount))
+    ));
+    for request in transport.requests() {
+        assert_signed(&request);
+        assert_eq!(header(&request, "x-ms-max-item-count"), Some("1"));
+    }
+}

@@ -1,6 +1,7 @@
 //! A small, synchronous client for the Azure Cosmos DB for NoSQL REST API: the
 //! document operations the patient-records components use (create, read,
-//! replace, delete, parameterised query) plus the database-account read.
+//! replace, delete, parameterised query, and independent point operations
+//! sent together) plus the database-account read.
 //!
 //! The client owns no I/O. The caller injects a [`Transport`] (in a Spin
 //! component, outbound HTTP; in tests, a scripted fake) and a [`Clock`] (dates
@@ -25,7 +26,7 @@ mod retry;
 #[cfg(test)]
 mod testing;
 
-pub use client::{CosmosClient, API_VERSION};
+pub use client::{CosmosClient, PageQuery, PointOperation, API_VERSION};
 pub use error::{ConfigError, CosmosError, InputError};
 /// The injected I/O, re-exported so callers of the client need no second
 /// dependency to implement it.

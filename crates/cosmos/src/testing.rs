@@ -24,6 +24,8 @@ type Responder<'a> = Box<dyn FnMut(&HttpRequest) -> Result<HttpResponse, Transpo
 pub struct FakeTransport<'a> {
     responder: RefCell<Responder<'a>>,
     pub sent: RefCell<Vec<HttpRequest>>,
+    /// How many requests each `send_all` was given, in call order.
+    pub batches: RefCell<Vec<usize>>,
 }
 
 impl<'a> FakeTransport<'a> {
@@ -33,6 +35,7 @@ impl<'a> FakeTransport<'a> {
         Self {
             responder: RefCell::new(Box::new(responder)),
             sent: RefCell::new(Vec::new()),
+            batches: RefCell::new(Vec::new()),
         }
     }
 
@@ -60,6 +63,11 @@ impl Transport for FakeTransport<'_> {
         let response = (self.responder.borrow_mut())(&request);
         self.sent.borrow_mut().push(request);
         response
+    }
+
+    fn send_all(&self, requests: Vec<HttpRequest>) -> Vec<Result<HttpResponse, TransportError>> {
+        self.batches.borrow_mut().push(requests.len());
+        requests.into_iter().map(|r| self.send(r)).collect()
     }
 }
 

@@ -121,14 +121,32 @@ impl std::fmt::Display for TransportError {
 
 impl std::error::Error for TransportError {}
 
-/// Sends one HTTP request and returns its response.
+/// Sends HTTP requests and returns their responses.
 pub trait Transport {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+
+    /// Sends independent requests, answering in the order given. A transport
+    /// that can have several requests in flight at once does so (the WASI
+    /// one does, at most [`MAX_IN_FLIGHT`] at a time); the default sends
+    /// them one after another. Nothing may depend on the order in which
+    /// they reach the server.
+    fn send_all(&self, requests: Vec<HttpRequest>) -> Vec<Result<HttpResponse, TransportError>> {
+        requests.into_iter().map(|r| self.send(r)).collect()
+    }
 }
+
+/// Most requests one [`Transport::send_all`] keeps in flight: enough to hide
+/// the round trip of a page of point operations (a search's disclosures),
+/// few enough that one caller cannot flood the store with connections.
+pub const MAX_IN_FLIGHT: usize = 16;
 
 impl<T: Transport + ?Sized> Transport for &T {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         (**self).send(request)
+    }
+
+    fn send_all(&self, requests: Vec<HttpRequest>) -> Vec<Result<HttpResponse, TransportError>> {
+        (**self).send_all(requests)
     }
 }
 

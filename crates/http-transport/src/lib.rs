@@ -136,9 +136,12 @@ pub trait Transport {
 }
 
 /// Most requests one [`Transport::send_all`] keeps in flight: enough to hide
-/// the round trip of a page of point operations (a search's disclosures),
-/// few enough that one caller cannot flood the store with connections.
-pub const MAX_IN_FLIGHT: usize = 16;
+/// most of the round trips of a page of point operations (a search's fifty
+/// disclosures go in seven windows), few enough that one caller cannot flood
+/// the store. Measured under the Locust mix at 20 users on two cores, where
+/// the store is CPU-bound: 8 lost fewer races and served more than 4 or 16
+/// (docs/performance.md).
+pub const MAX_IN_FLIGHT: usize = 8;
 
 impl<T: Transport + ?Sized> Transport for &T {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {

@@ -1,14 +1,21 @@
 """The mTLS terminator, for real: the shared template rendered by
 env/scripts/render-terminator.sh, run by nginx on loopback in front of a
 stand-in upstream, and called with no certificate, a certificate from
-another CA, the other caller's certificate, and the right one.
+another CA, the other caller's certificate, and the right one. Then the
+two layers together, as in the split deployment: the terminator in front
+of audit-api (split/audit-api.toml on the test host CLI), where the right
+certificate with a wrong host key, and the right host key without the
+right certificate, are each refused.
 
 Needs nginx, envsubst and openssl (CI installs nginx-light and
 gettext-base); skipped without them. Only loopback is used.
 """
 
+import base64
 import http.server
+import os
 import re
+import secrets
 import shutil
 import socket
 import ssl
@@ -70,7 +77,7 @@ class Upstream(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def terminator(tmp_path_factory):
+def certs(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("mtls")
     make_ca(d, "ca")
     make_ca(d, "other-ca")
@@ -78,41 +85,60 @@ def terminator(tmp_path_factory):
     make_leaf(d, "gateway", "gateway", "ca")
     make_leaf(d, "patient-api", "patient-api", "ca")
     make_leaf(d, "forged-gateway", "gateway", "other-ca")
+    return d
 
-    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    port = free_port()
-    values = d / "values.env"
-    values.write_text(
-        f"LISTEN_PORT={port}\nSERVER_NAME=localhost\nSERVER_CERT={d}/server.crt\n"
-        f"SERVER_KEY={d}/server.key\nCLIENT_CA={d}/ca.crt\nALLOWED_CLIENT_CN=gateway\n"
-        f"UPSTREAM=http://127.0.0.1:{upstream.server_address[1]}\n")
-    rendered = subprocess.run(["bash", str(RENDER), str(values)], capture_output=True, text=True, check=True)
-    conf = d / "nginx.conf"
-    # The template keeps its temporary files under /tmp (the pod's emptyDir);
-    # here they go under this test's own directory.
-    conf.write_text(re.sub(r"(_path|pid) /tmp/", rf"\1 {d}/", rendered.stdout))
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(d), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
+
+def wait_for_port(port: int, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
+                return
         if proc.poll() is not None:
-            pytest.fail(f"nginx did not start: {proc.stderr.read().decode()}")
+            pytest.fail(f"{what} did not start: {proc.stderr.read().decode()}")
         time.sleep(0.05)
-    yield d, port
+    pytest.fail(f"{what} did not listen on {port}")
+
+
+def start_terminator(d: Path, name: str, allowed_cn: str, upstream: str):
+    """nginx from the shared template, its files under `d/name`; (process, port)."""
+    work = d / name
+    work.mkdir()
+    port = free_port()
+    values = work / "values.env"
+    values.write_text(
+        f"LISTEN_PORT={port}\nSERVER_NAME=localhost\nSERVER_CERT={d}/server.crt\n"
+        f"SERVER_KEY={d}/server.key\nCLIENT_CA={d}/ca.crt\nALLOWED_CLIENT_CN={allowed_cn}\n"
+        f"UPSTREAM={upstream}\n")
+    rendered = subprocess.run(["bash", str(RENDER), str(values)], capture_output=True, text=True, check=True)
+    conf = work / "nginx.conf"
+    # The template keeps its temporary files under /tmp (the pod's emptyDir);
+    # here they go under this test's own directory.
+    conf.write_text(re.sub(r"(_path|pid) /tmp/", rf"\1 {work}/", rendered.stdout))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for_port(port, proc, "nginx")
+    return proc, port
+
+
+@pytest.fixture(scope="module")
+def terminator(certs):
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    proc, port = start_terminator(certs, "stand-in", "gateway",
+                                  f"http://127.0.0.1:{upstream.server_address[1]}")
+    yield certs, port
     proc.terminate()
     proc.wait(timeout=10)
     upstream.shutdown()
 
 
-def call(d: Path, port: int, cert: str | None) -> tuple[int, str]:
+def call(d: Path, port: int, cert: str | None, path: str = "/patient/x",
+         headers: dict[str, str] | None = None) -> tuple[int, str]:
     context = ssl.create_default_context(cafile=str(d / "ca.crt"))
     if cert:
         context.load_cert_chain(str(d / f"{cert}.crt"), str(d / f"{cert}.key"))
-    request = urllib.request.Request(f"https://localhost:{port}/patient/x")
+    request = urllib.request.Request(f"https://localhost:{port}{path}", headers=headers or {})
     try:
         with urllib.request.urlopen(request, context=context, timeout=10) as r:
             return r.status, r.read().decode()
@@ -139,3 +165,66 @@ def test_the_allowed_caller_reaches_the_service(terminator):
     before = len(Upstream.seen)
     assert call(d, port, "gateway") == (200, '{"reached":true}')
     assert Upstream.seen[before:] == ["/patient/x"]
+
+
+# --- the two layers together: certificate at the terminator, host key at the component
+
+HOST_BIN = envlib.REPO_ROOT / "target" / "debug" / "spin-test-host"
+AUDIT_WASM = envlib.REPO_ROOT / "target" / "wasm32-wasip2" / "release" / "audit_api.wasm"
+
+
+@pytest.fixture(scope="module")
+def audit_api_behind_terminator(certs):
+    """split/audit-api.toml on the test host CLI (loopback), behind a
+    terminator whose one allowed caller is patient-api, as in the split
+    deployment. The store endpoint answers nothing: the calls here are
+    decided before the store."""
+    if not (HOST_BIN.exists() and AUDIT_WASM.exists()):
+        pytest.skip("needs the test host and the components built "
+                    "(cargo build -p spin-test-host; scripts/test builds both first)")
+    key = secrets.token_urlsafe(32)
+    app_port = free_port()
+    env = dict(os.environ,
+               SPIN_VARIABLE_AUDITAPIPRIMARYKEY=key,
+               SPIN_VARIABLE_AUDITAPISECONDARYKEY=secrets.token_urlsafe(32),
+               SPIN_VARIABLE_COSMOSKEY=base64.b64encode(secrets.token_bytes(64)).decode(),
+               SPIN_VARIABLE_COSMOSENDPOINT=f"http://127.0.0.1:{free_port()}")
+    app = subprocess.Popen([str(HOST_BIN), "--manifest", str(envlib.REPO_ROOT / "split" / "audit-api.toml"),
+                            "--listen", f"127.0.0.1:{app_port}", "--state-dir", str(certs / "audit-state")],
+                           cwd=certs, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for_port(app_port, app, "the test host")
+    proc, port = start_terminator(certs, "audit-api", "patient-api", f"http://127.0.0.1:{app_port}")
+    yield certs, port, key
+    for p in (proc, app):
+        p.terminate()
+        p.wait(timeout=10)
+
+
+# A read the component refuses (400: no resource named) once it has let
+# the caller in, before any store call.
+RECORDS = "/audit/records"
+
+
+def test_the_right_certificate_with_a_wrong_host_key_is_refused_by_the_component(audit_api_behind_terminator):
+    d, port, _ = audit_api_behind_terminator
+    for headers in ({}, {"x-functions-key": "not-the-key"}):
+        status, body = call(d, port, "patient-api", RECORDS, headers)
+        assert status == 401, body
+        assert '"status":401' in body and "not-the-key" not in body
+        # audit-api's own refusal, not the terminator's.
+        assert "client certificate" not in body and "correlationId" in body
+
+
+def test_the_right_host_key_without_the_right_certificate_is_refused_at_the_hop(audit_api_behind_terminator):
+    d, port, key = audit_api_behind_terminator
+    for cert, status in ((None, 401), ("forged-gateway", 401), ("gateway", 403)):
+        got, body = call(d, port, cert, RECORDS, {"x-functions-key": key})
+        assert got == status, (cert, body)
+        assert key not in body
+
+
+def test_the_right_certificate_and_host_key_reach_the_component(audit_api_behind_terminator):
+    d, port, key = audit_api_behind_terminator
+    status, body = call(d, port, "patient-api", RECORDS, {"x-functions-key": key})
+    assert status == 400, body
+    assert "resourceType" in body

@@ -268,8 +268,7 @@ fn append(
         return Err(ApiError::BodyTooLarge);
     }
     let input = parse_audit_input(request.body()).map_err(ApiError::Invalid)?;
-    let (mut records, work) = append_all(request, vec![input], note)?;
-    *head_work = Some(work);
+    let mut records = append_all(request, vec![input], note, head_work)?;
     let record = records.pop().unwrap_or(Value::Null);
     Ok(json_response(201, &record, correlation))
 }
@@ -286,20 +285,21 @@ fn append_batch(
         return Err(ApiError::BodyTooLarge);
     }
     let inputs = parse_audit_batch(request.body()).map_err(ApiError::Invalid)?;
-    let (records, work) = append_all(request, inputs, note)?;
-    *head_work = Some(work);
+    let records = append_all(request, inputs, note, head_work)?;
     Ok(json_response(201, &Value::Array(records), correlation))
 }
 
 /// Appends each input under the request's correlation id and actor; the
-/// records as the API shows them (in the order given), and the head
-/// advances left for after the response. Stops at the first failure (the records stored
-/// before it stay: the register only grows).
+/// records as the API shows them (in the order given). The head advances
+/// of the records stored are left in `head_work` for after the response,
+/// also when another record failed (the records stored stay: the register
+/// only grows, and its heads should not lag for nothing).
 fn append_all(
     request: &Request,
     inputs: Vec<AuditInput>,
     note: &mut Note,
-) -> Result<(Vec<Value>, HeadWork), ApiError> {
+    head_work: &mut Option<HeadWork>,
+) -> Result<Vec<Value>, ApiError> {
     let correlation_id = required_header(request, CORRELATION_HEADER, CorrelationId::parse)?;
     let actor = required_header(request, ACTOR_HEADER, Actor::parse)?;
     let mut store = AuditStore::open()?;
@@ -344,11 +344,11 @@ fn append_all(
         }
     }
     note.attempts = Some(attempts);
+    *head_work = Some(HeadWork { store, heads });
     match first_error {
-        // The records stored stay (the register only grows); the caller
-        // is told the batch failed and discloses nothing.
+        // The caller is told the batch failed and discloses nothing.
         Some(error) => Err(error.into()),
-        None => Ok((records, HeadWork { store, heads })),
+        None => Ok(records),
     }
 }
 

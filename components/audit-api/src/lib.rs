@@ -572,11 +572,15 @@ impl AppendStore for AuditStore {
 
     fn read_heads(&mut self, keys: &[ChainKey]) -> Vec<Result<Option<HeadDocument>, CosmosError>> {
         let targets: Vec<_> = keys.iter().map(head_target).collect();
-        bulk_where_valid(&self.client, &targets, |(pk, id)| PointOperation::Read {
-            container: &self.heads,
-            pk,
-            id,
-        })
+        where_valid(
+            &targets,
+            |(pk, id)| PointOperation::Read {
+                container: &self.heads,
+                pk,
+                id,
+            },
+            |reads| self.client.bulk(reads),
+        )
         .into_iter()
         .map(|read| match read {
             Ok(doc) => Ok(Some((doc.body, doc.etag.as_str().to_owned()))),
@@ -598,29 +602,19 @@ impl AppendStore for AuditStore {
             max_item_count: Some(1),
             continuation: None,
         };
-        let queries: Vec<PageQuery<'_>> = prepared
-            .iter()
-            .filter_map(|p| p.as_ref().ok())
-            .map(|(query, scope)| PageQuery {
+        where_valid(
+            &prepared,
+            |(query, scope)| PageQuery {
                 container: &self.records,
                 query,
                 scope,
                 page: &one,
-            })
-            .collect();
-        let mut pages = self.client.query_pages(&queries).into_iter();
-        prepared
-            .iter()
-            .map(|p| match p {
-                Err(e) => Err(e.clone()),
-                Ok(_) => pages
-                    .next()
-                    .unwrap_or_else(|| {
-                        Err(CosmosError::Protocol("a bulk query went unanswered".into()))
-                    })
-                    .map(|page| page.documents.into_iter().next()),
-            })
-            .collect()
+            },
+            |queries| self.client.query_pages(queries),
+        )
+        .into_iter()
+        .map(|page| page.map(|page| page.documents.into_iter().next()))
+        .collect()
     }
 
     fn create_records(&mut self, records: &[(ChainKey, Value)]) -> Vec<Result<bool, CosmosError>> {
@@ -628,11 +622,15 @@ impl AppendStore for AuditStore {
             .iter()
             .map(|(key, doc)| Ok((partition(key), doc)))
             .collect();
-        bulk_where_valid(&self.client, &targets, |(pk, doc)| PointOperation::Create {
-            container: &self.records,
-            pk,
-            doc,
-        })
+        where_valid(
+            &targets,
+            |(pk, doc)| PointOperation::Create {
+                container: &self.records,
+                pk,
+                doc,
+            },
+            |creates| self.client.bulk(creates),
+        )
         .into_iter()
         .map(created)
         .collect()
@@ -647,20 +645,24 @@ impl AppendStore for AuditStore {
                 Ok((pk, id, etag, &write.doc))
             })
             .collect();
-        bulk_where_valid(&self.client, &targets, |(pk, id, etag, doc)| match etag {
-            Some(etag) => PointOperation::Replace {
-                container: &self.heads,
-                pk,
-                id,
-                doc,
-                if_match: Some(etag),
+        where_valid(
+            &targets,
+            |(pk, id, etag, doc)| match etag {
+                Some(etag) => PointOperation::Replace {
+                    container: &self.heads,
+                    pk,
+                    id,
+                    doc,
+                    if_match: Some(etag),
+                },
+                None => PointOperation::Create {
+                    container: &self.heads,
+                    pk,
+                    doc,
+                },
             },
-            None => PointOperation::Create {
-                container: &self.heads,
-                pk,
-                doc,
-            },
-        })
+            |writes| self.client.bulk(writes),
+        )
         .into_iter()
         .map(|written| match written {
             Ok(_) => Ok(true),
@@ -693,27 +695,28 @@ fn head_target(key: &ChainKey) -> Result<(PartitionKey, DocumentId), CosmosError
     Ok((partition(key), DocumentId::new(head_document_id(key))?))
 }
 
-/// One Cosmos bulk call for the targets that could be prepared; each
-/// target's result in the order given (a target that could not be
-/// prepared keeps its own error and sends nothing).
-fn bulk_where_valid<'a, T>(
-    client: &Store,
+/// One batch call (`run`: the client's `bulk` or `query_pages`) for the
+/// targets that could be prepared; each target's result in the order given
+/// (a target that could not be prepared keeps its own error and sends
+/// nothing).
+fn where_valid<'a, T, Operation, Answer>(
     targets: &'a [Result<T, CosmosError>],
-    operation: impl Fn(&'a T) -> PointOperation<'a>,
-) -> Vec<Result<cosmos::Document, CosmosError>> {
-    let operations: Vec<PointOperation<'a>> = targets
+    operation: impl Fn(&'a T) -> Operation,
+    run: impl FnOnce(&[Operation]) -> Vec<Result<Answer, CosmosError>>,
+) -> Vec<Result<Answer, CosmosError>> {
+    let operations: Vec<Operation> = targets
         .iter()
         .filter_map(|target| target.as_ref().ok())
         .map(operation)
         .collect();
-    let mut done = client.bulk(&operations).into_iter();
+    let mut done = run(&operations).into_iter();
     targets
         .iter()
         .map(|target| match target {
             Err(e) => Err(e.clone()),
             Ok(_) => done.next().unwrap_or_else(|| {
                 Err(CosmosError::Protocol(
-                    "a bulk operation went unanswered".into(),
+                    "a batch operation went unanswered".into(),
                 ))
             }),
         })

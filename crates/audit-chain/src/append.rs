@@ -328,6 +328,36 @@ struct Attempt {
     number: u32,
 }
 
+impl Attempt {
+    /// The first attempt of record `index` on chain `key`, from its head
+    /// and (if read) tail: it seals after the tail when that is at or past
+    /// the head, else after the head.
+    fn first<E>(
+        index: usize,
+        key: ChainKey,
+        head: Result<Option<HeadDocument>, E>,
+        tail: Result<Option<Value>, E>,
+    ) -> Result<Self, AppendError<E>> {
+        let head = parse_head(&key, head.map_err(AppendError::Store)?)?;
+        let tail = match tail.map_err(AppendError::Store)? {
+            Some(doc) => Some(parse_record(&key, doc)?),
+            None => None,
+        };
+        let end = match (&head, tail) {
+            (Some((h, _)), Some(t)) if t.sequence < h.sequence => Some(h.clone()),
+            (_, Some(t)) => Some(ChainHead::of(&t)),
+            (head, None) => head.as_ref().map(|(h, _)| h.clone()),
+        };
+        Ok(Attempt {
+            index,
+            key,
+            head,
+            end,
+            number: 1,
+        })
+    }
+}
+
 /// Steps 1 to 3 for records on distinct chains (`round`, indexes into
 /// `requests`), each step shared by every record still at it.
 fn append_round<S: AppendStore>(
@@ -352,30 +382,9 @@ fn append_round<S: AppendStore>(
         keys.iter().map(|_| Ok(None)).collect()
     };
     let mut active = Vec::new();
-    for (((&index, key), read), tail) in round.iter().zip(keys).zip(heads).zip(tails) {
-        let start = read
-            .map_err(AppendError::Store)
-            .and_then(|doc| parse_head(&key, doc))
-            .and_then(|head| {
-                let tail = tail.map_err(AppendError::Store)?;
-                let tail = tail.map(|doc| parse_record(&key, doc)).transpose()?;
-                Ok((head, tail))
-            });
-        match start {
-            Ok((head, tail)) => {
-                let end = match (&head, tail) {
-                    (Some((h, _)), Some(t)) if t.sequence < h.sequence => Some(h.clone()),
-                    (_, Some(t)) => Some(ChainHead::of(&t)),
-                    (head, None) => head.as_ref().map(|(h, _)| h.clone()),
-                };
-                active.push(Attempt {
-                    index,
-                    key,
-                    end,
-                    head,
-                    number: 1,
-                })
-            }
+    for (((&index, key), head), tail) in round.iter().zip(keys).zip(heads).zip(tails) {
+        match Attempt::first(index, key, head, tail) {
+            Ok(attempt) => active.push(attempt),
             Err(error) => results[index] = Some(Err(error)),
         }
     }
@@ -560,16 +569,19 @@ pub fn advance_heads<S: AppendStore>(
     pending: Vec<PendingHead>,
     policy: &AppendPolicy,
 ) -> bool {
-    let mut furthest: Vec<PendingHead> = Vec::new();
+    let mut by_chain: std::collections::BTreeMap<ChainKey, PendingHead> = Default::default();
     for head in pending {
-        match furthest.iter_mut().find(|p| p.key == head.key) {
+        match by_chain.get(&head.key) {
             Some(known) if known.target.sequence >= head.target.sequence => {}
-            Some(known) => *known = head,
-            None => furthest.push(head),
+            _ => {
+                by_chain.insert(head.key.clone(), head);
+            }
         }
     }
-    furthest
-        .retain(|p| !matches!(&p.current, Some((head, _)) if head.sequence >= p.target.sequence));
+    let furthest: Vec<PendingHead> = by_chain
+        .into_values()
+        .filter(|p| !matches!(&p.current, Some((head, _)) if head.sequence >= p.target.sequence))
+        .collect();
     let writes: Vec<HeadWrite> = furthest
         .iter()
         .map(|p| HeadWrite {

@@ -295,21 +295,22 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
     pub fn bulk(&self, operations: &[PointOperation<'_>]) -> Vec<Result<Document, CosmosError>> {
         let specs: Vec<Result<Spec, CosmosError>> =
             operations.iter().map(PointOperation::spec).collect();
+        let started = self.clock.now_millis();
         operations
             .iter()
-            .zip(self.send_together(&specs))
-            .map(|(operation, (sent, started))| self.conclude(operation, sent?, started))
+            .zip(self.send_together(&specs, started))
+            .map(|(operation, sent)| self.conclude(operation, sent?, started))
             .collect()
     }
 
     /// Every spec's first attempt in one [`Transport::send_all`], then each
-    /// one's retries alone; with the time its budget started. A spec that
-    /// could not be made keeps its error and sends nothing.
+    /// one's retries alone, all within the budget that began at `started`.
+    /// A spec that could not be made keeps its error and sends nothing.
     fn send_together(
         &self,
         specs: &[Result<Spec, CosmosError>],
-    ) -> Vec<(Result<Sent, CosmosError>, u64)> {
-        let started = self.clock.now_millis();
+        started: u64,
+    ) -> Vec<Result<Sent, CosmosError>> {
         let requests = specs
             .iter()
             .filter_map(|spec| spec.as_ref().ok())
@@ -319,13 +320,12 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
         specs
             .iter()
             .map(|spec| {
-                let sent = spec.as_ref().map_err(Clone::clone).map(|spec| {
+                spec.as_ref().map_err(Clone::clone).map(|spec| {
                     let first = first_attempts.next().unwrap_or_else(|| {
                         Err(TransportError::Other("the transport lost a request".into()))
                     });
                     self.finish(spec, started, first)
-                });
-                (sent, started)
+                })
             })
             .collect()
     }
@@ -413,9 +413,9 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
     /// own, the results in the order given.
     pub fn query_pages(&self, queries: &[PageQuery<'_>]) -> Vec<Result<QueryPage, CosmosError>> {
         let specs: Vec<Result<Spec, CosmosError>> = queries.iter().map(PageQuery::spec).collect();
-        self.send_together(&specs)
+        self.send_together(&specs, self.clock.now_millis())
             .into_iter()
-            .map(|(sent, _)| parse_query_page(sent?.result?))
+            .map(|sent| parse_query_page(sent?.result?))
             .collect()
     }
 

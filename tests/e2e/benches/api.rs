@@ -255,14 +255,7 @@ fn main() {
             // state dir, every write fsynced); "memory" is what scripts/up
             // runs: runtime-config.local.toml, the same store in memory.
             "--kv" => kv = args.next().expect("--kv file|memory"),
-            "--clients" => {
-                concurrency = args
-                    .next()
-                    .expect("--clients N[,N...]")
-                    .split(',')
-                    .map(|n| n.trim().parse().expect("--clients N[,N...]"))
-                    .collect()
-            }
+            "--clients" => concurrency = e2e::client_counts(args.next()),
             _ => {}
         }
     }

@@ -40,14 +40,7 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .expect("--searches N")
             }
-            "--clients" => {
-                clients = args
-                    .next()
-                    .expect("--clients N[,N...]")
-                    .split(',')
-                    .map(|n| n.trim().parse().expect("--clients N[,N...]"))
-                    .collect()
-            }
+            "--clients" => clients = e2e::client_counts(args.next()),
             _ => {}
         }
     }

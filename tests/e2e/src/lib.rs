@@ -363,6 +363,15 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// A benchmark's `--clients N[,N...]` value: the concurrency levels to run.
+pub fn client_counts(value: Option<String>) -> Vec<usize> {
+    value
+        .expect("--clients N[,N...]")
+        .split(',')
+        .map(|n| n.trim().parse().expect("--clients N[,N...]"))
+        .collect()
+}
+
 /// Where the built components are: `E2E_WASM_DIR`, else
 /// `target/wasm32-wasip2/release` (where spin.toml expects them).
 pub fn wasm_dir() -> PathBuf {

@@ -11,6 +11,7 @@
 //! It must never send traffic anywhere but loopback, and never print a
 //! variable's value.
 
+mod client_tls;
 mod costs;
 mod keyvault;
 mod manifest;
@@ -26,6 +27,7 @@ mod variables;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use client_tls::ClientTlsEntry;
 pub use costs::Costs;
 pub use manifest::{ComponentDecl, Manifest, Route, VariableDecl};
 pub use outbound::AllowedHost;

@@ -94,6 +94,8 @@ pub(crate) struct AppInner {
     echo: bool,
     /// Spin's trace propagation, when its OpenTelemetry export is on.
     pub(crate) telemetry: Option<crate::telemetry::Telemetry>,
+    /// `[[client_tls]]`: the roots and client certificate per component and host.
+    pub(crate) client_tls: crate::client_tls::ClientTls,
 }
 
 /// Counts one running instance for as long as it lives.
@@ -243,6 +245,7 @@ impl AppInner {
             running: Arc::new(AtomicUsize::new(0)),
             echo: options.echo_component_output,
             telemetry: crate::telemetry::Telemetry::from_environment(&options.environment),
+            client_tls: crate::client_tls::ClientTls::new(&runtime_config.client_tls)?,
         }))
     }
 

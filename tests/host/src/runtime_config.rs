@@ -1,5 +1,6 @@
 //! A Spin runtime config (`spin up --runtime-config-file`), as far as the
-//! test host models it: the variable providers.
+//! test host models it: the variable providers, the key-value store
+//! `default`, and `[[client_tls]]` (client_tls.rs).
 //!
 //! As in Spin (crates/runtime-config/src/variables.rs): the providers listed
 //! under `[[variables_provider]]` (or the older `[[config_provider]]`) are
@@ -94,6 +95,9 @@ pub struct RuntimeConfig {
     /// `[key_value_store.default]` of type `azure_cosmos`): reported at
     /// startup, the local default is used instead.
     pub unmodelled: Vec<String>,
+    /// `[[client_tls]]`, in the order written (the first entry for a
+    /// component and host wins).
+    pub client_tls: Vec<crate::client_tls::ClientTlsEntry>,
 }
 
 /// Top-level keys Spin's runtime config accepts. Spin refuses any other
@@ -105,6 +109,7 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "sqlite_database",
     "llm_compute",
     "outbound_networking",
+    "client_tls",
     "otel",
 ];
 
@@ -119,6 +124,12 @@ impl RuntimeConfig {
         if let KeyValueLocation::File(file) = &config.key_value_default {
             let dir = path.parent().unwrap_or(Path::new("."));
             config.key_value_default = KeyValueLocation::File(dir.join(file));
+        }
+        // And the files of `[[client_tls]]` (factor-outbound-networking
+        // `load_certs`: `runtime_config_dir.join(path)`).
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for entry in &mut config.client_tls {
+            entry.resolve_paths(dir);
         }
         Ok(config)
     }
@@ -186,10 +197,29 @@ impl RuntimeConfig {
                 }
             }
         }
+        let client_tls = match table.get("client_tls") {
+            None => Vec::new(),
+            Some(toml::Value::Array(entries)) => entries
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| {
+                    let at = format!("[[client_tls]] #{}", i + 1);
+                    let entry: crate::client_tls::ClientTlsEntry =
+                        entry.clone().try_into().map_err(|e: toml::de::Error| {
+                            // The field's name, not the value next to it.
+                            anyhow!("{at}: {}", e.message())
+                        })?;
+                    entry.validate().map_err(|e| anyhow!("{at}: {e}"))?;
+                    Ok(entry)
+                })
+                .collect::<Result<_>>()?,
+            Some(_) => bail!("`client_tls` must be an array of tables ([[client_tls]])"),
+        };
         Ok(Self {
             providers,
             key_value_default,
             unmodelled,
+            client_tls,
         })
     }
 }
@@ -328,6 +358,41 @@ account = "a"
             config.unmodelled,
             vec!["[key_value_store.default] (type \"azure_cosmos\")"]
         );
+    }
+
+    #[test]
+    fn client_tls_entries_are_read_with_paths_from_the_configs_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runtime-config.toml");
+        std::fs::write(
+            &path,
+            "[[client_tls]]\ncomponent_ids = [\"gateway\"]\nhosts = [\"127.0.0.1\"]\n\
+             ca_use_webpki_roots = false\nca_roots_file = \"tls/ca.crt\"\n\
+             client_cert_file = \"tls/gateway.crt\"\nclient_private_key_file = \"/abs/gateway.key\"\n",
+        )
+        .unwrap();
+        let config = RuntimeConfig::load(&path).unwrap();
+        let [entry] = config.client_tls.as_slice() else {
+            panic!("one entry: {:?}", config.client_tls)
+        };
+        assert_eq!(entry.component_ids, ["gateway"]);
+        assert_eq!(entry.ca_roots_file, Some(dir.path().join("tls/ca.crt")));
+        assert_eq!(
+            entry.client_cert_file,
+            Some(dir.path().join("tls/gateway.crt"))
+        );
+        assert_eq!(
+            entry.client_private_key_file,
+            Some(PathBuf::from("/abs/gateway.key"))
+        );
+        for bad in [
+            "client_tls = 3\n",
+            "[[client_tls]]\ncomponent_ids = [\"a\"]\nhosts = [\"h:8443\"]\n",
+            "[[client_tls]]\ncomponent_ids = [\"a\"]\nhosts = [\"h\"]\nclient_key = \"x\"\n",
+        ] {
+            let err = RuntimeConfig::parse(bad).expect_err(bad).to_string();
+            assert!(err.contains("client_tls"), "{bad}: {err}");
+        }
     }
 
     #[test]

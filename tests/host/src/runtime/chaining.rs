@@ -1,6 +1,6 @@
 //! Outbound requests from a component: `allowed_outbound_hosts`, service
 //! chaining to `*.spin.internal` in process (with injected faults), and
-//! loopback-only HTTP for everything else.
+//! loopback-only HTTP (HTTPS with `[[client_tls]]`) for everything else.
 
 use std::sync::Arc;
 
@@ -128,6 +128,10 @@ impl AppInner {
                 rcode: Some("address not available to the test host".into()),
                 info_code: None,
             });
+        }
+        if scheme == "https" {
+            let config = self.client_tls.config_for(&caller.decl.id, &host);
+            return crate::client_tls::send(request, options, config).await;
         }
         let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
         tokio::spawn(async move {

@@ -1,0 +1,194 @@
+# The split deployment on loopback (issue 14), sourced by scripts/up
+# (--split) and scripts/test-external (--split): the three apps of split/
+# each in its own test-host process, an nginx mTLS terminator in front of
+# each private one (env/mtls/terminator.conf.template, the file AKS uses),
+# and the docstore as a fourth process standing in for Cosmos DB.
+#
+#   client ─http─▶ gateway ─https+cert CN=gateway─▶ nginx ─▶ patient-api
+#                  patient-api ─https+cert CN=patient-api─▶ nginx ─▶ audit-api
+#                  patient-api, audit-api ─http─▶ docstore (local only)
+#
+# A throwaway CA and certificates are made at start (openssl), as
+# cert-manager makes them on AKS; each caller presents its certificate
+# through the runtime config's [[client_tls]], as Spin does. Host keys stay
+# the second layer. Needs nginx, envsubst (gettext-base) and openssl.
+#
+# split_start WORK HOST_BIN ENV_FILE GATEWAY_LISTEN: starts everything with
+# its files under WORK and sets split_base_url; split_stop stops it. Logs:
+# WORK/<name>/log.
+
+split_pids=()
+split_base_url=
+split_url=
+
+split_need_tools() {
+  local missing=()
+  for tool in nginx envsubst openssl python3; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "the split mode needs ${missing[*]} (Debian: apt-get install nginx-light gettext-base openssl python3)" >&2
+    return 1
+  fi
+}
+
+split_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# split_cert DIR NAME CN [SAN]: a P-256 leaf signed by DIR/ca.
+split_cert() {
+  local dir=$1 name=$2 cn=$3 san=${4:-DNS:$3}
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/$name.key" \
+    -out "$dir/$name.csr" -subj "/CN=$cn" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" > "$dir/$name.ext"
+  openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -out "$dir/$name.crt" -days 2 -extfile "$dir/$name.ext" 2>/dev/null
+  rm -f "$dir/$name.csr" "$dir/$name.ext"
+}
+
+split_make_certs() { # DIR
+  local dir=$1
+  mkdir -p "$dir"
+  (
+    umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/ca.key" \
+      -out "$dir/ca.crt" -subj "/CN=patient-records local split CA" -days 2 2>/dev/null
+    # Both terminators serve one certificate for this machine's loopback.
+    split_cert "$dir" server localhost "DNS:localhost,IP:127.0.0.1"
+    split_cert "$dir" gateway gateway
+    split_cert "$dir" patient-api patient-api
+    # Nothing signs with the CA after this.
+    rm -f "$dir/ca.key" "$dir/ca.srl"
+  )
+}
+
+# split_host NAME MANIFEST [VAR=value ...]: a test-host process serving
+# MANIFEST on a free loopback port, in WORK/NAME (its .env, its state, its
+# runtime config if WORK/NAME/runtime-config.toml exists); sets split_url.
+# (Not called in $(...): the pid must stay in this shell's split_pids.)
+split_host() {
+  local name=$1 manifest=$2
+  shift 2
+  local dir=$split_work/$name
+  mkdir -p "$dir/state"
+  cp "$split_env_file" "$dir/.env"
+  local args=(--manifest "$manifest" --listen "${split_listen[$name]:-127.0.0.1:0}" --state-dir "$dir/state")
+  [ -f "$dir/runtime-config.toml" ] && args+=(--runtime-config "$dir/runtime-config.toml")
+  (
+    # Only this app's .env and the values given here configure it.
+    for var in $(compgen -e | grep '^SPIN_VARIABLE_' || true); do unset "$var"; done
+    for assignment in "$@"; do export "SPIN_VARIABLE_$assignment"; done
+    cd "$dir"
+    exec "$split_host_bin" "${args[@]}"
+  ) > "$dir/log" 2>&1 &
+  split_pids+=($!)
+  local pid=$! url=
+  for _ in $(seq 1 600); do
+    url=$(sed -n 's/^Serving \(http:[^ ]*\).*/\1/p' "$dir/log" | head -n1)
+    [ -n "$url" ] && break
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$name exited before serving:" >&2
+      cat "$dir/log" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  [ -n "$url" ] || { echo "$name did not start serving within 120 s" >&2; return 1; }
+  split_url=$url
+}
+
+# split_terminator NAME ALLOWED_CN UPSTREAM: nginx from the shared template
+# on a free port; sets split_url to its https URL.
+split_terminator() {
+  local name=$1 allowed=$2 upstream=$3
+  local dir=$split_work/$name port
+  port=$(split_free_port)
+  mkdir -p "$dir"
+  cat > "$dir/values.env" <<VALUES
+LISTEN_PORT=127.0.0.1:$port
+SERVER_NAME=localhost
+SERVER_CERT=$split_work/tls/server.crt
+SERVER_KEY=$split_work/tls/server.key
+CLIENT_CA=$split_work/tls/ca.crt
+ALLOWED_CLIENT_CN=$allowed
+UPSTREAM=$upstream
+VALUES
+  # The template keeps its temporary files under /tmp (the pod's emptyDir);
+  # here they go under this terminator's own directory.
+  env/scripts/render-terminator.sh "$dir/values.env" |
+    sed -E "s#(_path|pid) /tmp/#\1 $dir/#" > "$dir/nginx.conf"
+  nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' > "$dir/log" 2>&1 &
+  split_pids+=($!)
+  local pid=$!
+  for _ in $(seq 1 300); do
+    if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)))" 2>/dev/null; then
+      split_url="https://127.0.0.1:$port"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "nginx for $name did not start:" >&2
+      cat "$dir/log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "nginx for $name did not listen on $port" >&2
+  return 1
+}
+
+# split_client_tls NAME COMPONENT: the caller's [[client_tls]] for the
+# terminator on 127.0.0.1, as Terraform renders it for AKS
+# (env/terraform/templates/client-tls.toml.tftpl).
+split_client_tls() {
+  local name=$1 component=$2
+  mkdir -p "$split_work/$name"
+  cat > "$split_work/$name/runtime-config.toml" <<TOML
+[[client_tls]]
+component_ids = ["$component"]
+hosts = ["127.0.0.1"]
+ca_use_webpki_roots = false
+ca_roots_file = "../tls/ca.crt"
+client_cert_file = "../tls/$component.crt"
+client_private_key_file = "../tls/$component.key"
+TOML
+}
+
+split_start() { # WORK HOST_BIN ENV_FILE GATEWAY_LISTEN
+  split_work=$1 split_host_bin=$2 split_env_file=$3
+  declare -gA split_listen=([gateway]=$4)
+  split_need_tools
+  local root
+  root=$(pwd)
+  split_make_certs "$split_work/tls"
+  local docstore audit_api audit_mtls patient_api patient_mtls
+  split_host docstore "$root/split/local/docstore.toml"
+  docstore=$split_url
+  split_host audit-api "$root/split/audit-api.toml" "COSMOSENDPOINT=$docstore"
+  audit_api=$split_url
+  split_terminator audit-api-mtls patient-api "$audit_api"
+  audit_mtls=$split_url
+  split_client_tls patient-api patient-api
+  split_host patient-api "$root/split/patient-api.toml" \
+    "COSMOSENDPOINT=$docstore" "AUDITAPIURL=$audit_mtls"
+  patient_api=$split_url
+  split_terminator patient-api-mtls gateway "$patient_api"
+  patient_mtls=$split_url
+  split_client_tls gateway gateway
+  split_host gateway "$root/split/gateway.toml" "PATIENTAPIURL=$patient_mtls"
+  split_base_url=$split_url
+  cat <<SUMMARY
+split deployment on loopback (files and logs in $split_work):
+  gateway      $split_base_url   (public)
+  patient-api  $patient_mtls  (nginx, client certificate CN=gateway) -> $patient_api
+  audit-api    $audit_mtls  (nginx, client certificate CN=patient-api) -> $audit_api
+  docstore     $docstore   (local stand-in for Cosmos DB)
+SUMMARY
+}
+
+split_stop() {
+  local pid
+  for pid in "${split_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${split_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  split_pids=()
+}

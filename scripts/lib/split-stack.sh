@@ -63,6 +63,35 @@ split_make_certs() { # DIR
   )
 }
 
+# split_await WHAT PID LOG PROBE...: runs PROBE until it succeeds (120 s at
+# most), failing with LOG when PID exits first.
+split_await() {
+  local what=$1 pid=$2 log=$3
+  shift 3
+  for _ in $(seq 1 600); do
+    "$@" && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$what exited before serving:" >&2
+      cat "$log" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "$what did not start serving within 120 s" >&2
+  return 1
+}
+
+# The URL a test host prints once it serves (it listens on port 0).
+split_served_url() { # LOG
+  split_url=$(sed -n 's/^Serving \(http:[^ ]*\).*/\1/p' "$1" | head -n1)
+  [ -n "$split_url" ]
+}
+
+split_listening() { # PORT; sets split_url to the terminator's https URL
+  python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $1)))" 2>/dev/null &&
+    split_url="https://127.0.0.1:$1"
+}
+
 # split_host NAME MANIFEST [VAR=value ...]: a test-host process serving
 # MANIFEST on a free loopback port, in WORK/NAME (its .env, its state, its
 # runtime config if WORK/NAME/runtime-config.toml exists); sets split_url.
@@ -83,19 +112,7 @@ split_host() {
     exec "$split_host_bin" "${args[@]}"
   ) > "$dir/log" 2>&1 &
   split_pids+=($!)
-  local pid=$! url=
-  for _ in $(seq 1 600); do
-    url=$(sed -n 's/^Serving \(http:[^ ]*\).*/\1/p' "$dir/log" | head -n1)
-    [ -n "$url" ] && break
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "$name exited before serving:" >&2
-      cat "$dir/log" >&2
-      return 1
-    fi
-    sleep 0.2
-  done
-  [ -n "$url" ] || { echo "$name did not start serving within 120 s" >&2; return 1; }
-  split_url=$url
+  split_await "$name" $! "$dir/log" split_served_url "$dir/log"
 }
 
 # split_terminator NAME ALLOWED_CN UPSTREAM: nginx from the shared template
@@ -120,21 +137,7 @@ VALUES
     sed -E "s#(_path|pid) /tmp/#\1 $dir/#" > "$dir/nginx.conf"
   nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' > "$dir/log" 2>&1 &
   split_pids+=($!)
-  local pid=$!
-  for _ in $(seq 1 300); do
-    if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)))" 2>/dev/null; then
-      split_url="https://127.0.0.1:$port"
-      return 0
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "nginx for $name did not start:" >&2
-      cat "$dir/log" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-  echo "nginx for $name did not listen on $port" >&2
-  return 1
+  split_await "nginx for $name" $! "$dir/log" split_listening "$port"
 }
 
 # split_client_tls NAME COMPONENT: the caller's [[client_tls]] for the

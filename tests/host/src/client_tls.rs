@@ -18,21 +18,17 @@
 //! Where the test host differs: it has no platform verifier, so "platform
 //! roots" are the webpki roots (it only ever connects to loopback, where no
 //! public CA's certificate is possible anyway); it offers only HTTP/1.1 in
-//! ALPN (Spin offers h2 too; the terminators here speak HTTP/1.1); and it
-//! opens a connection per request (Spin pools them).
+//! ALPN (Spin offers h2 too; the terminators here speak HTTP/1.1).
+//! Connections are opened and pooled by outbound_http.rs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
 /// One `[[client_tls]]` entry as written (paths already resolved against the
 /// runtime config's directory by [`ClientTlsEntry::resolve_paths`]).
@@ -187,76 +183,6 @@ impl ClientTls {
             .unwrap_or(&self.default)
             .clone()
     }
-}
-
-/// Sends one request over TLS on a new connection with `config`: connect
-/// and first-byte timeouts from the request options, as the plain HTTP path.
-pub(crate) async fn send(
-    mut request: http::Request<WasiBody>,
-    options: Option<RequestOptions>,
-    config: Arc<rustls::ClientConfig>,
-) -> Result<http::Response<WasiBody>, HttpError> {
-    let uri = request.uri().clone();
-    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
-    let port = uri.port_u16().unwrap_or(443);
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let connect_timeout = options
-        .and_then(|o| o.connect_timeout)
-        .unwrap_or(Duration::from_secs(600));
-    let first_byte_timeout = options
-        .and_then(|o| o.first_byte_timeout)
-        .unwrap_or(Duration::from_secs(600));
-
-    let connect = async {
-        let tcp = tokio::net::TcpStream::connect((bare_host, port))
-            .await
-            .map_err(|_| HttpError::ConnectionRefused)?;
-        let name =
-            ServerName::try_from(bare_host.to_string()).map_err(|_| HttpError::DnsError {
-                rcode: Some("invalid dns name".into()),
-                info_code: Some(0),
-            })?;
-        tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|_| HttpError::TlsProtocolError)
-    };
-    let tls = tokio::time::timeout(connect_timeout, connect)
-        .await
-        .map_err(|_| HttpError::ConnectionTimeout)??;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|_| HttpError::TlsProtocolError)?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-
-    // On the wire the request line carries only the path; Spin also drops
-    // the component's Host header, and hyper writes the URI's authority.
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
-    let authority = uri.authority().map(|a| a.as_str().to_string());
-    *request.uri_mut() = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    if let Some(authority) = authority.and_then(|a| http::HeaderValue::from_str(&a).ok()) {
-        request.headers_mut().insert(http::header::HOST, authority);
-    }
-    let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
-        .await
-        .map_err(|_| HttpError::ConnectionReadTimeout)?
-        .map_err(|e| {
-            if e.is_timeout() {
-                HttpError::ConnectionReadTimeout
-            } else {
-                HttpError::HttpProtocolError
-            }
-        })?;
-    Ok(response.map(|body| {
-        body.map_err(|_| HttpError::HttpProtocolError)
-            .boxed_unsync()
-    }))
 }
 
 #[cfg(test)]

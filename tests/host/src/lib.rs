@@ -16,6 +16,7 @@ mod costs;
 mod keyvault;
 mod manifest;
 mod outbound;
+mod outbound_http;
 mod routes;
 mod runtime;
 mod runtime_config;

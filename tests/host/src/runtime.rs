@@ -96,6 +96,8 @@ pub(crate) struct AppInner {
     pub(crate) telemetry: Option<crate::telemetry::Telemetry>,
     /// `[[client_tls]]`: the roots and client certificate per component and host.
     pub(crate) client_tls: crate::client_tls::ClientTls,
+    /// The app's pooled HTTP and HTTPS clients (one per app, as Spin's).
+    pub(crate) outbound_clients: crate::outbound_http::OutboundClients,
 }
 
 /// Counts one running instance for as long as it lives.
@@ -246,6 +248,9 @@ impl AppInner {
             echo: options.echo_component_output,
             telemetry: crate::telemetry::Telemetry::from_environment(&options.environment),
             client_tls: crate::client_tls::ClientTls::new(&runtime_config.client_tls)?,
+            outbound_clients: crate::outbound_http::OutboundClients::new(
+                runtime_config.connection_pooling,
+            ),
         }))
     }
 

@@ -1,6 +1,7 @@
 //! A Spin runtime config (`spin up --runtime-config-file`), as far as the
 //! test host models it: the variable providers, the key-value store
-//! `default`, and `[[client_tls]]` (client_tls.rs).
+//! `default`, `[[client_tls]]` (client_tls.rs) and `[outbound_http]`
+//! `connection_pooling` (outbound_http.rs).
 //!
 //! As in Spin (crates/runtime-config/src/variables.rs): the providers listed
 //! under `[[variables_provider]]` (or the older `[[config_provider]]`) are
@@ -16,6 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
+use serde::Deserialize;
 
 /// One `[[config_provider]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +100,9 @@ pub struct RuntimeConfig {
     /// `[[client_tls]]`, in the order written (the first entry for a
     /// component and host wins).
     pub client_tls: Vec<crate::client_tls::ClientTlsEntry>,
+    /// `[outbound_http] connection_pooling`: whether idle outbound
+    /// connections are kept for reuse (outbound_http.rs).
+    pub connection_pooling: bool,
 }
 
 /// Top-level keys Spin's runtime config accepts. Spin refuses any other
@@ -110,6 +115,7 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "llm_compute",
     "outbound_networking",
     "client_tls",
+    "outbound_http",
     "otel",
 ];
 
@@ -215,13 +221,35 @@ impl RuntimeConfig {
                 .collect::<Result<_>>()?,
             Some(_) => bail!("`client_tls` must be an array of tables ([[client_tls]])"),
         };
+        let connection_pooling = match table.get("outbound_http") {
+            None => true,
+            Some(section) => {
+                let section: OutboundHttpSection = section
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| anyhow!("[outbound_http]: {}", e.message()))?;
+                section.connection_pooling
+            }
+        };
         Ok(Self {
             providers,
             key_value_default,
             unmodelled,
             client_tls,
+            connection_pooling,
         })
     }
+}
+
+/// `[outbound_http]` as far as the test host models it. Spin's
+/// `connection_pooling` is a `bool` with serde's default, so a table without
+/// it turns pooling off; Spin's `max_connections` (and the deprecated
+/// `max_concurrent_requests`) are refused here rather than ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboundHttpSection {
+    #[serde(default)]
+    connection_pooling: bool,
 }
 
 fn string_field(entry: &toml::Table, at: &str, field: &str) -> Result<Option<String>> {
@@ -357,6 +385,37 @@ account = "a"
         assert_eq!(
             config.unmodelled,
             vec!["[key_value_store.default] (type \"azure_cosmos\")"]
+        );
+    }
+
+    #[test]
+    fn outbound_http_connection_pooling_is_read_as_spin_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |text: &str| {
+            let path = dir.path().join("runtime-config.toml");
+            std::fs::write(&path, text).unwrap();
+            RuntimeConfig::load(&path)
+        };
+        assert!(read("").unwrap().connection_pooling);
+        assert!(
+            read("[outbound_http]\nconnection_pooling = true\n")
+                .unwrap()
+                .connection_pooling
+        );
+        assert!(
+            !read("[outbound_http]\nconnection_pooling = false\n")
+                .unwrap()
+                .connection_pooling
+        );
+        // serde's default for Spin's bool: the table alone turns pooling off.
+        assert!(!read("[outbound_http]\n").unwrap().connection_pooling);
+        let err = format!(
+            "{:#}",
+            read("[outbound_http]\nmax_connections = 4\n").unwrap_err()
+        );
+        assert!(
+            err.contains("outbound_http") && err.contains("max_connections"),
+            "{err}"
         );
     }
 

@@ -1,6 +1,7 @@
 //! Outbound requests from a component: `allowed_outbound_hosts`, service
 //! chaining to `*.spin.internal` in process (with injected faults), and
-//! loopback-only HTTP (HTTPS with `[[client_tls]]`) for everything else.
+//! loopback-only HTTP (HTTPS with `[[client_tls]]`), pooled as in Spin,
+//! for everything else.
 
 use std::sync::Arc;
 
@@ -129,15 +130,8 @@ impl AppInner {
                 info_code: None,
             });
         }
-        if scheme == "https" {
-            let config = self.client_tls.config_for(&caller.decl.id, &host);
-            return crate::client_tls::send(request, options, config).await;
-        }
-        let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-        tokio::spawn(async move {
-            let _ = io.await;
-        });
-        Ok(response.map(|b| b.boxed_unsync()))
+        let tls = (scheme == "https").then(|| self.client_tls.config_for(&caller.decl.id, &host));
+        self.outbound_clients.send(request, options, tls).await
     }
 
     async fn send_chained(

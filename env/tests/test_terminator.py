@@ -72,6 +72,16 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self):  # noqa: N802
+        # Echoes the body back, so a large body crosses the hop both ways.
+        body = self.rfile.read(int(self.headers["content-length"]))
+        Upstream.seen.append(self.path)
+        self.send_response(200)
+        self.send_header("content-type", "application/octet-stream")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args):
         pass
 
@@ -95,7 +105,8 @@ def wait_for_port(port: int, proc: subprocess.Popen, what: str) -> None:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         if proc.poll() is not None:
-            pytest.fail(f"{what} did not start: {proc.stderr.read().decode()}")
+            output = proc.stderr.read().decode() if proc.stderr else "(see its error.log)"
+            pytest.fail(f"{what} did not start: {output}")
         time.sleep(0.05)
     pytest.fail(f"{what} did not listen on {port}")
 
@@ -115,8 +126,9 @@ def start_terminator(d: Path, name: str, allowed_cn: str, upstream: str):
     # The template keeps its temporary files under /tmp (the pod's emptyDir);
     # here they go under this test's own directory.
     conf.write_text(re.sub(r"(_path|pid) /tmp/", rf"\1 {work}/", rendered.stdout))
+    # nginx's error log goes to a file the tests can read while it runs.
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=(work / "error.log").open("wb"))
     wait_for_port(port, proc, "nginx")
     return proc, port
 
@@ -165,6 +177,23 @@ def test_the_allowed_caller_reaches_the_service(terminator):
     before = len(Upstream.seen)
     assert call(d, port, "gateway") == (200, '{"reached":true}')
     assert Upstream.seen[before:] == ["/patient/x"]
+
+
+def test_large_bodies_cross_the_hop_in_memory_and_never_touch_the_disk(terminator):
+    # 1.5 MiB, above nginx's default buffers (16 KiB for a body, 64 KiB for
+    # an answer) and below the 2 MiB allowed: patient data must not be
+    # written to a temporary file. nginx warns in its error log each time it
+    # does ("... is buffered to a temporary file"), and deletes the file
+    # afterwards, so the log is the witness.
+    d, port = terminator
+    payload = os.urandom(1536 * 1024)
+    context = ssl.create_default_context(cafile=str(d / "ca.crt"))
+    context.load_cert_chain(str(d / "gateway.crt"), str(d / "gateway.key"))
+    request = urllib.request.Request(f"https://localhost:{port}/auditrecords", data=payload, method="POST")
+    with urllib.request.urlopen(request, context=context, timeout=30) as r:
+        assert (r.status, r.read() == payload) == (200, True)
+    log = (d / "stand-in" / "error.log").read_text()
+    assert "temporary file" not in log, log
 
 
 # --- the two layers together: certificate at the terminator, host key at the component

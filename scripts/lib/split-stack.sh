@@ -14,20 +14,23 @@
 # the second layer. Needs nginx, envsubst (gettext-base) and openssl.
 #
 # split_start WORK HOST_BIN ENV_FILE GATEWAY_LISTEN: starts everything with
-# its files under WORK and sets split_base_url; split_stop stops it. Logs:
+# its files under WORK and sets split_base_url; split_check_hops asks each
+# terminator directly what it refuses; split_stop stops it. Logs:
 # WORK/<name>/log.
 
 split_pids=()
 split_base_url=
 split_url=
+split_patient_mtls=
+split_audit_mtls=
 
 split_need_tools() {
   local missing=()
-  for tool in nginx envsubst openssl python3; do
+  for tool in nginx envsubst openssl python3 curl; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
   if [ ${#missing[@]} -gt 0 ]; then
-    echo "the split mode needs ${missing[*]} (Debian: apt-get install nginx-light gettext-base openssl python3)" >&2
+    echo "the split mode needs ${missing[*]} (Debian: apt-get install nginx-light gettext-base openssl python3 curl)" >&2
     return 1
   fi
 }
@@ -164,29 +167,84 @@ split_start() { # WORK HOST_BIN ENV_FILE GATEWAY_LISTEN
   local root
   root=$(pwd)
   split_make_certs "$split_work/tls"
-  local docstore audit_api audit_mtls patient_api patient_mtls
+  local docstore audit_api patient_api
   split_host docstore "$root/split/local/docstore.toml"
   docstore=$split_url
   split_host audit-api "$root/split/audit-api.toml" "COSMOSENDPOINT=$docstore"
   audit_api=$split_url
   split_terminator audit-api-mtls patient-api "$audit_api"
-  audit_mtls=$split_url
+  split_audit_mtls=$split_url
   split_client_tls patient-api patient-api
   split_host patient-api "$root/split/patient-api.toml" \
-    "COSMOSENDPOINT=$docstore" "AUDITAPIURL=$audit_mtls"
+    "COSMOSENDPOINT=$docstore" "AUDITAPIURL=$split_audit_mtls"
   patient_api=$split_url
   split_terminator patient-api-mtls gateway "$patient_api"
-  patient_mtls=$split_url
+  split_patient_mtls=$split_url
   split_client_tls gateway gateway
-  split_host gateway "$root/split/gateway.toml" "PATIENTAPIURL=$patient_mtls"
+  split_host gateway "$root/split/gateway.toml" "PATIENTAPIURL=$split_patient_mtls"
   split_base_url=$split_url
   cat <<SUMMARY
 split deployment on loopback (files and logs in $split_work):
   gateway      $split_base_url   (public)
-  patient-api  $patient_mtls  (nginx, client certificate CN=gateway) -> $patient_api
-  audit-api    $audit_mtls  (nginx, client certificate CN=patient-api) -> $audit_api
+  patient-api  $split_patient_mtls  (nginx, client certificate CN=gateway) -> $patient_api
+  audit-api    $split_audit_mtls  (nginx, client certificate CN=patient-api) -> $audit_api
   docstore     $docstore   (local stand-in for Cosmos DB)
 SUMMARY
+}
+
+# split_check_hops: each private service's terminator asked directly, not
+# through the gateway, with the certificates an attacker inside the cluster
+# might hold. Prints a line per check; fails if any answer is not the one
+# expected. Each refusal must come from the right layer: nginx (its
+# certificate problems) before a host key is ever looked at.
+split_check_hops() {
+  local tls=$split_work/tls failures=0
+  (
+    # A certificate for CN=gateway from a CA the terminators do not trust.
+    umask 077
+    mkdir -p "$split_work/stranger"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout "$split_work/stranger/ca.key" -out "$split_work/stranger/ca.crt" \
+      -subj "/CN=some other CA" -days 2 2>/dev/null
+    split_cert "$split_work/stranger" gateway gateway
+  )
+  split_hop() { # WANT_STATUS WANT_TEXT WHAT URL [CURL_ARGS...]
+    local want=$1 text=$2 what=$3 url=$4 body status
+    shift 4
+    body=$(curl -sS --max-time 10 --cacert "$tls/ca.crt" -w '\n%{http_code}' "$@" "$url/audit/verify" 2>&1) || true
+    status=${body##*$'\n'}
+    if [ "$status" = "$want" ] && [[ "$body" == *"$text"* ]]; then
+      printf '  ok    %-70s %s\n' "$what" "$status"
+    else
+      printf '  FAIL  %-70s %s (wanted %s with %q)\n' "$what" "$status" "$want" "$text"
+      failures=$((failures + 1))
+    fi
+  }
+  local cert="$tls/gateway.crt" key="$tls/gateway.key"
+  split_hop 401 "client certificate from the private CA" \
+    "patient-api, no client certificate" "$split_patient_mtls"
+  split_hop 401 "client certificate from the private CA" \
+    "patient-api, CN=gateway from another CA" "$split_patient_mtls" \
+    --cert "$split_work/stranger/gateway.crt" --key "$split_work/stranger/gateway.key"
+  split_hop 403 "may not call this service" \
+    "patient-api, CN=patient-api (not its caller)" "$split_patient_mtls" \
+    --cert "$tls/patient-api.crt" --key "$tls/patient-api.key"
+  split_hop 401 "host key is required" \
+    "patient-api, CN=gateway, no host key (the second layer)" "$split_patient_mtls" \
+    --cert "$cert" --key "$key"
+  split_hop 401 "host key is not valid" \
+    "patient-api, CN=gateway, a wrong host key" "$split_patient_mtls" \
+    --cert "$cert" --key "$key" -H "x-functions-key: not-the-key"
+  split_hop 401 "client certificate from the private CA" \
+    "audit-api, no client certificate" "$split_audit_mtls"
+  split_hop 403 "may not call this service" \
+    "audit-api, CN=gateway (only patient-api may call it)" "$split_audit_mtls" \
+    --cert "$cert" --key "$key"
+  split_hop 401 "host key is required" \
+    "audit-api, CN=patient-api, no host key (the second layer)" "$split_audit_mtls" \
+    --cert "$tls/patient-api.crt" --key "$tls/patient-api.key"
+  rm -rf "$split_work/stranger"
+  [ "$failures" -eq 0 ]
 }
 
 split_stop() {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The split deployment on loopback (issue 14), sourced by scripts/up
 # (--split) and scripts/test-external (--split): the three apps of split/
 # each in its own test-host process, an nginx mTLS terminator in front of
@@ -111,7 +112,7 @@ split_host() {
     # Only this app's .env and the values given here configure it.
     for var in $(compgen -e | grep '^SPIN_VARIABLE_' || true); do unset "$var"; done
     for assignment in "$@"; do export "SPIN_VARIABLE_$assignment"; done
-    cd "$dir"
+    cd "$dir" || exit 1
     exec "$split_host_bin" "${args[@]}"
   ) > "$dir/log" 2>&1 &
   split_pids+=($!)
@@ -145,7 +146,9 @@ VALUES
 
 # split_client_tls NAME COMPONENT: the caller's [[client_tls]] for the
 # terminator on 127.0.0.1, as Terraform renders it for AKS
-# (env/terraform/templates/client-tls.toml.tftpl).
+# (env/terraform/templates/client-tls.toml.tftpl); with
+# split_connection_pooling=false, also Spin's switch that keeps no idle
+# outbound connection.
 split_client_tls() {
   local name=$1 component=$2
   mkdir -p "$split_work/$name"
@@ -158,6 +161,10 @@ ca_roots_file = "../tls/ca.crt"
 client_cert_file = "../tls/$component.crt"
 client_private_key_file = "../tls/$component.key"
 TOML
+  if [ "${split_connection_pooling:-true}" = false ]; then
+    # What a connection and a TLS handshake per request cost (bench-split).
+    printf '\n[outbound_http]\nconnection_pooling = false\n' >> "$split_work/$name/runtime-config.toml"
+  fi
 }
 
 split_start() { # WORK HOST_BIN ENV_FILE GATEWAY_LISTEN

@@ -3,9 +3,11 @@
 //!
 //! As Spin does it (crates/factor-outbound-http wasi.rs `HttpClients`,
 //! `CONNECT_OPTIONS`, `send_request`):
-//! - one `hyper_util` legacy client per app for plain HTTP/1 and one for
-//!   HTTPS, so idle connections are kept per (scheme, authority) and reused
-//!   by the next request to the same place, whichever component sends it;
+//! - a `hyper_util` legacy client per app, so idle connections are kept
+//!   per (scheme, authority) and reused by the next request to the same
+//!   place, whichever component sends it (so a TLS connection opened with
+//!   one component's client certificate can carry another component's
+//!   request to that authority, in Spin as here);
 //! - the connect timeout and the component's TLS config are task-local
 //!   options, used only when a new connection is opened (a pooled one is
 //!   reused as it is);
@@ -39,24 +41,22 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 /// wasi:http's default for every timeout a request does not set.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// An app's outbound clients (Spin's `HttpClients`).
+/// An app's pooled outbound client (Spin's `HttpClients`). Spin keeps one
+/// client for plain HTTP/1 and one for HTTPS; the pool is keyed by scheme
+/// and authority either way, so one client with a connector that opens
+/// either kind of connection pools the same.
 pub(crate) struct OutboundClients {
-    http: Client<PlainConnector, WasiBody>,
-    https: Client<TlsConnector, WasiBody>,
+    client: Client<Connector, WasiBody>,
 }
 
 impl OutboundClients {
     pub(crate) fn new(pooling: bool) -> Self {
-        let builder = || {
-            let mut builder = Client::builder(TokioExecutor::new());
-            if !pooling {
-                builder.pool_max_idle_per_host(0);
-            }
-            builder
-        };
+        let mut builder = Client::builder(TokioExecutor::new());
+        if !pooling {
+            builder.pool_max_idle_per_host(0);
+        }
         Self {
-            http: builder().build(PlainConnector),
-            https: builder().build(TlsConnector),
+            client: builder.build(Connector),
         }
     }
 
@@ -76,18 +76,11 @@ impl OutboundClients {
         let between_bytes_timeout = timeout(|o| o.between_bytes_timeout);
         request.headers_mut().remove(http::header::HOST);
 
-        let use_tls = tls.is_some();
         let connect = ConnectOptions {
             connect_timeout,
             tls,
         };
-        let response = CONNECT_OPTIONS.scope(connect, async {
-            if use_tls {
-                self.https.request(request).await
-            } else {
-                self.http.request(request).await
-            }
-        });
+        let response = CONNECT_OPTIONS.scope(connect, self.client.request(request));
         let response = tokio::time::timeout(first_byte_timeout, response)
             .await
             .map_err(|_| HttpError::ConnectionReadTimeout)?
@@ -154,32 +147,15 @@ fn request_error(error: hyper_util::client::legacy::Error) -> HttpError {
     }
 }
 
-fn host_and_port(uri: &Uri, default_port: u16) -> Result<(String, u16), ConnectFailure> {
-    let host = uri.host().ok_or(ConnectFailure::InvalidUri)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((host.to_string(), uri.port_u16().unwrap_or(default_port)))
-}
-
-async fn connect_tcp(
-    options: &ConnectOptions,
-    host: &str,
-    port: u16,
-) -> Result<TcpStream, ConnectFailure> {
-    tokio::time::timeout(options.connect_timeout, TcpStream::connect((host, port)))
-        .await
-        .map_err(|_| ConnectFailure::Timeout)?
-        .map_err(|_| ConnectFailure::Refused)
-}
-
-type Connecting<T> = Pin<Box<dyn Future<Output = Result<T, ConnectFailure>> + Send>>;
-
+/// Opens a new connection for the pool: TCP for `http`, TCP and TLS with
+/// the task's [`ConnectOptions::tls`] for `https`.
 #[derive(Clone)]
-struct PlainConnector;
+struct Connector;
 
-impl tower_service::Service<Uri> for PlainConnector {
-    type Response = TokioIo<TcpStream>;
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<Stream>;
     type Error = ConnectFailure;
-    type Future = Connecting<Self::Response>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectFailure>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -187,76 +163,87 @@ impl tower_service::Service<Uri> for PlainConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let options = CONNECT_OPTIONS.get();
-        Box::pin(async move {
-            let (host, port) = host_and_port(&uri, 80)?;
-            Ok(TokioIo::new(connect_tcp(&options, &host, port).await?))
-        })
+        Box::pin(async move { options.connect(&uri).await.map(TokioIo::new) })
     }
 }
 
-#[derive(Clone)]
-struct TlsConnector;
-
-impl tower_service::Service<Uri> for TlsConnector {
-    type Response = TokioIo<TlsConnection>;
-    type Error = ConnectFailure;
-    type Future = Connecting<Self::Response>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let options = CONNECT_OPTIONS.get();
-        Box::pin(async move {
-            let (host, port) = host_and_port(&uri, 443)?;
-            let config = options.tls.clone().ok_or(ConnectFailure::Tls)?;
-            let tcp = connect_tcp(&options, &host, port).await?;
-            let name = ServerName::try_from(host).map_err(|_| ConnectFailure::InvalidDnsName)?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|_| ConnectFailure::Tls)?;
-            Ok(TokioIo::new(TlsConnection(tls)))
-        })
+impl ConnectOptions {
+    async fn connect(&self, uri: &Uri) -> Result<Stream, ConnectFailure> {
+        let use_tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let host = uri.host().ok_or(ConnectFailure::InvalidUri)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| ConnectFailure::Timeout)?
+            .map_err(|_| ConnectFailure::Refused)?;
+        if !use_tls {
+            return Ok(Stream::Plain(tcp));
+        }
+        let config = self.tls.clone().ok_or(ConnectFailure::Tls)?;
+        let name =
+            ServerName::try_from(host.to_string()).map_err(|_| ConnectFailure::InvalidDnsName)?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|_| ConnectFailure::Tls)?;
+        Ok(Stream::Tls(Box::new(tls)))
     }
 }
 
-/// A client TLS stream the pool can hold (the legacy client wants
+/// A pooled connection, plain or TLS (the legacy client wants
 /// [`Connection`], which tokio-rustls does not implement).
-struct TlsConnection(tokio_rustls::client::TlsStream<TcpStream>);
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
 
-impl Connection for TlsConnection {
+impl Connection for Stream {
     fn connected(&self) -> Connected {
-        self.0.get_ref().0.connected()
+        match self {
+            Stream::Plain(tcp) => tcp.connected(),
+            Stream::Tls(tls) => tls.get_ref().0.connected(),
+        }
     }
 }
 
-impl AsyncRead for TlsConnection {
+impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
     }
 }
 
-impl AsyncWrite for TlsConnection {
+impl AsyncWrite for Stream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 

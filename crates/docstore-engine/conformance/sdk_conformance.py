@@ -243,6 +243,38 @@ def main():
             return
         raise AssertionError("a client with the wrong key was served")
 
+    def transactional_batch_commits_together():
+        pk = f"batch-{run}"
+        head = tests.create_item({"id": f"head-{run}", "patientId": pk, "n": 0})
+        results = tests.execute_item_batch([
+            ("create", ({"id": f"r1-{run}", "patientId": pk},)),
+            ("replace", (head["id"], {"id": head["id"], "patientId": pk, "n": 1}),
+             {"if_match_etag": head["_etag"]}),
+            ("upsert", ({"id": f"u-{run}", "patientId": pk},)),
+            ("read", (f"r1-{run}",)),
+        ], partition_key=pk)
+        assert [r["statusCode"] for r in results] == [201, 200, 201, 200], results
+        assert results[1]["resourceBody"]["n"] == 1
+        assert tests.read_item(f"u-{run}", partition_key=pk)["patientId"] == pk
+        state["batch_head"] = results[1]["resourceBody"]
+
+    def failed_batch_writes_nothing():
+        pk = f"batch-{run}"
+        head = state["batch_head"]
+        try:
+            tests.execute_item_batch([
+                ("create", ({"id": f"r2-{run}", "patientId": pk},)),
+                ("replace", (head["id"], {"id": head["id"], "patientId": pk, "n": 2}),
+                 {"if_match_etag": '"stale"'}),
+            ], partition_key=pk)
+        except exceptions.CosmosBatchOperationError as e:
+            assert (e.error_index, e.status_code) == (1, 412), (e.error_index, e.status_code)
+            assert [r["statusCode"] for r in e.operation_responses] == [424, 412]
+        else:
+            raise AssertionError("a batch with a stale etag succeeded")
+        expect_status(404, lambda: tests.read_item(f"r2-{run}", partition_key=pk))
+        assert tests.read_item(head["id"], partition_key=pk)["n"] == 1
+
     for name, fn in [
         ("account advertises its own http endpoint", account_advertises_own_endpoint),
         ("container properties", container_properties),
@@ -262,6 +294,8 @@ def main():
         ("unsupported query is 400", unsupported_query_is_400),
         ("query plan is understood", query_plan_is_understood),
         ("read all items (feed)", read_all_items),
+        ("transactional batch commits together", transactional_batch_commits_together),
+        ("failed transactional batch writes nothing", failed_batch_writes_nothing),
         ("wrong key is 401", wrong_key_is_401),
     ]:
         check(name, fn)

@@ -41,8 +41,8 @@ impl DocumentId {
 
 /// A request body that is a JSON object, with its id and partition key
 /// checked against the request.
-struct IncomingDocument {
-    id: DocumentId,
+pub(crate) struct IncomingDocument {
+    pub(crate) id: DocumentId,
     partition_key: PartitionKey,
     properties: Map<String, Value>,
 }
@@ -58,6 +58,16 @@ fn parse_document(
             e.column()
         ))
     })?;
+    incoming_document(container, value, partition::required_from_header(request)?)
+}
+
+/// A document to write, checked: a JSON object with a valid id whose
+/// partition key is the one the request (or batch) names.
+pub(crate) fn incoming_document(
+    container: &ContainerDef,
+    value: Value,
+    from_header: PartitionKey,
+) -> Result<IncomingDocument, Failure> {
     let Value::Object(properties) = value else {
         return Err(Failure::BadRequest(
             "the document must be a JSON object".into(),
@@ -75,7 +85,6 @@ fn parse_document(
                 .into(),
         )),
     };
-    let from_header = partition::required_from_header(request)?;
     let from_body =
         partition::from_document(&container.partition_key, &Value::Object(properties.clone()))?;
     if from_header.canonical() != from_body.canonical() {
@@ -127,8 +136,8 @@ fn etag_matches(presented: &str, etag: &str) -> bool {
     presented == "*" || presented.trim_matches('"') == etag.trim_matches('"')
 }
 
-fn check_if_match(request: &StoreRequest, existing: &Existing) -> Result<(), Failure> {
-    match request.header("if-match") {
+fn check_if_match(if_match: Option<&str>, existing: &Existing) -> Result<(), Failure> {
+    match if_match {
         Some(expected) if !etag_matches(expected, &existing.etag) => Err(Failure::stale_etag()),
         _ => Ok(()),
     }
@@ -223,46 +232,62 @@ pub(crate) fn create(
     now: i64,
 ) -> Result<StoreResponse, Failure> {
     let doc = parse_document(container, request)?;
-    let upsert = request.header_is_true("x-ms-documentdb-is-upsert");
-    if !upsert {
+    if !request.header_is_true("x-ms-documentdb-is-upsert") {
         // One statement, no transaction: the primary key lets exactly one
         // of two concurrent creates of an id in, and the other gets 409.
-        let etag = rid::new_etag();
-        let new_rid = rid::new_document(container.database.as_str(), container.container.as_str());
-        let body = stored_body(container, doc.properties, &new_rid, &etag, now);
-        insert(
-            sql,
-            container,
-            &doc.id,
-            &doc.partition_key,
-            &new_rid,
-            &etag,
-            &body,
-            now,
-        )?;
-        return Ok(document_response(201, body, etag));
+        return create_new(sql, container, &doc, now);
     }
     sqlstore::transaction(sql, || {
-        let etag = rid::new_etag();
-        match find(sql, container, &doc.partition_key.canonical(), doc.id.as_str())? {
-            Some(existing) => {
-                check_if_match(request, &existing)?;
-                let body = stored_body(container, doc.properties.clone(), &existing.rid, &etag, now);
-                update(sql, container, &doc, &etag, &body, now)?;
-                Ok(document_response(200, body, etag))
-            }
-            None if request.header("if-match").is_some() => Err(Failure::PreconditionFailed(
-                "One of the specified pre-condition is not met: If-Match was sent but the document does not exist."
-                    .into(),
-            )),
-            None => {
-                let new_rid = rid::new_document(container.database.as_str(), container.container.as_str());
-                let body = stored_body(container, doc.properties.clone(), &new_rid, &etag, now);
-                insert(sql, container, &doc.id, &doc.partition_key, &new_rid, &etag, &body, now)?;
-                Ok(document_response(201, body, etag))
-            }
-        }
+        upsert_within(sql, container, &doc, request.header("if-match"), now)
     })
+}
+
+/// Creates `doc`: 201, or 409 when its id is taken in its partition.
+pub(crate) fn create_new(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    doc: &IncomingDocument,
+    now: i64,
+) -> Result<StoreResponse, Failure> {
+    let etag = rid::new_etag();
+    let new_rid = rid::new_document(container.database.as_str(), container.container.as_str());
+    let body = stored_body(container, doc.properties.clone(), &new_rid, &etag, now);
+    insert(
+        sql,
+        container,
+        &doc.id,
+        &doc.partition_key,
+        &new_rid,
+        &etag,
+        &body,
+        now,
+    )?;
+    Ok(document_response(201, body, etag))
+}
+
+/// Upserts `doc` inside the caller's transaction: 200 replaced, 201
+/// created, 412 when `if_match` is stale or names a missing document.
+pub(crate) fn upsert_within(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    doc: &IncomingDocument,
+    if_match: Option<&str>,
+    now: i64,
+) -> Result<StoreResponse, Failure> {
+    match find(sql, container, &doc.partition_key.canonical(), doc.id.as_str())? {
+        Some(existing) => {
+            check_if_match(if_match, &existing)?;
+            let etag = rid::new_etag();
+            let body = stored_body(container, doc.properties.clone(), &existing.rid, &etag, now);
+            update(sql, container, doc, &etag, &body, now)?;
+            Ok(document_response(200, body, etag))
+        }
+        None if if_match.is_some() => Err(Failure::PreconditionFailed(
+            "One of the specified pre-condition is not met: If-Match was sent but the document does not exist."
+                .into(),
+        )),
+        None => create_new(sql, container, doc, now),
+    }
 }
 
 /// `PUT .../docs/{id}`: replace (404 if absent, 412 on a stale `If-Match`).
@@ -281,19 +306,30 @@ pub(crate) fn replace(
         ));
     }
     sqlstore::transaction(sql, || {
-        let existing = find(
-            sql,
-            container,
-            &doc.partition_key.canonical(),
-            doc.id.as_str(),
-        )?
-        .ok_or_else(Failure::not_found_document)?;
-        check_if_match(request, &existing)?;
-        let etag = rid::new_etag();
-        let body = stored_body(container, doc.properties.clone(), &existing.rid, &etag, now);
-        update(sql, container, &doc, &etag, &body, now)?;
-        Ok(document_response(200, body, etag))
+        replace_within(sql, container, &doc, request.header("if-match"), now)
     })
+}
+
+/// Replaces `doc` inside the caller's transaction: 200, 404, or 412.
+pub(crate) fn replace_within(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    doc: &IncomingDocument,
+    if_match: Option<&str>,
+    now: i64,
+) -> Result<StoreResponse, Failure> {
+    let existing = find(
+        sql,
+        container,
+        &doc.partition_key.canonical(),
+        doc.id.as_str(),
+    )?
+    .ok_or_else(Failure::not_found_document)?;
+    check_if_match(if_match, &existing)?;
+    let etag = rid::new_etag();
+    let body = stored_body(container, doc.properties.clone(), &existing.rid, &etag, now);
+    update(sql, container, doc, &etag, &body, now)?;
+    Ok(document_response(200, body, etag))
 }
 
 /// `GET .../docs/{id}`: 200, 404, or 304 when `If-None-Match` names the
@@ -306,6 +342,17 @@ pub(crate) fn read(
 ) -> Result<StoreResponse, Failure> {
     let id = DocumentId::parse(id)?;
     let pk = partition::required_from_header(request)?;
+    read_document(sql, container, &pk, &id, request.header("if-none-match"))
+}
+
+/// Reads a document: 200, 404, or 304 when `if_none_match` names its etag.
+pub(crate) fn read_document(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    pk: &PartitionKey,
+    id: &DocumentId,
+    if_none_match: Option<&str>,
+) -> Result<StoreResponse, Failure> {
     let rows = sql.execute(
         "SELECT body, etag FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
         &[
@@ -317,10 +364,7 @@ pub(crate) fn read(
     )?;
     let row = rows.first().ok_or_else(Failure::not_found_document)?;
     let (body, etag) = (text(row.first())?, text(row.get(1))?);
-    if request
-        .header("if-none-match")
-        .is_some_and(|v| etag_matches(v, &etag))
-    {
+    if if_none_match.is_some_and(|v| etag_matches(v, &etag)) {
         let mut response = raw_json_response(304, String::new());
         response.headers.push(("etag".into(), etag));
         return Ok(response);
@@ -336,20 +380,32 @@ pub(crate) fn delete(
     request: &StoreRequest,
 ) -> Result<StoreResponse, Failure> {
     let id = DocumentId::parse(id)?;
-    let pk = partition::required_from_header(request)?.canonical();
+    let pk = partition::required_from_header(request)?;
     sqlstore::transaction(sql, || {
-        let existing =
-            find(sql, container, &pk, id.as_str())?.ok_or_else(Failure::not_found_document)?;
-        check_if_match(request, &existing)?;
-        sql.execute(
-            "DELETE FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
-            &[
-                container.database.as_str().into(),
-                container.container.as_str().into(),
-                pk.as_str().into(),
-                id.as_str().into(),
-            ],
-        )?;
-        Ok(raw_json_response(204, String::new()))
+        delete_within(sql, container, &pk, &id, request.header("if-match"))
     })
+}
+
+/// Deletes a document inside the caller's transaction: 204, 404, or 412.
+pub(crate) fn delete_within(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    pk: &PartitionKey,
+    id: &DocumentId,
+    if_match: Option<&str>,
+) -> Result<StoreResponse, Failure> {
+    let pk = pk.canonical();
+    let existing =
+        find(sql, container, &pk, id.as_str())?.ok_or_else(Failure::not_found_document)?;
+    check_if_match(if_match, &existing)?;
+    sql.execute(
+        "DELETE FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
+        &[
+            container.database.as_str().into(),
+            container.container.as_str().into(),
+            pk.as_str().into(),
+            id.as_str().into(),
+        ],
+    )?;
+    Ok(raw_json_response(204, String::new()))
 }

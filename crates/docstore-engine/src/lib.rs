@@ -17,6 +17,7 @@
 //!   configuration;
 //! - answer 500 for bad input, or panic.
 
+mod batch;
 mod config;
 mod documents;
 mod feed;
@@ -288,9 +289,7 @@ fn dispatch(
         (Route::Documents(db, coll), "POST") => {
             let container = known_container(config, db, coll)?;
             if request.header_is_true("x-ms-cosmos-is-batch-request") {
-                return Err(Failure::BadRequest(
-                    "transactional batch is not supported by the local document store".into(),
-                ));
+                return batch::execute(sql, container, request, now);
             }
             if request.header_is_true("x-ms-cosmos-is-query-plan-request") {
                 return feed::query_plan(request);

@@ -39,13 +39,15 @@ pub(crate) fn create_schema(sql: &impl Sql) -> Result<(), Failure> {
 }
 
 /// Runs `work` inside `BEGIN IMMEDIATE ... COMMIT`, rolling back on any error.
-pub(crate) fn transaction<T>(
+pub(crate) fn transaction<T, E: From<Failure>>(
     sql: &impl Sql,
-    work: impl FnOnce() -> Result<T, Failure>,
-) -> Result<T, Failure> {
-    sql.execute("BEGIN IMMEDIATE", &[])?;
+    work: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    sql.execute("BEGIN IMMEDIATE", &[])
+        .map_err(|e| E::from(e.into()))?;
     let outcome = work().and_then(|value| {
-        sql.execute("COMMIT", &[]).map_err(Failure::from)?;
+        sql.execute("COMMIT", &[])
+            .map_err(|e| E::from(Failure::from(e)))?;
         Ok(value)
     });
     if outcome.is_err() {

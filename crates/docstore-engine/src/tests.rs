@@ -458,14 +458,186 @@ fn unsupported_methods_and_paths_are_answered_clearly() {
             .status,
         404
     );
+}
+
+fn batch(s: &Store, pk: &str, atomic: bool, operations: Value) -> StoreResponse {
+    s.send(
+        "POST",
+        TESTS,
+        vec![
+            pk_header(json!(pk)),
+            ("x-ms-cosmos-is-batch-request".into(), "True".into()),
+            (
+                "x-ms-cosmos-batch-atomic".into(),
+                if atomic { "True" } else { "False" }.into(),
+            ),
+            ("x-ms-cosmos-batch-continue-on-error".into(), "False".into()),
+        ],
+        operations.to_string().into_bytes(),
+    )
+}
+
+fn read_status(s: &Store, pk: &str, id: &str) -> u16 {
+    s.send(
+        "GET",
+        &format!("{TESTS}/{id}"),
+        vec![pk_header(json!(pk))],
+        vec![],
+    )
+    .status
+}
+
+#[test]
+fn a_transactional_batch_commits_every_operation_together() {
+    let s = store();
+    let created = s.send(
+        "POST",
+        TESTS,
+        vec![pk_header(json!("p"))],
+        json!({"id": "head", "patientId": "p", "n": 0})
+            .to_string()
+            .into_bytes(),
+    );
+    let etag = body_json(&created)["_etag"].as_str().unwrap().to_string();
+    let r = batch(
+        &s,
+        "p",
+        true,
+        json!([
+            {"operationType": "Create", "resourceBody": {"id": "r1", "patientId": "p"}},
+            {"operationType": "Replace", "id": "head", "ifMatch": etag,
+             "resourceBody": {"id": "head", "patientId": "p", "n": 1}},
+            {"operationType": "Upsert", "resourceBody": {"id": "u", "patientId": "p"}},
+            {"operationType": "Read", "id": "r1"},
+        ]),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let results = body_json(&r);
+    let statuses: Vec<_> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["statusCode"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 200, 201, 200]);
+    assert_eq!(results[1]["resourceBody"]["n"], 1);
+    assert_eq!(results[1]["eTag"], results[1]["resourceBody"]["_etag"]);
+    assert_eq!(results[3]["resourceBody"]["id"], "r1");
+    assert_eq!(read_status(&s, "p", "r1"), 200);
+    assert_eq!(read_status(&s, "p", "u"), 200);
+}
+
+#[test]
+fn a_failing_operation_rolls_the_whole_batch_back_and_names_itself() {
+    let s = store();
+    let created = s.send(
+        "POST",
+        TESTS,
+        vec![pk_header(json!("p"))],
+        json!({"id": "head", "patientId": "p", "n": 0})
+            .to_string()
+            .into_bytes(),
+    );
+    assert_eq!(created.status, 201);
+    // A stale ifMatch on the second operation: the first one's create and
+    // the third one's delete must not happen.
+    let r = batch(
+        &s,
+        "p",
+        true,
+        json!([
+            {"operationType": "Create", "resourceBody": {"id": "r1", "patientId": "p"}},
+            {"operationType": "Replace", "id": "head", "ifMatch": "\"stale\"",
+             "resourceBody": {"id": "head", "patientId": "p", "n": 1}},
+            {"operationType": "Delete", "id": "head"},
+        ]),
+    );
+    assert_eq!(r.status, 207);
+    let statuses: Vec<_> = body_json(&r)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["statusCode"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [424, 412, 424]);
+    assert_eq!(read_status(&s, "p", "r1"), 404);
+    let head = s.send(
+        "GET",
+        &format!("{TESTS}/head"),
+        vec![pk_header(json!("p"))],
+        vec![],
+    );
+    assert_eq!(body_json(&head)["n"], 0);
+    // A create of a taken id is the 409 of its operation.
+    let r = batch(
+        &s,
+        "p",
+        true,
+        json!([{"operationType": "Create", "resourceBody": {"id": "head", "patientId": "p"}}]),
+    );
+    assert_eq!(r.status, 207);
+    assert_eq!(body_json(&r)[0]["statusCode"], 409);
+}
+
+#[test]
+fn malformed_batches_are_refused_whole_and_write_nothing() {
+    let s = store();
+    let create = |id: &str, pk: &str| json!({"operationType": "Create", "resourceBody": {"id": id, "patientId": pk}});
+    let too_many: Vec<Value> = (0..101).map(|i| create(&format!("d{i}"), "p")).collect();
+    for (atomic, body, needle) in [
+        (false, json!([create("a", "p")]), "atomic"),
+        (true, json!({"operationType": "Create"}), "array"),
+        (true, json!([]), "at least one"),
+        (true, Value::Array(too_many), "more operations"),
+        (
+            true,
+            json!([create("a", "p"), create("b", "other")]),
+            "operation 1",
+        ),
+        (
+            true,
+            json!([create("a", "p"), {"operationType": "Patch", "id": "a", "resourceBody": {"operations": []}}]),
+            "Patch",
+        ),
+        (
+            true,
+            json!([create("a", "p"), {"operationType": "Drop", "id": "a"}]),
+            "Drop",
+        ),
+        (
+            true,
+            json!([{"operationType": "Read", "id": "a", "extra": 1}]),
+            "extra",
+        ),
+        (
+            true,
+            json!([{"operationType": "Create", "ifMatch": "x", "resourceBody": {"id": "a", "patientId": "p"}}]),
+            "ifMatch",
+        ),
+        (
+            true,
+            json!([{"operationType": "Replace", "id": "a", "resourceBody": {"id": "b", "patientId": "p"}}]),
+            "id",
+        ),
+    ] {
+        let r = batch(&s, "p", atomic, body.clone());
+        assert_eq!(r.status, 400, "{body}");
+        assert!(message(&r).contains(needle), "{body}: {}", message(&r));
+    }
+    assert_eq!(read_status(&s, "p", "a"), 404);
+    assert_eq!(read_status(&s, "p", "d0"), 404);
     let r = s.send(
         "POST",
         TESTS,
-        vec![("x-ms-cosmos-is-batch-request".into(), "True".into())],
-        b"[]".to_vec(),
+        vec![
+            pk_header(json!("p")),
+            ("x-ms-cosmos-is-batch-request".into(), "True".into()),
+            ("x-ms-cosmos-batch-atomic".into(), "True".into()),
+        ],
+        b"[{".to_vec(),
     );
     assert_eq!(r.status, 400);
-    assert!(message(&r).contains("batch"));
+    assert!(message(&r).contains("not valid JSON"));
 }
 
 #[test]

@@ -106,6 +106,17 @@ struct Existing {
     etag: String,
 }
 
+/// The parameters of `db = ? AND coll = ? AND pk = ? AND id = ?`: one
+/// document's key.
+fn document_key(container: &ContainerDef, pk: &str, id: &str) -> [SqlValue; 4] {
+    [
+        container.database.as_str().into(),
+        container.container.as_str().into(),
+        pk.into(),
+        id.into(),
+    ]
+}
+
 fn find(
     sql: &impl Sql,
     container: &ContainerDef,
@@ -114,12 +125,7 @@ fn find(
 ) -> Result<Option<Existing>, Failure> {
     let rows = sql.execute(
         "SELECT rid, etag FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
-        &[
-            container.database.as_str().into(),
-            container.container.as_str().into(),
-            pk.into(),
-            id.into(),
-        ],
+        &document_key(container, pk, id),
     )?;
     match rows.first() {
         None => Ok(None),
@@ -275,13 +281,7 @@ pub(crate) fn upsert_within(
     now: i64,
 ) -> Result<StoreResponse, Failure> {
     match find(sql, container, &doc.partition_key.canonical(), doc.id.as_str())? {
-        Some(existing) => {
-            check_if_match(if_match, &existing)?;
-            let etag = rid::new_etag();
-            let body = stored_body(container, doc.properties.clone(), &existing.rid, &etag, now);
-            update(sql, container, doc, &etag, &body, now)?;
-            Ok(document_response(200, body, etag))
-        }
+        Some(existing) => overwrite(sql, container, doc, &existing, if_match, now),
         None if if_match.is_some() => Err(Failure::PreconditionFailed(
             "One of the specified pre-condition is not met: If-Match was sent but the document does not exist."
                 .into(),
@@ -325,7 +325,19 @@ pub(crate) fn replace_within(
         doc.id.as_str(),
     )?
     .ok_or_else(Failure::not_found_document)?;
-    check_if_match(if_match, &existing)?;
+    overwrite(sql, container, doc, &existing, if_match, now)
+}
+
+/// Writes `doc` over the stored `existing` if `if_match` allows: 200 or 412.
+fn overwrite(
+    sql: &impl Sql,
+    container: &ContainerDef,
+    doc: &IncomingDocument,
+    existing: &Existing,
+    if_match: Option<&str>,
+    now: i64,
+) -> Result<StoreResponse, Failure> {
+    check_if_match(if_match, existing)?;
     let etag = rid::new_etag();
     let body = stored_body(container, doc.properties.clone(), &existing.rid, &etag, now);
     update(sql, container, doc, &etag, &body, now)?;
@@ -355,12 +367,7 @@ pub(crate) fn read_document(
 ) -> Result<StoreResponse, Failure> {
     let rows = sql.execute(
         "SELECT body, etag FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
-        &[
-            container.database.as_str().into(),
-            container.container.as_str().into(),
-            pk.canonical().into(),
-            id.as_str().into(),
-        ],
+        &document_key(container, &pk.canonical(), id.as_str()),
     )?;
     let row = rows.first().ok_or_else(Failure::not_found_document)?;
     let (body, etag) = (text(row.first())?, text(row.get(1))?);
@@ -400,12 +407,7 @@ pub(crate) fn delete_within(
     check_if_match(if_match, &existing)?;
     sql.execute(
         "DELETE FROM docstore_documents WHERE db = ? AND coll = ? AND pk = ? AND id = ?",
-        &[
-            container.database.as_str().into(),
-            container.container.as_str().into(),
-            pk.as_str().into(),
-            id.as_str().into(),
-        ],
+        &document_key(container, &pk, id.as_str()),
     )?;
     Ok(raw_json_response(204, String::new()))
 }

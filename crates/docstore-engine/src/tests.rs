@@ -487,17 +487,21 @@ fn read_status(s: &Store, pk: &str, id: &str) -> u16 {
     .status
 }
 
-#[test]
-fn a_transactional_batch_commits_every_operation_together() {
-    let s = store();
-    let created = s.send(
+fn create_head(s: &Store) -> StoreResponse {
+    s.send(
         "POST",
         TESTS,
         vec![pk_header(json!("p"))],
         json!({"id": "head", "patientId": "p", "n": 0})
             .to_string()
             .into_bytes(),
-    );
+    )
+}
+
+#[test]
+fn a_transactional_batch_commits_every_operation_together() {
+    let s = store();
+    let created = create_head(&s);
     let etag = body_json(&created)["_etag"].as_str().unwrap().to_string();
     let r = batch(
         &s,
@@ -530,14 +534,7 @@ fn a_transactional_batch_commits_every_operation_together() {
 #[test]
 fn a_failing_operation_rolls_the_whole_batch_back_and_names_itself() {
     let s = store();
-    let created = s.send(
-        "POST",
-        TESTS,
-        vec![pk_header(json!("p"))],
-        json!({"id": "head", "patientId": "p", "n": 0})
-            .to_string()
-            .into_bytes(),
-    );
+    let created = create_head(&s);
     assert_eq!(created.status, 201);
     // A stale ifMatch on the second operation: the first one's create and
     // the third one's delete must not happen.

@@ -88,14 +88,12 @@ pub(crate) fn execute(
         )),
         Err(Abort::Store(failure)) => Err(failure),
         Err(Abort::Operation { index, failure }) => {
-            let failed = failure.into_response();
+            let (status, code, message) = failure.parts();
             let results = (0..operations.len())
                 .map(|i| {
                     if i == index {
-                        let body: Value =
-                            serde_json::from_slice(&failed.body).unwrap_or(Value::Null);
-                        json!({"statusCode": failed.status, "requestCharge": 1,
-                               "resourceBody": body})
+                        json!({"statusCode": status, "requestCharge": 1,
+                               "resourceBody": {"code": code, "message": message}})
                     } else {
                         json!({"statusCode": 424, "requestCharge": 0})
                     }
@@ -111,13 +109,7 @@ fn parse(
     pk: &partition::PartitionKey,
     request: &StoreRequest,
 ) -> Result<Vec<Operation>, Failure> {
-    let body: Value = serde_json::from_slice(&request.body).map_err(|e| {
-        Failure::BadRequest(format!(
-            "the batch is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let body = documents::json_body(&request.body, "the batch")?;
     let Value::Array(items) = body else {
         return Err(Failure::BadRequest(
             "a batch must be a JSON array of operations".into(),
@@ -138,18 +130,10 @@ fn parse(
         .enumerate()
         .map(|(index, item)| {
             parse_operation(container, pk, item).map_err(|e| {
-                Failure::BadRequest(format!("batch operation {index}: {}", message(e)))
+                Failure::BadRequest(format!("batch operation {index}: {}", e.parts().2))
             })
         })
         .collect()
-}
-
-fn message(failure: Failure) -> String {
-    let response = failure.into_response();
-    serde_json::from_slice::<Value>(&response.body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn parse_operation(

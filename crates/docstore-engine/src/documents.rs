@@ -51,14 +51,19 @@ fn parse_document(
     container: &ContainerDef,
     request: &StoreRequest,
 ) -> Result<IncomingDocument, Failure> {
-    let value: Value = serde_json::from_slice(&request.body).map_err(|e| {
+    let value = json_body(&request.body, "the request body")?;
+    incoming_document(container, value, partition::required_from_header(request)?)
+}
+
+/// A request body as JSON; `what` names it in the 400 when it is not.
+pub(crate) fn json_body(body: &[u8], what: &str) -> Result<Value, Failure> {
+    serde_json::from_slice(body).map_err(|e| {
         Failure::BadRequest(format!(
-            "the request body is not valid JSON (line {}, column {})",
+            "{what} is not valid JSON (line {}, column {})",
             e.line(),
             e.column()
         ))
-    })?;
-    incoming_document(container, value, partition::required_from_header(request)?)
+    })
 }
 
 /// A document to write, checked: a JSON object with a valid id whose

@@ -51,7 +51,9 @@ impl Failure {
         )
     }
 
-    fn parts(&self) -> (u16, &'static str, String) {
+    /// Status, Cosmos error code and message: what [`Self::into_response`]
+    /// answers, and what a batch reports for a failed operation.
+    pub(crate) fn parts(&self) -> (u16, &'static str, String) {
         match self {
             Failure::BadRequest(m) => (400, "BadRequest", m.clone()),
             Failure::Unauthorized(m) => (401, "Unauthorized", m.clone()),

@@ -40,7 +40,6 @@ locals {
     "patients/patients" = { database = "patients", container = "patients", partition_key = "/id" }
     "patients/tests"    = { database = "patients", container = "tests", partition_key = "/patientId" }
     "audit/records"     = { database = "audit", container = "records", partition_key = "/chainKey" }
-    "audit/chainheads"  = { database = "audit", container = "chainheads", partition_key = "/chainKey" }
   }
   cosmos_databases = toset([for c in values(local.cosmos_containers) : c.database])
 

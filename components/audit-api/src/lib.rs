@@ -2,14 +2,14 @@
 //! reachable only by service chaining, and only with its host key).
 //!
 //! - `POST /auditrecord`: validate, seal onto the resource's hash chain and
-//!   store (audit_chain::append decides; this shell does the store calls).
-//!   The 201 leaves once the record is stored; the chain head is advanced
-//!   after it, off the caller's critical path.
+//!   store (audit_chain::append decides; this shell does the store calls):
+//!   a head read and one transactional batch that creates the record and
+//!   moves the chain head with it. The 201 leaves once both are stored.
 //! - `POST /auditrecords`: up to 1,000 records at once, each onto its own
 //!   resource's chain (the disclosure records of a search page). All are
 //!   validated before any is stored; the 201 means every one is stored.
 //!   Their store calls go together (audit_chain::append_records over the
-//!   Cosmos client's bulk calls, up to 8 in flight). A record that fails
+//!   Cosmos client's bulk reads and batches, up to 8 in flight). A record that fails
 //!   fails the request, and the records stored meanwhile stay (an
 //!   append-only register keeps what it took).
 //! - `GET /audit/records?resourceType=&resourceId=&from=&to=&limit=`: one
@@ -17,27 +17,28 @@
 //! - `GET /audit/verify?resourceType=&resourceId=`: is the chain intact?
 //!
 //! Append only: the store is only ever asked to create and read records;
-//! the one replace is the chain head's conditional (If-Match) advance.
+//! the one replace is the chain head's conditional (If-Match) advance, in
+//! the same atomic batch as the record it names.
 
 use std::time::Duration;
 
 use audit_chain::document::head_document_id;
 use audit_chain::params::{parse_records_query, parse_verify_query};
 use audit_chain::{
-    advance_heads, append_order, append_records, chain_records_query, chain_tail_query,
+    append_order, append_records, chain_end_from_documents, chain_end_query, chain_records_query,
     parse_audit_batch, parse_audit_input, record_from_document, record_to_json, verify_documents,
     Actor, AppendError, AppendPolicy, AppendRequest, AppendStore, AuditInput, AuditInputError,
-    AuditQuery, AuditTime, ChainKey, CorrelationId, HeadDocument, HeadWrite, PendingHead,
-    Violation,
+    AuditQuery, AuditTime, ChainKey, Commit, CorrelationId, HeadDocument, StoredEnd, Violation,
+    CHAIN_END_ITEMS,
 };
 use component_kit::{
     continuation_token, correlation_id, json_response, method_name, misconfigured,
-    problem_response, problem_response_with, require_host_key, AfterResponse, MissingVariable,
-    RequestLog, WasiClock, WasiTransport, ACTOR_HEADER, CONTINUATION_HEADER, CORRELATION_HEADER,
+    problem_response, problem_response_with, require_host_key, MissingVariable, RequestLog,
+    WasiClock, WasiTransport, ACTOR_HEADER, CONTINUATION_HEADER, CORRELATION_HEADER,
 };
 use cosmos::{
-    Clock, ContainerRef, CosmosClient, CosmosError, DocumentId, ETag, PageQuery, PageRequest,
-    PartitionKey, PointOperation, Query, QueryScope,
+    Batch, BatchOperation, BatchOutcome, Clock, ContainerRef, CosmosClient, CosmosError,
+    DocumentId, ETag, PageQuery, PageRequest, PartitionKey, PointOperation, Query, QueryScope,
 };
 use problem::Problem;
 use serde_json::Value;
@@ -51,17 +52,13 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Store = CosmosClient<WasiTransport, WasiClock>;
 
-component_kit::export_http!(component_kit::serve_then, crate::handle_request);
+component_kit::export_http!(component_kit::serve, crate::handle_request);
 
-/// The response, and for an append the chain head's advance, which runs
-/// after the response has left (the record is stored and linked before the
-/// 201; a head that lags or never moves is allowed, see audit_chain::append).
-fn handle_request(request: Request) -> (Response, Option<AfterResponse>) {
+fn handle_request(request: Request) -> Response {
     let started = WasiClock.now_millis();
     let correlation = correlation_id(&request);
     let route = Route::of(request.path());
     let mut note = Note::default();
-    let mut head_work = None;
     let host_key = || {
         require_host_key(
             &request,
@@ -73,7 +70,7 @@ fn handle_request(request: Request) -> (Response, Option<AfterResponse>) {
     let response = match component_kit::liveness(&request, &correlation).map_or_else(host_key, Err)
     {
         Err(answered) => answered,
-        Ok(()) => match serve(&request, route, &correlation, &mut note, &mut head_work) {
+        Ok(()) => match serve(&request, route, &correlation, &mut note) {
             Ok(response) => response,
             Err(error) => {
                 note.error = Some(error.kind());
@@ -81,27 +78,11 @@ fn handle_request(request: Request) -> (Response, Option<AfterResponse>) {
             }
         },
     };
-    let line = log_line(&request, route, &response, &correlation, started);
-    match head_work {
-        None => {
-            log(line, &note);
-            (response, None)
-        }
-        Some(HeadWork { mut store, heads }) => {
-            let after = move || {
-                let all_advanced = advance_heads(&mut store, heads, &AppendPolicy::default());
-                note.head_advanced = Some(all_advanced);
-                log(line, &note);
-            };
-            (response, Some(Box::new(after) as AfterResponse))
-        }
-    }
-}
-
-/// An append's step 4, left for after the response (one head per record).
-struct HeadWork {
-    store: AuditStore,
-    heads: Vec<PendingHead>,
+    log(
+        log_line(&request, route, &response, &correlation, started),
+        &note,
+    );
+    response
 }
 
 /// The routes this component serves; anything else is `Other`. Logged by
@@ -145,11 +126,10 @@ fn serve(
     route: Route,
     correlation: &str,
     note: &mut Note,
-    head_work: &mut Option<HeadWork>,
 ) -> Result<Response, ApiError> {
     match (request.method(), route) {
-        (Method::Post, Route::AuditRecord) => append(request, correlation, note, head_work),
-        (Method::Post, Route::AuditRecords) => append_batch(request, correlation, note, head_work),
+        (Method::Post, Route::AuditRecord) => append(request, correlation, note),
+        (Method::Post, Route::AuditRecords) => append_batch(request, correlation, note),
         (Method::Get, Route::Records) => list_records(request, correlation),
         (Method::Get, Route::Verify) => verify(request, correlation),
         (Method::Get, Route::Ready) => ready(correlation),
@@ -258,17 +238,12 @@ impl From<AppendError<CosmosError>> for ApiError {
 
 // --- POST /auditrecord -------------------------------------------------------
 
-fn append(
-    request: &Request,
-    correlation: &str,
-    note: &mut Note,
-    head_work: &mut Option<HeadWork>,
-) -> Result<Response, ApiError> {
+fn append(request: &Request, correlation: &str, note: &mut Note) -> Result<Response, ApiError> {
     if request.body().len() > MAX_BODY_BYTES {
         return Err(ApiError::BodyTooLarge);
     }
     let input = parse_audit_input(request.body()).map_err(ApiError::Invalid)?;
-    let mut records = append_all(request, vec![input], note, head_work)?;
+    let mut records = append_all(request, vec![input], note)?;
     let record = records.pop().unwrap_or(Value::Null);
     Ok(json_response(201, &record, correlation))
 }
@@ -279,26 +254,23 @@ fn append_batch(
     request: &Request,
     correlation: &str,
     note: &mut Note,
-    head_work: &mut Option<HeadWork>,
 ) -> Result<Response, ApiError> {
     if request.body().len() > MAX_BODY_BYTES {
         return Err(ApiError::BodyTooLarge);
     }
     let inputs = parse_audit_batch(request.body()).map_err(ApiError::Invalid)?;
-    let records = append_all(request, inputs, note, head_work)?;
+    let records = append_all(request, inputs, note)?;
     Ok(json_response(201, &Value::Array(records), correlation))
 }
 
 /// Appends each input under the request's correlation id and actor; the
-/// records as the API shows them (in the order given). The head advances
-/// of the records stored are left in `head_work` for after the response,
-/// also when another record failed (the records stored stay: the register
-/// only grows, and its heads should not lag for nothing).
+/// records as the API shows them (in the order given). When one fails the
+/// request fails, and the records stored meanwhile stay (the register only
+/// grows; each is whole, its head with it).
 fn append_all(
     request: &Request,
     inputs: Vec<AuditInput>,
     note: &mut Note,
-    head_work: &mut Option<HeadWork>,
 ) -> Result<Vec<Value>, ApiError> {
     let correlation_id = required_header(request, CORRELATION_HEADER, CorrelationId::parse)?;
     let actor = required_header(request, ACTOR_HEADER, Actor::parse)?;
@@ -320,15 +292,8 @@ fn append_all(
             actor: actor.clone(),
         })
         .collect();
-    // A page of disclosures starts each chain at its tail: concurrent
-    // searches returning the same patients keep those heads lagging.
-    let policy = AppendPolicy {
-        start_from_tail: requests.len() > 1,
-        ..AppendPolicy::default()
-    };
-    let results = append_records(&mut store, &requests, &policy);
+    let results = append_records(&mut store, &requests, &AppendPolicy::default());
     let mut records = vec![Value::Null; requests.len()];
-    let mut heads = Vec::with_capacity(requests.len());
     let mut attempts = 0;
     let mut first_error = None;
     for (index, result) in order.into_iter().zip(results) {
@@ -336,7 +301,6 @@ fn append_all(
             Ok(stored) => {
                 attempts += stored.attempts;
                 records[index] = record_to_json(&stored.record);
-                heads.push(stored.head);
             }
             Err(error) => {
                 first_error.get_or_insert(error);
@@ -344,7 +308,6 @@ fn append_all(
         }
     }
     note.attempts = Some(attempts);
-    *head_work = Some(HeadWork { store, heads });
     match first_error {
         // The caller is told the batch failed and discloses nothing.
         Some(error) => Err(error.into()),
@@ -436,7 +399,11 @@ fn verify(request: &Request, correlation: &str) -> Result<Response, ApiError> {
     // The head first: records appended after this read are accepted (they
     // link on), whereas a head read after the records could name a record
     // the read did not see.
-    let head = store.read_head(&key)?.map(|(doc, _)| doc);
+    let head = store
+        .read_heads(std::slice::from_ref(&key))
+        .pop()
+        .unwrap_or(Ok(None))?
+        .map(|(doc, _)| doc);
     let records_query = cosmos_query(&chain_records_query(&key, None, None))?;
     let mut documents = Vec::new();
     let mut continuation = None;
@@ -474,11 +441,10 @@ fn ready(correlation: &str) -> Result<Response, ApiError> {
 
 // --- the store ---------------------------------------------------------------
 
-/// The audit containers, through the Cosmos client.
+/// The audit container (records and chain heads), through the Cosmos client.
 struct AuditStore {
     client: Store,
     records: ContainerRef,
-    heads: ContainerRef,
 }
 
 impl AuditStore {
@@ -488,7 +454,6 @@ impl AuditStore {
         Ok(Self {
             client,
             records: ContainerRef::new("audit", "records")?,
-            heads: ContainerRef::new("audit", "chainheads")?,
         })
     }
 }
@@ -504,78 +469,15 @@ fn cosmos_query(query: &AuditQuery) -> Result<Query, cosmos::InputError> {
 impl AppendStore for AuditStore {
     type Error = CosmosError;
 
-    fn read_head(&mut self, key: &ChainKey) -> Result<Option<HeadDocument>, CosmosError> {
-        let id = DocumentId::new(head_document_id(key))?;
-        match self.client.read_document(&self.heads, &partition(key), &id) {
-            Ok(doc) => Ok(Some((doc.body, doc.etag.as_str().to_owned()))),
-            Err(CosmosError::NotFound) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn read_tail(&mut self, key: &ChainKey) -> Result<Option<Value>, CosmosError> {
-        let page = self.client.query_documents(
-            &self.records,
-            &cosmos_query(&chain_tail_query(key))?,
-            QueryScope::Partition(partition(key)),
-            PageRequest {
-                max_item_count: Some(1),
-                continuation: None,
-            },
-        )?;
-        Ok(page.documents.into_iter().next())
-    }
-
-    fn read_record(&mut self, key: &ChainKey, id: &str) -> Result<Option<Value>, CosmosError> {
-        let id = DocumentId::new(id)?;
-        match self
-            .client
-            .read_document(&self.records, &partition(key), &id)
-        {
-            Ok(doc) => Ok(Some(doc.body)),
-            Err(CosmosError::NotFound) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn create_record(&mut self, key: &ChainKey, doc: &Value) -> Result<bool, CosmosError> {
-        created(
-            self.client
-                .create_document(&self.records, &partition(key), doc),
-        )
-    }
-
-    fn create_head(&mut self, key: &ChainKey, doc: &Value) -> Result<bool, CosmosError> {
-        created(
-            self.client
-                .create_document(&self.heads, &partition(key), doc),
-        )
-    }
-
-    fn replace_head(
-        &mut self,
-        key: &ChainKey,
-        doc: &Value,
-        etag: &str,
-    ) -> Result<bool, CosmosError> {
-        let id = DocumentId::new(head_document_id(key))?;
-        let etag = ETag::new(etag)?;
-        match self
-            .client
-            .replace_document(&self.heads, &partition(key), &id, doc, Some(&etag))
-        {
-            Ok(_) => Ok(true),
-            Err(CosmosError::PreconditionFailed | CosmosError::NotFound) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     fn read_heads(&mut self, keys: &[ChainKey]) -> Vec<Result<Option<HeadDocument>, CosmosError>> {
-        let targets: Vec<_> = keys.iter().map(head_target).collect();
+        let targets: Vec<_> = keys
+            .iter()
+            .map(|key| Ok((partition(key), DocumentId::new(head_document_id(key))?)))
+            .collect();
         where_valid(
             &targets,
             |(pk, id)| PointOperation::Read {
-                container: &self.heads,
+                container: &self.records,
                 pk,
                 id,
             },
@@ -590,16 +492,16 @@ impl AppendStore for AuditStore {
         .collect()
     }
 
-    fn read_tails(&mut self, keys: &[ChainKey]) -> Vec<Result<Option<Value>, CosmosError>> {
+    fn read_ends(&mut self, keys: &[ChainKey]) -> Vec<Result<StoredEnd, CosmosError>> {
         let prepared: Vec<Result<(Query, QueryScope), CosmosError>> = keys
             .iter()
             .map(|key| {
-                let query = cosmos_query(&chain_tail_query(key))?;
+                let query = cosmos_query(&chain_end_query(key))?;
                 Ok((query, QueryScope::Partition(partition(key))))
             })
             .collect();
-        let one = PageRequest {
-            max_item_count: Some(1),
+        let first_items = PageRequest {
+            max_item_count: Some(CHAIN_END_ITEMS),
             continuation: None,
         };
         where_valid(
@@ -608,68 +510,73 @@ impl AppendStore for AuditStore {
                 container: &self.records,
                 query,
                 scope,
-                page: &one,
+                page: &first_items,
             },
             |queries| self.client.query_pages(queries),
         )
         .into_iter()
-        .map(|page| page.map(|page| page.documents.into_iter().next()))
+        .zip(keys)
+        .map(|(page, key)| {
+            chain_end_from_documents(key, page?.documents)
+                .map_err(|_| CosmosError::Protocol("a chain head came back without an etag".into()))
+        })
         .collect()
     }
 
-    fn create_records(&mut self, records: &[(ChainKey, Value)]) -> Vec<Result<bool, CosmosError>> {
-        let targets: Vec<Result<_, CosmosError>> = records
+    fn commit(&mut self, commits: &[Commit]) -> Vec<Result<bool, CosmosError>> {
+        let targets: Vec<Result<_, CosmosError>> = commits
             .iter()
-            .map(|(key, doc)| Ok((partition(key), doc)))
+            .map(|commit| {
+                let head_id = DocumentId::new(head_document_id(&commit.key))?;
+                let etag = commit.head_etag.as_deref().map(ETag::new).transpose()?;
+                Ok((partition(&commit.key), head_id, etag))
+            })
             .collect();
-        where_valid(
-            &targets,
-            |(pk, doc)| PointOperation::Create {
-                container: &self.records,
-                pk,
-                doc,
-            },
-            |creates| self.client.bulk(creates),
-        )
-        .into_iter()
-        .map(created)
-        .collect()
-    }
-
-    fn write_heads(&mut self, writes: &[HeadWrite]) -> Vec<Result<bool, CosmosError>> {
-        let targets: Vec<_> = writes
+        // The record's create and the head's write, one atomic batch each.
+        let batches: Vec<Result<_, CosmosError>> = targets
             .iter()
-            .map(|write| {
-                let (pk, id) = head_target(&write.key)?;
-                let etag = write.etag.as_deref().map(ETag::new).transpose()?;
-                Ok((pk, id, etag, &write.doc))
+            .zip(commits)
+            .map(|(target, commit)| {
+                let (pk, head_id, etag) = target.as_ref().map_err(Clone::clone)?;
+                let head = match etag {
+                    Some(etag) => BatchOperation::Replace {
+                        id: head_id,
+                        doc: &commit.head,
+                        if_match: Some(etag),
+                    },
+                    None => BatchOperation::Create { doc: &commit.head },
+                };
+                Ok((
+                    pk,
+                    [
+                        BatchOperation::Create {
+                            doc: &commit.record,
+                        },
+                        head,
+                    ],
+                ))
             })
             .collect();
         where_valid(
-            &targets,
-            |(pk, id, etag, doc)| match etag {
-                Some(etag) => PointOperation::Replace {
-                    container: &self.heads,
-                    pk,
-                    id,
-                    doc,
-                    if_match: Some(etag),
-                },
-                None => PointOperation::Create {
-                    container: &self.heads,
-                    pk,
-                    doc,
-                },
+            &batches,
+            |(pk, operations)| Batch {
+                container: &self.records,
+                pk,
+                operations,
             },
-            |writes| self.client.bulk(writes),
+            |batches| self.client.batches(batches),
         )
         .into_iter()
-        .map(|written| match written {
-            Ok(_) => Ok(true),
-            Err(
-                CosmosError::PreconditionFailed | CosmosError::NotFound | CosmosError::Conflict,
-            ) => Ok(false),
-            Err(e) => Err(e),
+        .map(|outcome| match outcome? {
+            BatchOutcome::Committed(_) | BatchOutcome::CommittedEarlier => Ok(true),
+            // The chain moved: the record's id is taken, the head's etag
+            // changed, or a head appeared (or went) since it was read.
+            BatchOutcome::Refused {
+                error:
+                    CosmosError::Conflict | CosmosError::PreconditionFailed | CosmosError::NotFound,
+                ..
+            } => Ok(false),
+            BatchOutcome::Refused { error, .. } => Err(error),
         })
         .collect()
     }
@@ -690,12 +597,7 @@ impl AppendStore for AuditStore {
     }
 }
 
-/// A chain head's partition and document id.
-fn head_target(key: &ChainKey) -> Result<(PartitionKey, DocumentId), CosmosError> {
-    Ok((partition(key), DocumentId::new(head_document_id(key))?))
-}
-
-/// One batch call (`run`: the client's `bulk` or `query_pages`) for the
+/// One call for many (`run`: the client's `bulk`, `query_pages` or `batches`) for the
 /// targets that could be prepared; each target's result in the order given
 /// (a target that could not be prepared keeps its own error and sends
 /// nothing).
@@ -723,14 +625,6 @@ fn where_valid<'a, T, Operation, Answer>(
         .collect()
 }
 
-fn created(result: Result<cosmos::Document, CosmosError>) -> Result<bool, CosmosError> {
-    match result {
-        Ok(_) => Ok(true),
-        Err(CosmosError::Conflict) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 // --- the log -----------------------------------------------------------------
 
 /// What a request adds to its log line.
@@ -738,7 +632,6 @@ fn created(result: Result<cosmos::Document, CosmosError>) -> Result<bool, Cosmos
 struct Note {
     error: Option<&'static str>,
     attempts: Option<u32>,
-    head_advanced: Option<bool>,
 }
 
 /// One JSON line per request: route name, status, timing (to the response),
@@ -768,9 +661,6 @@ fn log(mut line: Value, note: &Note) {
     }
     if let Some(attempts) = note.attempts {
         line["attempts"] = attempts.into();
-    }
-    if let Some(advanced) = note.head_advanced {
-        line["headAdvanced"] = advanced.into();
     }
     component_kit::log(&line);
 }

@@ -1,24 +1,26 @@
 //! Store documents for records and chain heads, the API view of a record,
 //! and the queries that read a chain back.
 //!
-//! Layout in the audit container (partition key `/chainKey`):
+//! Layout in the audit container `records` (partition key `/chainKey`):
 //! - a record: `id` = `<chainKey>:<sequence as 20 digits>`, `docType` =
 //!   `auditRecord`. The id is derived from the position, so two concurrent
 //!   appends to one chain cannot both succeed: the store's create answers
 //!   409 to the second, which re-reads and retries. Zero-padding makes
 //!   `ORDER BY c.id` the chain order.
-//! - the head: `id` = `<chainKey>:head`, `docType` = `auditHead`, replaced
-//!   with `If-Match` after each append and only ever moved forward.
+//! - the head: `id` = `<chainKey>:head`, `docType` = `auditHead`, in the
+//!   same container and partition as its records, so that each append
+//!   commits its record and the head's `If-Match` replace in one
+//!   transactional batch; only ever moved forward.
 //!
 //! Append protocol for the audit service ([`crate::append`]): read the head
-//! (none: new chain); [`crate::seal`]; create the record document; on 409
-//! find the chain's real end ([`chain_tail_query`], or the document at the
-//! taken sequence), take [`ChainHead::of`] it and seal again (bounded
-//! retries); then advance the head document if it is behind.
+//! (none: new chain); [`crate::seal`]; commit the record and the new head;
+//! when the chain moved meanwhile, find its real end ([`chain_end_query`]),
+//! take [`ChainHead::of`] it and seal again (bounded retries).
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::append::StoredEnd;
 use crate::chain::{AuditRecord, ChainHead, ChainKey, Digest};
 use crate::error::{AuditInputError, DocumentError, Violation};
 use crate::input::{Actor, AuditResource, CorrelationId, SourceSystemName};
@@ -287,24 +289,45 @@ pub fn chain_records_query(
     AuditQuery { text, parameters }
 }
 
-/// The chain's last record: its record documents in reverse id order, to be
-/// read one item at a time (`x-ms-max-item-count: 1`). Appenders use it to
-/// find where the chain really ends when the head lags behind.
-pub fn chain_tail_query(chain_key: &ChainKey) -> AuditQuery {
+/// Where a chain ends: its documents in reverse id order, of which the
+/// first two tell ([`chain_end_from_documents`]). The head's id
+/// (`<chainKey>:head`) sorts after every record's (`<chainKey>:` and
+/// digits), so the head comes first, then the record with the highest
+/// sequence: one query instead of a head read and a tail read.
+/// Appenders use it after losing a race.
+pub fn chain_end_query(chain_key: &ChainKey) -> AuditQuery {
     AuditQuery {
-        text: "SELECT * FROM c WHERE c.chainKey = @chainKey AND c.docType = @docType ORDER BY c.id DESC"
-            .to_owned(),
-        parameters: vec![
-            (
-                "@chainKey".to_owned(),
-                Value::String(chain_key.as_str().to_owned()),
-            ),
-            (
-                "@docType".to_owned(),
-                Value::String(RECORD_DOC_TYPE.to_owned()),
-            ),
-        ],
+        text: "SELECT * FROM c WHERE c.chainKey = @chainKey ORDER BY c.id DESC".to_owned(),
+        parameters: vec![(
+            "@chainKey".to_owned(),
+            Value::String(chain_key.as_str().to_owned()),
+        )],
     }
+}
+
+/// Items of [`chain_end_query`]'s first page that say where the chain ends.
+pub const CHAIN_END_ITEMS: u32 = 2;
+
+/// The head (with its etag) and the last record among the first documents
+/// of [`chain_end_query`]. A head without an etag is a store that does not
+/// follow the protocol: an error, as the head could not be replaced.
+pub fn chain_end_from_documents(
+    chain_key: &ChainKey,
+    documents: Vec<Value>,
+) -> Result<StoredEnd, DocumentError> {
+    let head_id = head_document_id(chain_key);
+    let mut end = StoredEnd::default();
+    for doc in documents.into_iter().take(CHAIN_END_ITEMS as usize) {
+        if doc.get("id").and_then(Value::as_str) == Some(head_id.as_str()) {
+            let etag = document_etag(&doc)
+                .ok_or_else(|| invalid("_etag", Violation::Required))?
+                .to_owned();
+            end.head = Some((doc, etag));
+        } else if end.tail.is_none() {
+            end.tail = Some(doc);
+        }
+    }
+    Ok(end)
 }
 
 #[cfg(test)]
@@ -481,11 +504,39 @@ mod tests {
     }
 
     #[test]
-    fn tail_query() {
+    fn the_end_query_finds_the_head_then_the_last_record() {
         let k = ChainKey::parse(&format!("patient:{PID}")).unwrap();
-        let q = chain_tail_query(&k);
+        let q = chain_end_query(&k);
         assert!(q.text.ends_with("ORDER BY c.id DESC"), "{}", q.text);
-        assert_eq!(q.parameters, chain_records_query(&k, None, None).parameters);
+        assert_eq!(
+            q.parameters[0],
+            chain_records_query(&k, None, None).parameters[0]
+        );
+        // The head's id sorts after every record id of its chain.
+        let last = record_document_id(&k, u64::MAX);
+        assert!(head_document_id(&k) > last, "{last}");
+        let mut head = head_to_document(&sealed().1);
+        head["_etag"] = json!("\"7\"");
+        let record = record_to_document(&sealed().0);
+        let end = chain_end_from_documents(&k, vec![head.clone(), record.clone()]).unwrap();
+        assert_eq!(end.head, Some((head.clone(), "\"7\"".to_owned())));
+        assert_eq!(end.tail, Some(record.clone()));
+        // No head (a chain from before heads lived with records): the
+        // first document is the tail.
+        let end = chain_end_from_documents(&k, vec![record.clone()]).unwrap();
+        assert_eq!((end.head, end.tail), (None, Some(record)));
+        assert_eq!(
+            chain_end_from_documents(&k, vec![]).unwrap(),
+            StoredEnd::default()
+        );
+        head.as_object_mut().unwrap().remove("_etag");
+        assert_eq!(
+            chain_end_from_documents(&k, vec![head])
+                .unwrap_err()
+                .0
+                .field,
+            "_etag"
+        );
     }
 
     #[test]

@@ -31,17 +31,17 @@ mod stamp;
 mod verify;
 
 pub use append::{
-    advance_head, advance_heads, append, append_order, append_record, append_records, AppendError,
-    AppendPolicy, AppendRequest, AppendStore, Appended, HeadDocument, HeadWrite, PendingHead,
-    Stored,
+    append, append_order, append_records, AppendError, AppendPolicy, AppendRequest, AppendResult,
+    AppendStore, Appended, Commit, HeadDocument, StoredEnd,
 };
 pub use chain::{
     canonical_bytes, record_hash, seal, AuditRecord, ChainHead, ChainKey, Digest, InvalidDigest,
     SealContext, CANONICAL_VERSION, CANONICAL_VERSION_WITH_REFERENCE,
 };
 pub use document::{
-    chain_records_query, chain_tail_query, head_from_document, head_to_document,
-    record_from_document, record_to_document, record_to_json, AuditQuery,
+    chain_end_from_documents, chain_end_query, chain_records_query, head_from_document,
+    head_to_document, record_from_document, record_to_document, record_to_json, AuditQuery,
+    CHAIN_END_ITEMS,
 };
 pub use error::{AuditInputError, DocumentError, SealError, Violation};
 pub use input::{

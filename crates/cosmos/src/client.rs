@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::error::{ConfigError, CosmosError, InputError};
 use crate::model::{
-    encode_segment, ContainerRef, Document, DocumentId, ETag, PageRequest, PartitionKey, Query,
-    QueryPage, QueryScope,
+    encode_segment, BatchOutcome, BatchResult, ContainerRef, Document, DocumentId, ETag,
+    PageRequest, PartitionKey, Query, QueryPage, QueryScope,
 };
 use crate::retry::RetryPolicy;
 use http_transport::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
@@ -21,6 +21,12 @@ const SYSTEM_PROPERTIES: [&str; 5] = ["_rid", "_self", "_etag", "_ts", "_attachm
 
 /// Longest Cosmos error message we pass on (they can be long; the rest is noise).
 const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Cosmos DB's limit on operations in one transactional batch.
+const MAX_BATCH_OPERATIONS: usize = 100;
+
+/// The status a batch answer gives every operation but the one that failed.
+const FAILED_DEPENDENCY: u16 = 424;
 
 /// A Cosmos DB client for one account.
 ///
@@ -36,6 +42,11 @@ const MAX_MESSAGE_CHARS: usize = 300;
 ///   (ignoring system properties), otherwise [`CosmosError::Conflict`];
 /// - replace with `If-Match` + 412: likewise, otherwise `PreconditionFailed`;
 /// - delete + 404: success (the document is gone either way).
+///
+/// A transactional batch retried after such an attempt and refused (207) at
+/// a create with 409, or a conditional replace with 412, is read back the
+/// same way at that operation: our content means the lost attempt committed
+/// the whole batch ([`BatchOutcome::CommittedEarlier`]).
 ///
 /// A 409/412/404 with no ambiguous attempt before it (the first attempt, or
 /// only 429s before it: throttled requests are not executed) is returned as is.
@@ -101,14 +112,11 @@ impl PointOperation<'_> {
         Ok(match *self {
             PointOperation::Create { container, pk, doc } => {
                 body_id(doc)?;
-                Spec {
-                    method: Method::Post,
-                    resource_type: "docs",
-                    link: container.link(),
-                    path: format!("{}/docs", container.path()),
-                    headers: vec![partition_header(pk), json_content_type()],
-                    body: doc.to_string().into_bytes(),
-                }
+                feed_spec(
+                    container,
+                    vec![partition_header(pk), json_content_type()],
+                    doc,
+                )
             }
             PointOperation::Read { container, pk, id } => Spec {
                 method: Method::Get,
@@ -122,9 +130,7 @@ impl PointOperation<'_> {
                 doc,
                 if_match,
             } => {
-                if body_id(doc)? != *id {
-                    return Err(InputError::DocumentIdMismatch.into());
-                }
+                check_replacement(id, doc)?;
                 let mut headers = vec![partition_header(pk), json_content_type()];
                 if let Some(etag) = if_match {
                     headers.push(("If-Match".to_string(), etag.as_str().to_string()));
@@ -172,14 +178,110 @@ impl PageQuery<'_> {
         if let Some(token) = &self.page.continuation {
             headers.push(("x-ms-continuation".to_string(), token.clone()));
         }
-        Ok(Spec {
-            method: Method::Post,
-            resource_type: "docs",
-            link: self.container.link(),
-            path: format!("{}/docs", self.container.path()),
-            headers,
-            body: self.query.body().to_string().into_bytes(),
+        Ok(feed_spec(self.container, headers, &self.query.body()))
+    }
+}
+
+/// One operation of a transactional batch ([`CosmosClient::batch`]).
+#[derive(Debug, Clone, Copy)]
+pub enum BatchOperation<'a> {
+    Create {
+        doc: &'a Value,
+    },
+    Read {
+        id: &'a DocumentId,
+    },
+    Replace {
+        id: &'a DocumentId,
+        doc: &'a Value,
+        if_match: Option<&'a ETag>,
+    },
+}
+
+impl BatchOperation<'_> {
+    /// The operation as the batch body lists it (azure-cosmos
+    /// `_format_batch_operations`); refused as the point operation would be.
+    fn wire(&self) -> Result<Value, InputError> {
+        Ok(match *self {
+            BatchOperation::Create { doc } => {
+                body_id(doc)?;
+                serde_json::json!({ "operationType": "Create", "resourceBody": doc })
+            }
+            BatchOperation::Read { id } => {
+                serde_json::json!({ "operationType": "Read", "id": id.as_str() })
+            }
+            BatchOperation::Replace { id, doc, if_match } => {
+                check_replacement(id, doc)?;
+                let mut operation = serde_json::json!({
+                    "operationType": "Replace", "id": id.as_str(), "resourceBody": doc
+                });
+                if let Some(etag) = if_match {
+                    operation["ifMatch"] = Value::from(etag.as_str());
+                }
+                operation
+            }
         })
+    }
+
+    /// The same operation on its own, for reading its document back.
+    fn point<'a>(
+        &'a self,
+        container: &'a ContainerRef,
+        pk: &'a PartitionKey,
+    ) -> PointOperation<'a> {
+        match *self {
+            BatchOperation::Create { doc } => PointOperation::Create { container, pk, doc },
+            BatchOperation::Read { id } => PointOperation::Read { container, pk, id },
+            BatchOperation::Replace { id, doc, if_match } => PointOperation::Replace {
+                container,
+                pk,
+                id,
+                doc,
+                if_match,
+            },
+        }
+    }
+}
+
+/// Operations on one partition of one container that commit together or not at all.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub container: &'a ContainerRef,
+    pub pk: &'a PartitionKey,
+    pub operations: &'a [BatchOperation<'a>],
+}
+
+impl Batch<'_> {
+    /// A create on the container's feed marked as a batch (azure-cosmos
+    /// `_populate_batch_headers`): atomic, so the store never stops half-way.
+    fn spec(&self) -> Result<Spec, CosmosError> {
+        if self.operations.is_empty() {
+            return Err(InputError::EmptyBatch.into());
+        }
+        if self.operations.len() > MAX_BATCH_OPERATIONS {
+            return Err(InputError::TooManyOperations {
+                max_operations: MAX_BATCH_OPERATIONS,
+            }
+            .into());
+        }
+        let operations = self
+            .operations
+            .iter()
+            .map(BatchOperation::wire)
+            .collect::<Result<Vec<_>, _>>()?;
+        let flag = |name: &str, value: &str| (name.to_string(), value.to_string());
+        let headers = vec![
+            partition_header(self.pk),
+            json_content_type(),
+            flag("x-ms-cosmos-is-batch-request", "True"),
+            flag("x-ms-cosmos-batch-atomic", "True"),
+            flag("x-ms-cosmos-batch-continue-on-error", "False"),
+        ];
+        Ok(feed_spec(
+            self.container,
+            headers,
+            &Value::Array(operations),
+        ))
     }
 }
 
@@ -344,16 +446,30 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
         sent: Sent,
         started: u64,
     ) -> Result<Document, CosmosError> {
-        match (operation, sent.result) {
-            (_, Ok(response)) => parse_document(response),
-            // Our own earlier attempt may have created it: look before calling it a conflict.
-            (PointOperation::Create { container, pk, doc }, Err(CosmosError::Conflict))
-                if sent.maybe_executed =>
-            {
-                self.read_back_if_same(container, pk, &body_id(doc)?, doc, started)?
-                    .ok_or(CosmosError::Conflict)
+        match sent.result {
+            Ok(response) => parse_document(response),
+            Err(error) if sent.maybe_executed => self
+                .written_earlier(operation, &error, started)?
+                .ok_or(error),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// After an ambiguous attempt, whether `operation` failed with `error`
+    /// only because that attempt wrote it: a create's 409 (it created the
+    /// document) or a conditional replace's 412 (it changed the etag). Reads
+    /// the document back to tell; `None` when it is not ours, or the failure
+    /// is not one our own write could cause.
+    fn written_earlier(
+        &self,
+        operation: &PointOperation<'_>,
+        error: &CosmosError,
+        started: u64,
+    ) -> Result<Option<Document>, CosmosError> {
+        match (operation, error) {
+            (PointOperation::Create { container, pk, doc }, CosmosError::Conflict) => {
+                self.read_back_if_same(container, pk, &body_id(doc)?, doc, started)
             }
-            // Our own earlier attempt may have changed the etag.
             (
                 PointOperation::Replace {
                     container,
@@ -362,11 +478,55 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
                     doc,
                     if_match: Some(_),
                 },
-                Err(CosmosError::PreconditionFailed),
-            ) if sent.maybe_executed => self
-                .read_back_if_same(container, pk, id, doc, started)?
-                .ok_or(CosmosError::PreconditionFailed),
-            (_, Err(error)) => Err(error),
+                CosmosError::PreconditionFailed,
+            ) => self.read_back_if_same(container, pk, id, doc, started),
+            _ => Ok(None),
+        }
+    }
+
+    /// Runs `batch` atomically (up to 100 operations, at least 1, on one
+    /// partition): every operation commits or none does. Retried like a
+    /// point operation; a refusal that our own lost earlier attempt could
+    /// have caused is read back (see [`CosmosClient`]).
+    pub fn batch(&self, batch: &Batch<'_>) -> Result<BatchOutcome, CosmosError> {
+        let spec = batch.spec()?;
+        let started = self.clock.now_millis();
+        let sent = self.send(&spec, started);
+        self.conclude_batch(batch, sent, started)
+    }
+
+    /// Several independent batches (each on its own partition), their first
+    /// attempts sent together as [`Self::bulk`] sends point operations, each
+    /// then finished on its own as [`Self::batch`] would; the results in the
+    /// order given. A batch refused before sending fails only itself.
+    pub fn batches(&self, batches: &[Batch<'_>]) -> Vec<Result<BatchOutcome, CosmosError>> {
+        let specs: Vec<Result<Spec, CosmosError>> = batches.iter().map(Batch::spec).collect();
+        let started = self.clock.now_millis();
+        batches
+            .iter()
+            .zip(self.send_together(&specs, started))
+            .map(|(batch, sent)| self.conclude_batch(batch, sent?, started))
+            .collect()
+    }
+
+    /// A batch's outcome from the end of its retry loop, as [`Self::conclude`]
+    /// finds a point operation's.
+    fn conclude_batch(
+        &self,
+        batch: &Batch<'_>,
+        sent: Sent,
+        started: u64,
+    ) -> Result<BatchOutcome, CosmosError> {
+        let outcome = parse_batch(sent.result?, batch.operations.len())?;
+        match outcome {
+            BatchOutcome::Refused { index, ref error } if sent.maybe_executed => {
+                let operation = batch.operations[index].point(batch.container, batch.pk);
+                match self.written_earlier(&operation, error, started)? {
+                    Some(_) => Ok(BatchOutcome::CommittedEarlier),
+                    None => Ok(outcome),
+                }
+            }
+            outcome => Ok(outcome),
         }
     }
 
@@ -546,7 +706,10 @@ impl<T: Transport, C: Clock> CosmosClient<T, C> {
             Ok(response) if matches!(response.status, 408 | 500 | 502 | 503 | 504) => {
                 transient(format!("the store answered {}", response.status))
             }
-            Ok(response) => Step::Done(Err(status_error(&response))),
+            Ok(response) => Step::Done(Err(status_error(
+                response.status,
+                serde_json::from_slice(&response.body).ok().as_ref(),
+            ))),
             Err(error @ (TransportError::Timeout | TransportError::Connect(_))) => {
                 transient(error.to_string())
             }
@@ -601,6 +764,18 @@ fn parse_endpoint(endpoint: &str) -> Result<String, ConfigError> {
     Ok(format!("{scheme}://{authority}"))
 }
 
+/// A `POST` of `body` to the container's document feed: create, query, batch.
+fn feed_spec(container: &ContainerRef, headers: Vec<(String, String)>, body: &Value) -> Spec {
+    Spec {
+        method: Method::Post,
+        resource_type: "docs",
+        link: container.link(),
+        path: format!("{}/docs", container.path()),
+        headers,
+        body: body.to_string().into_bytes(),
+    }
+}
+
 fn document_spec(container: &ContainerRef, id: &DocumentId) -> Spec {
     Spec {
         method: Method::Get,
@@ -632,6 +807,14 @@ fn body_id(doc: &Value) -> Result<DocumentId, InputError> {
     DocumentId::new(id)
 }
 
+/// A replacement must keep the id it is stored under.
+fn check_replacement(id: &DocumentId, doc: &Value) -> Result<(), InputError> {
+    if body_id(doc)? != *id {
+        return Err(InputError::DocumentIdMismatch);
+    }
+    Ok(())
+}
+
 /// `x-ms-retry-after-ms`: milliseconds, usually an integer.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
@@ -646,11 +829,13 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_millis(ms.ceil() as u64))
 }
 
-/// The error for a status that is neither success nor retried.
-fn status_error(response: &HttpResponse) -> CosmosError {
-    match response.status {
+/// The error for a status that is neither success nor retried, whether a
+/// response's or a batch operation's; `body` is the error body
+/// `{"code":..,"message":..}` if there is one.
+fn status_error(status: u16, body: Option<&Value>) -> CosmosError {
+    match status {
         400 => CosmosError::BadRequest {
-            message: error_message(&response.body),
+            message: error_message(body),
         },
         401 => CosmosError::Unauthorized,
         403 => CosmosError::Forbidden,
@@ -665,13 +850,9 @@ fn status_error(response: &HttpResponse) -> CosmosError {
     }
 }
 
-/// The `message` of a Cosmos error body `{"code":..,"message":..}`, made
-/// single-line and short.
-fn error_message(body: &[u8]) -> String {
-    let message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string));
-    match message {
+/// The `message` of a Cosmos error body, made single-line and short.
+fn error_message(body: Option<&Value>) -> String {
+    match body.and_then(|v| v.get("message")).and_then(Value::as_str) {
         Some(text) if !text.trim().is_empty() => text
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -708,6 +889,69 @@ fn parse_document(response: HttpResponse) -> Result<Document, CosmosError> {
     let etag = ETag::new(tag)
         .map_err(|_| CosmosError::Protocol("the response etag is malformed".to_string()))?;
     Ok(Document { body, etag })
+}
+
+/// A batch answer: 200 with one result per operation (all committed), or
+/// 207 naming the operation that failed, 424 for the rest (none committed).
+fn parse_batch(response: HttpResponse, operations: usize) -> Result<BatchOutcome, CosmosError> {
+    let protocol = |why: &str| CosmosError::Protocol(why.to_string());
+    if !matches!(response.status, 200 | 207) {
+        return Err(CosmosError::Protocol(format!(
+            "unexpected status {} for a batch",
+            response.status
+        )));
+    }
+    let results = match parse_json(&response.body)? {
+        Value::Array(results) if results.len() == operations => results,
+        _ => {
+            return Err(protocol(
+                "the batch response is not one result per operation",
+            ))
+        }
+    };
+    let status_of = |result: &Value| {
+        result
+            .get("statusCode")
+            .and_then(Value::as_u64)
+            .and_then(|code| u16::try_from(code).ok())
+            .ok_or_else(|| protocol("a batch result has no status code"))
+    };
+    if response.status == 207 {
+        for (index, result) in results.iter().enumerate() {
+            match status_of(result)? {
+                FAILED_DEPENDENCY => continue,
+                200..=299 => return Err(protocol("a refused batch reports a success")),
+                status => {
+                    let error = status_error(status, result.get("resourceBody"));
+                    return Ok(BatchOutcome::Refused { index, error });
+                }
+            }
+        }
+        return Err(protocol("a refused batch names no failed operation"));
+    }
+    results
+        .into_iter()
+        .map(|mut result| {
+            let status = status_of(&result)?;
+            if !(200..300).contains(&status) {
+                return Err(protocol("a committed batch reports a failure"));
+            }
+            let etag = match result.get("eTag") {
+                None => None,
+                Some(tag) => Some(
+                    tag.as_str()
+                        .and_then(|tag| ETag::new(tag).ok())
+                        .ok_or_else(|| protocol("a batch result etag is malformed"))?,
+                ),
+            };
+            let body = result.get_mut("resourceBody").map(Value::take);
+            if body.as_ref().is_some_and(|body| !body.is_object()) {
+                return Err(protocol("a batch result document is not a JSON object"));
+            }
+            Ok(BatchResult { status, etag, body })
+        })
+        .collect::<Result<_, _>>()
+        .map(BatchOutcome::Committed)
 }
 
 fn parse_query_page(response: HttpResponse) -> Result<QueryPage, CosmosError> {

@@ -1142,3 +1142,569 @@ fn query_pages_go_together_and_each_reads_its_own_page() {
         assert_eq!(header(&request, "x-ms-max-item-count"), Some("1"));
     }
 }
+
+// ---- transactional batch -----------------------------------------------------
+
+/// A 200 batch answer with these per-operation results.
+fn committed(results: Value) -> Result<HttpResponse, TransportError> {
+    response(200, &[], &results.to_string())
+}
+
+/// A 207 batch answer: each status in order, an error body on every one but 424.
+fn refused(statuses: &[u16]) -> Result<HttpResponse, TransportError> {
+    let results: Vec<Value> = statuses
+        .iter()
+        .map(|&code| match code {
+            424 => json!({"statusCode": 424, "requestCharge": 0}),
+            code => json!({"statusCode": code, "requestCharge": 1,
+                           "resourceBody": {"code": "Failed", "message": "Message: failed"}}),
+        })
+        .collect();
+    response(207, &[], &Value::Array(results).to_string())
+}
+
+/// One successful result per operation, each with `{"id": ...}` as its document.
+fn committed_ids(ids: &[&str]) -> Result<HttpResponse, TransportError> {
+    let results: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"statusCode": 200, "eTag": ETAG, "resourceBody": {"id": id}, "requestCharge": 1}))
+        .collect();
+    committed(Value::Array(results))
+}
+
+#[test]
+fn batch_request_follows_the_sdk_wire_protocol() {
+    let created = json!({"id": "a", "n": 1});
+    let replaced = json!({"id": "doc 1", "v": 2});
+    let (etag, read) = (ETag::new(ETAG).unwrap(), DocumentId::new("b").unwrap());
+    let transport = FakeTransport::scripted(vec![committed_ids(&["a", "doc 1", "b"])]);
+    let clock = FakeClock::new();
+    client(&transport, &clock)
+        .batch(&Batch {
+            container: &container(),
+            pk: &pk(),
+            operations: &[
+                BatchOperation::Create { doc: &created },
+                BatchOperation::Replace {
+                    id: &id(),
+                    doc: &replaced,
+                    if_match: Some(&etag),
+                },
+                BatchOperation::Read { id: &read },
+            ],
+        })
+        .unwrap();
+
+    let requests = transport.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_signed(request);
+    assert_eq!(request.method, Method::Post);
+    assert_eq!(
+        request.url.strip_prefix(BASE),
+        Some("/dbs/patients/colls/Patients/docs")
+    );
+    let view = server_view(request);
+    assert_eq!(
+        (view.resource_type.as_str(), view.link.as_str()),
+        ("docs", "dbs/patients/colls/Patients")
+    );
+    for (name, value) in [
+        ("x-ms-documentdb-partitionkey", r#"["p-1"]"#),
+        ("content-type", "application/json"),
+        ("x-ms-cosmos-is-batch-request", "True"),
+        ("x-ms-cosmos-batch-atomic", "True"),
+        ("x-ms-cosmos-batch-continue-on-error", "False"),
+    ] {
+        assert_eq!(header(request, name), Some(value), "{name}");
+    }
+    // The etag travels inside its operation, not as the request's If-Match.
+    assert_eq!(header(request, "if-match"), None);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&request.body).unwrap(),
+        json!([
+            {"operationType": "Create", "resourceBody": created},
+            {"operationType": "Replace", "id": "doc 1", "resourceBody": replaced, "ifMatch": ETAG},
+            {"operationType": "Read", "id": "b"},
+        ])
+    );
+}
+
+#[test]
+fn a_committed_batch_answers_each_operations_status_etag_and_document() {
+    let doc = json!({"id": "a"});
+    let transport = FakeTransport::scripted(vec![committed(json!([
+        {"statusCode": 201, "eTag": "\"e1\"", "resourceBody": serde_json::from_str::<Value>(&stored(&doc)).unwrap(), "requestCharge": 6.2},
+        {"statusCode": 200, "requestCharge": 1},
+    ]))]);
+    let clock = FakeClock::new();
+    let outcome = client(&transport, &clock)
+        .batch(&Batch {
+            container: &container(),
+            pk: &pk(),
+            operations: &[
+                BatchOperation::Create { doc: &doc },
+                BatchOperation::Read { id: &id() },
+            ],
+        })
+        .unwrap();
+    let BatchOutcome::Committed(results) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].status, 201);
+    assert_eq!(results[0].etag, Some(ETag::new("\"e1\"").unwrap()));
+    assert_eq!(results[0].body.as_ref().unwrap()["_rid"], "abc==");
+    assert_eq!(
+        results[1],
+        BatchResult {
+            status: 200,
+            etag: None,
+            body: None
+        }
+    );
+}
+
+#[test]
+fn a_refused_batch_names_the_first_operation_that_is_not_424() {
+    let doc = json!({"id": "doc 1"});
+    let etag = ETag::new(ETAG).unwrap();
+    let cases = [
+        (refused(&[424, 412, 424]), 1, CosmosError::PreconditionFailed),
+        (refused(&[409, 424, 424]), 0, CosmosError::Conflict),
+        (refused(&[424, 424, 404]), 2, CosmosError::NotFound),
+        (refused(&[424, 403, 424]), 1, CosmosError::Forbidden),
+        (
+            response(
+                207,
+                &[],
+                &json!([
+                    {"statusCode": 424, "requestCharge": 0},
+                    {"statusCode": 400, "requestCharge": 1,
+                     "resourceBody": {"code": "BadRequest", "message": "Message: bad\r\nActivityId: 1"}},
+                    {"statusCode": 424, "requestCharge": 0},
+                ])
+                .to_string(),
+            ),
+            1,
+            CosmosError::BadRequest {
+                message: "Message: bad  ActivityId: 1".into(),
+            },
+        ),
+    ];
+    for (answer, index, error) in cases {
+        let transport = FakeTransport::scripted(vec![answer]);
+        let clock = FakeClock::new();
+        let outcome = client(&transport, &clock).batch(&Batch {
+            container: &container(),
+            pk: &pk(),
+            operations: &[
+                BatchOperation::Create { doc: &doc },
+                BatchOperation::Replace {
+                    id: &id(),
+                    doc: &doc,
+                    if_match: Some(&etag),
+                },
+                BatchOperation::Read { id: &id() },
+            ],
+        });
+        assert_eq!(outcome, Ok(BatchOutcome::Refused { index, error }));
+        // A refusal on the first attempt is final: no retry, no read-back.
+        assert_eq!(transport.count(), 1);
+        assert!(clock.sleeps_ms().is_empty());
+    }
+
+    // A batch the store rejects as a whole is an error, not a refusal, and not retried.
+    let transport = FakeTransport::with(|_| status(400));
+    let clock = FakeClock::new();
+    let outcome = client(&transport, &clock).batch(&Batch {
+        container: &container(),
+        pk: &pk(),
+        operations: &[BatchOperation::Read { id: &id() }],
+    });
+    assert_eq!(
+        outcome,
+        Err(CosmosError::BadRequest {
+            message: "no message".into()
+        })
+    );
+    assert_eq!(transport.count(), 1);
+}
+
+#[test]
+fn malformed_batch_answers_are_protocol_errors() {
+    let ok = |result: Value| json!([result, {"statusCode": 200}, {"statusCode": 200}]).to_string();
+    let cases: Vec<(u16, String)> = vec![
+        (200, "nope".into()),
+        (200, json!({"results": []}).to_string()),
+        (
+            200,
+            json!([{"statusCode": 200}, {"statusCode": 200}]).to_string(),
+        ),
+        (
+            200,
+            Value::Array(vec![json!({"statusCode": 200}); 4]).to_string(),
+        ),
+        (200, ok(json!({"requestCharge": 1}))),
+        (200, ok(json!({"statusCode": "200"}))),
+        (200, ok(json!({"statusCode": 70000}))),
+        (200, ok(json!({"statusCode": 409}))),
+        (200, ok(json!({"statusCode": 200, "eTag": 5}))),
+        (200, ok(json!({"statusCode": 200, "eTag": "a\r\nb"}))),
+        (200, ok(json!({"statusCode": 200, "resourceBody": "x"}))),
+        (
+            207,
+            Value::Array(vec![json!({"statusCode": 424}); 3]).to_string(),
+        ),
+        (
+            207,
+            json!([{"statusCode": 424}, {"statusCode": 200}, {"statusCode": 409}]).to_string(),
+        ),
+        (
+            207,
+            json!([{"statusCode": 424}, {"statusCode": 409}]).to_string(),
+        ),
+        (
+            207,
+            json!([{"statusCode": 424}, {}, {"statusCode": 409}]).to_string(),
+        ),
+        (207, "{}".into()),
+        (
+            201,
+            Value::Array(vec![json!({"statusCode": 201}); 3]).to_string(),
+        ),
+    ];
+    for (code, body) in cases {
+        let transport = FakeTransport::scripted(vec![response(code, &[], &body)]);
+        let clock = FakeClock::new();
+        let outcome = client(&transport, &clock).batch(&Batch {
+            container: &container(),
+            pk: &pk(),
+            operations: &[BatchOperation::Read { id: &id() }; 3],
+        });
+        assert!(
+            matches!(outcome, Err(CosmosError::Protocol(_))),
+            "{code} {body}: {outcome:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_batches_are_refused_before_anything_is_sent() {
+    let good = json!({"id": "doc 1"});
+    let transport = FakeTransport::scripted(vec![]);
+    let clock = FakeClock::new();
+    let c = client(&transport, &clock);
+    let (container, pk, id) = (container(), pk(), id());
+    let batch = |operations: &[BatchOperation<'_>]| {
+        c.batch(&Batch {
+            container: &container,
+            pk: &pk,
+            operations,
+        })
+    };
+    let invalid = |e| Err(CosmosError::InvalidInput(e));
+    assert_eq!(batch(&[]), invalid(InputError::EmptyBatch));
+    assert_eq!(
+        batch(&[BatchOperation::Read { id: &id }; 101]),
+        invalid(InputError::TooManyOperations {
+            max_operations: 100
+        })
+    );
+    let create = BatchOperation::Create { doc: &good };
+    let other = DocumentId::new("other").unwrap();
+    let replace = |id, doc| BatchOperation::Replace {
+        id,
+        doc,
+        if_match: None,
+    };
+    for (operation, error) in [
+        (replace(&other, &good), InputError::DocumentIdMismatch),
+        (
+            replace(&id, &json!({"v": 1})),
+            InputError::DocumentIdMissing,
+        ),
+        (
+            BatchOperation::Create {
+                doc: &json!({"name": "x"}),
+            },
+            InputError::DocumentIdMissing,
+        ),
+        (
+            BatchOperation::Create {
+                doc: &json!({"id": "a/b"}),
+            },
+            InputError::ForbiddenCharacter {
+                what: "document id",
+                character: '/',
+            },
+        ),
+        (
+            BatchOperation::Create { doc: &json!(["x"]) },
+            InputError::DocumentNotObject,
+        ),
+    ] {
+        // One bad operation refuses the whole batch, wherever it stands.
+        assert_eq!(batch(&[create, operation]), invalid(error));
+    }
+    assert_eq!(transport.count(), 0);
+    assert_eq!(
+        InputError::EmptyBatch.to_string(),
+        "batch has no operations"
+    );
+    assert_eq!(
+        InputError::TooManyOperations {
+            max_operations: 100
+        }
+        .to_string(),
+        "batch has more than 100 operations"
+    );
+
+    // Exactly the limit is sent.
+    let transport = FakeTransport::scripted(vec![committed_ids(&["doc 1"; 100])]);
+    let outcome = client(&transport, &clock).batch(&Batch {
+        container: &container,
+        pk: &pk,
+        operations: &[BatchOperation::Read { id: &id }; 100],
+    });
+    assert!(
+        matches!(&outcome, Ok(BatchOutcome::Committed(results)) if results.len() == 100),
+        "{outcome:?}"
+    );
+    assert_eq!(transport.count(), 1);
+}
+
+#[test]
+fn a_retried_batch_refused_by_its_own_lost_commit_committed_earlier() {
+    let created = json!({"id": "a", "n": 1.0});
+    let replaced = json!({"id": "doc 1", "v": 2});
+    let old = ETag::new("\"old\"").unwrap();
+    let (container, pk, id) = (container(), pk(), id());
+    let operations = [
+        BatchOperation::Create { doc: &created },
+        BatchOperation::Replace {
+            id: &id,
+            doc: &replaced,
+            if_match: Some(&old),
+        },
+    ];
+    let run = |script| {
+        let transport = FakeTransport::scripted(script);
+        let clock = FakeClock::new();
+        let outcome = client(&transport, &clock).batch(&Batch {
+            container: &container,
+            pk: &pk,
+            operations: &operations,
+        });
+        (outcome, transport.requests())
+    };
+
+    // The create is refused as a conflict; the stored document is ours (1.0 back as 1).
+    let (outcome, requests) = run(vec![
+        status(503),
+        refused(&[409, 424]),
+        ok_doc(&json!({"id": "a", "n": 1})),
+    ]);
+    assert_eq!(outcome, Ok(BatchOutcome::CommittedEarlier));
+    let methods: Vec<Method> = requests.iter().map(|r| r.method).collect();
+    assert_eq!(methods, vec![Method::Post, Method::Post, Method::Get]);
+    assert_eq!(requests[0].body, requests[1].body, "the same batch again");
+    assert_eq!(
+        server_view(&requests[2]).link,
+        "dbs/patients/colls/Patients/docs/a"
+    );
+    assert_eq!(
+        header(&requests[2], "x-ms-documentdb-partitionkey"),
+        Some(r#"["p-1"]"#)
+    );
+    requests.iter().for_each(assert_signed);
+
+    // Someone else's document under that id: the refusal stands.
+    let (outcome, requests) = run(vec![
+        status(503),
+        refused(&[409, 424]),
+        ok_doc(&json!({"id": "a", "n": 2})),
+    ]);
+    assert_eq!(
+        outcome,
+        Ok(BatchOutcome::Refused {
+            index: 0,
+            error: CosmosError::Conflict
+        })
+    );
+    assert_eq!(requests.len(), 3);
+
+    // The conditional replace is refused as stale; the stored document is ours.
+    let (outcome, requests) = run(vec![
+        Err(TransportError::Timeout),
+        refused(&[424, 412]),
+        ok_doc(&replaced),
+    ]);
+    assert_eq!(outcome, Ok(BatchOutcome::CommittedEarlier));
+    assert_eq!(
+        server_view(&requests[2]).link,
+        "dbs/patients/colls/Patients/docs/doc 1"
+    );
+    let (outcome, _) = run(vec![
+        Err(TransportError::Timeout),
+        refused(&[424, 412]),
+        ok_doc(&json!({"id": "doc 1", "v": 3})),
+    ]);
+    assert_eq!(
+        outcome,
+        Ok(BatchOutcome::Refused {
+            index: 1,
+            error: CosmosError::PreconditionFailed
+        })
+    );
+
+    // Gone by the time we look: not ours to claim.
+    let (outcome, _) = run(vec![status(503), refused(&[409, 424]), status(404)]);
+    assert_eq!(
+        outcome,
+        Ok(BatchOutcome::Refused {
+            index: 0,
+            error: CosmosError::Conflict
+        })
+    );
+    // A failed read-back leaves the outcome unknown: its error is the answer.
+    let (outcome, _) = run(vec![status(503), refused(&[409, 424]), status(403)]);
+    assert_eq!(outcome, Err(CosmosError::Forbidden));
+}
+
+#[test]
+fn batch_refusals_our_own_write_could_not_cause_are_not_read_back() {
+    let doc = json!({"id": "doc 1"});
+    let (container, pk, id) = (container(), pk(), id());
+    let cases = [
+        // No ambiguous attempt: the first attempt, or only throttled ones before it.
+        (
+            vec![refused(&[409])],
+            BatchOperation::Create { doc: &doc },
+            CosmosError::Conflict,
+        ),
+        (
+            vec![status(429), refused(&[409])],
+            BatchOperation::Create { doc: &doc },
+            CosmosError::Conflict,
+        ),
+        // Ambiguous, but an unconditional replace has no etag to change, and a read writes nothing.
+        (
+            vec![status(503), refused(&[412])],
+            BatchOperation::Replace {
+                id: &id,
+                doc: &doc,
+                if_match: None,
+            },
+            CosmosError::PreconditionFailed,
+        ),
+        (
+            vec![status(503), refused(&[404])],
+            BatchOperation::Read { id: &id },
+            CosmosError::NotFound,
+        ),
+    ];
+    for (script, operation, error) in cases {
+        let sends = script.len();
+        let transport = FakeTransport::scripted(script);
+        let clock = FakeClock::new();
+        let outcome = client(&transport, &clock).batch(&Batch {
+            container: &container,
+            pk: &pk,
+            operations: &[operation],
+        });
+        assert_eq!(
+            outcome,
+            Ok(BatchOutcome::Refused {
+                index: 0,
+                error: error.clone()
+            })
+        );
+        assert_eq!(transport.count(), sends, "no read-back for {error:?}");
+    }
+}
+
+#[test]
+fn a_throttled_batch_waits_and_is_sent_again() {
+    let transport = FakeTransport::scripted(vec![
+        response(429, &[("x-ms-retry-after-ms", "120")], ""),
+        status(503),
+        committed_ids(&["doc 1"]),
+    ]);
+    let clock = FakeClock::new(); // jitter 0.5: backoff for attempt 2 = 50 ms
+    let outcome = client(&transport, &clock)
+        .batch(&Batch {
+            container: &container(),
+            pk: &pk(),
+            operations: &[BatchOperation::Read { id: &id() }],
+        })
+        .unwrap();
+    assert!(matches!(outcome, BatchOutcome::Committed(ref r) if r.len() == 1));
+    assert_eq!(clock.sleeps_ms(), vec![120, 50]);
+    let requests = transport.requests();
+    assert_eq!(requests.len(), 3);
+    requests.iter().for_each(assert_signed);
+    assert!(requests.iter().all(|r| r.body == requests[0].body));
+}
+
+#[test]
+fn batches_send_every_first_attempt_together_and_answer_in_order() {
+    let mut b_attempts = 0;
+    let transport = FakeTransport::with(move |request| {
+        match header(request, "x-ms-documentdb-partitionkey").unwrap() {
+            r#"["a"]"# => committed_ids(&["a"]),
+            r#"["b"]"# => {
+                b_attempts += 1;
+                if b_attempts == 1 {
+                    status(503)
+                } else {
+                    committed_ids(&["b"])
+                }
+            }
+            _ => refused(&[409]),
+        }
+    });
+    let clock = FakeClock::new();
+    let c = client(&transport, &clock);
+    let container = container();
+    let pks = ["a", "b", "c"].map(PartitionKey::string);
+    let doc = json!({"id": "doc 1"});
+    let id = id();
+    let read = [BatchOperation::Read { id: &id }];
+    let create = [BatchOperation::Create { doc: &doc }];
+    let batch = |pk, operations| Batch {
+        container: &container,
+        pk,
+        operations,
+    };
+    let outcomes = c.batches(&[
+        batch(&pks[0], &read),
+        batch(&pks[1], &[]),
+        batch(&pks[1], &read),
+        batch(&pks[2], &create),
+    ]);
+    assert_eq!(
+        *transport.batches.borrow(),
+        vec![3],
+        "the empty batch is not sent"
+    );
+    assert_eq!(transport.count(), 4, "only b is retried");
+    let first_id = |outcome: &Result<BatchOutcome, CosmosError>| match outcome {
+        Ok(BatchOutcome::Committed(results)) => results[0].body.as_ref().unwrap()["id"].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(first_id(&outcomes[0]), "a");
+    assert_eq!(
+        outcomes[1],
+        Err(CosmosError::InvalidInput(InputError::EmptyBatch))
+    );
+    assert_eq!(first_id(&outcomes[2]), "b");
+    assert_eq!(
+        outcomes[3],
+        Ok(BatchOutcome::Refused {
+            index: 0,
+            error: CosmosError::Conflict
+        })
+    );
+    assert!(c.batches(&[]).is_empty());
+}

@@ -54,6 +54,12 @@ pub enum InputError {
     DocumentIdMismatch,
     /// `max_item_count` is zero.
     ZeroMaxItemCount,
+    /// A transactional batch has no operations.
+    EmptyBatch,
+    /// A transactional batch has more operations than Cosmos allows in one.
+    TooManyOperations {
+        max_operations: usize,
+    },
 }
 
 impl std::fmt::Display for InputError {
@@ -81,6 +87,10 @@ impl std::fmt::Display for InputError {
                 f.write_str("document \"id\" differs from the id being replaced")
             }
             InputError::ZeroMaxItemCount => f.write_str("max_item_count must be at least 1"),
+            InputError::EmptyBatch => f.write_str("batch has no operations"),
+            InputError::TooManyOperations { max_operations } => {
+                write!(f, "batch has more than {max_operations} operations")
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! A small, synchronous client for the Azure Cosmos DB for NoSQL REST API: the
 //! document operations the patient-records components use (create, read,
-//! replace, delete, parameterised query, and independent point operations
-//! sent together) plus the database-account read.
+//! replace, delete, parameterised query, independent point operations sent
+//! together, and transactional batches: operations on one partition that
+//! commit together or not at all) plus the database-account read.
 //!
 //! The client owns no I/O. The caller injects a [`Transport`] (in a Spin
 //! component, outbound HTTP; in tests, a scripted fake) and a [`Clock`] (dates
@@ -14,8 +15,9 @@
 //!   `Display` or error text (errors name what went wrong, not the data);
 //! - build a query by string concatenation: [`Query`] carries parameters only;
 //! - retry non-idempotent work blindly: a create (or conditional replace, or
-//!   delete) whose earlier attempt may have been executed is resolved by
-//!   reading the document back, never by assuming (see [`CosmosClient`]);
+//!   delete, or batch) whose earlier attempt may have been executed is
+//!   resolved by reading the document back, never by assuming (see
+//!   [`CosmosClient`]);
 //! - retry a 4xx other than 429: the same request would fail the same way.
 
 mod client;
@@ -26,14 +28,14 @@ mod retry;
 #[cfg(test)]
 mod testing;
 
-pub use client::{CosmosClient, PageQuery, PointOperation, API_VERSION};
+pub use client::{Batch, BatchOperation, CosmosClient, PageQuery, PointOperation, API_VERSION};
 pub use error::{ConfigError, CosmosError, InputError};
 /// The injected I/O, re-exported so callers of the client need no second
 /// dependency to implement it.
 pub use http_transport::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
 pub use model::{
-    ContainerRef, Document, DocumentId, ETag, PageRequest, PartitionKey, Query, QueryPage,
-    QueryScope,
+    BatchOutcome, BatchResult, ContainerRef, Document, DocumentId, ETag, PageRequest, PartitionKey,
+    Query, QueryPage, QueryScope,
 };
 pub use retry::RetryPolicy;
 

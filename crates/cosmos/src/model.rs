@@ -1,6 +1,7 @@
-//! Validated values: names, ids, partition keys, etags, queries, pages.
+//! Validated values: names, ids, partition keys, etags, queries, pages,
+//! and what a transactional batch answers.
 
-use crate::error::InputError;
+use crate::error::{CosmosError, InputError};
 use serde_json::Value;
 
 /// Cosmos's limit for ids and database/container names.
@@ -341,6 +342,29 @@ pub struct QueryPage {
     pub documents: Vec<Value>,
     /// Present when more results remain; pass it back in [`PageRequest`].
     pub continuation: Option<String>,
+}
+
+/// How a transactional batch ([`crate::CosmosClient::batch`]) ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOutcome {
+    /// Every operation committed; one result per operation, in order.
+    Committed(Vec<BatchResult>),
+    /// A retry was refused only because an earlier attempt of this same batch, whose answer
+    /// was lost (timeout/5xx), had already committed it: confirmed by reading the refused
+    /// operation's document back with the content this batch sent.
+    CommittedEarlier,
+    /// Nothing was written: operation `index` failed with `error` (409 -> Conflict,
+    /// 412 -> PreconditionFailed, 404 -> NotFound, 400 -> BadRequest, ...); the others were not applied.
+    Refused { index: usize, error: CosmosError },
+}
+
+/// One committed operation's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchResult {
+    pub status: u16,
+    pub etag: Option<ETag>,
+    /// The document for a Create/Replace/Read result when the store returned it.
+    pub body: Option<Value>,
 }
 
 #[cfg(test)]

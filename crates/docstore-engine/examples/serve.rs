@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const DEFAULT_CONTAINERS: &str =
-    "patients/patients=/id;patients/tests=/patientId;audit/records=/chainKey;audit/chainheads=/chainKey";
+    "patients/patients=/id;patients/tests=/patientId;audit/records=/chainKey";
 
 fn main() {
     if let Err(message) = run() {

@@ -192,8 +192,8 @@ impl Host {
             .expect("known component");
     }
 
-    /// Waits until no component instance is running, so that work done
-    /// after a response (audit-api's chain-head advance) has finished.
+    /// Waits until no component instance is running, so that any work done
+    /// after a response has finished and counts are complete.
     pub fn settle(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while self.app.running_instances() > 0 {

@@ -79,12 +79,21 @@ fn vault_contents(secrets: &Secrets) -> HashMap<String, String> {
 /// The plain values the SpinApp sets (env/k8s/spinapp.yaml, from
 /// Terraform's deploy_env), here pointing at the local docstore.
 const PLAIN_SETTINGS: [(&str, &str); 4] = [
-    ("SPIN_VARIABLE_COSMOSENDPOINT", "http://docstore.spin.internal"),
-    ("SPIN_VARIABLE_PATIENTAPIURL", "http://patient-api.spin.internal"),
-    ("SPIN_VARIABLE_AUDITAPIURL", "http://audit-api.spin.internal"),
+    (
+        "SPIN_VARIABLE_COSMOSENDPOINT",
+        "http://docstore.spin.internal",
+    ),
+    (
+        "SPIN_VARIABLE_PATIENTAPIURL",
+        "http://patient-api.spin.internal",
+    ),
+    (
+        "SPIN_VARIABLE_AUDITAPIURL",
+        "http://audit-api.spin.internal",
+    ),
     (
         "SPIN_VARIABLE_DOCSTORECONTAINERS",
-        "patients/patients=/id;patients/tests=/patientId;audit/records=/chainKey;audit/chainheads=/chainKey",
+        "patients/patients=/id;patients/tests=/patientId;audit/records=/chainKey",
     ),
 ];
 

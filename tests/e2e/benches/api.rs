@@ -2,9 +2,9 @@
 //! runtime sets: the same four components making the same calls to each
 //! other and doing nothing else (tests/fixtures/noop-chain): six instances
 //! for create patient, load patient and search (gateway, patient-api,
-//! audit-api, and docstore for the chain head, the audit record and the
-//! patient), seven for create test, and the plain line of four for
-//! reference. One client, sequential requests,
+//! audit-api, and docstore for the chain head read, the batch of the audit
+//! record and its head, and the patient), seven for create test, and the
+//! plain line of four for reference. One client, sequential requests,
 //! on the wasmtime test host (pooling allocator, pre-instantiated components).
 //! Kept-alive and fresh-connection figures are reported separately (Spin does
 //! not set TCP_NODELAY; see docs/architecture.md).

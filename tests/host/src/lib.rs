@@ -111,10 +111,9 @@ impl App {
         &self.inner.manifest
     }
 
-    /// Outbound requests refused by `allowed_outbound_hosts` so far.
     /// Component instances running now. A component may go on working after
-    /// its response has been handed over (audit-api advances its chain head
-    /// then), as in Spin; tests wait for 0 before they look at stored state.
+    /// its response has been handed over, as in Spin; tests wait for 0
+    /// before they look at stored state or counts.
     pub fn running_instances(&self) -> usize {
         self.inner.running_instances()
     }

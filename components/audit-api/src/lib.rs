@@ -9,9 +9,9 @@
 //!   resource's chain (the disclosure records of a search page). All are
 //!   validated before any is stored; the 201 means every one is stored.
 //!   Their store calls go together (audit_chain::append_records over the
-//!   Cosmos client's bulk reads and batches, up to 8 in flight). A record that fails
-//!   fails the request, and the records stored meanwhile stay (an
-//!   append-only register keeps what it took).
+//!   Cosmos client's bulk reads and batches, up to 8 in flight). A record
+//!   that fails fails the request, and the records stored meanwhile stay
+//!   (an append-only register keeps what it took).
 //! - `GET /audit/records?resourceType=&resourceId=&from=&to=&limit=`: one
 //!   page of a chain, `x-continuation-token` both ways.
 //! - `GET /audit/verify?resourceType=&resourceId=`: is the chain intact?

@@ -35,7 +35,7 @@ use spin_sdk::http::{Request, Response};
 
 pub use connection_string::ServiceConnection;
 pub use http_transport::{HttpRequest, HttpResponse, Method, TransportError};
-pub use respond::{serve, serve_then, AfterResponse};
+pub use respond::serve;
 
 /// The header carrying the correlation id between components.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
@@ -260,7 +260,7 @@ pub fn json_response(status: u16, body: &serde_json::Value, correlation_id: &str
 }
 
 /// Exports a component's HTTP handler: `export_http!(serve, handle_request)`
-/// where `serve` is [`serve`] or [`serve_then`] and `handle_request` the
+/// where `serve` is [`serve`] and `handle_request` the
 /// component's own function (by path). The WASI export glue that
 /// `#[http_component]` generates is the only unsafe code a component has;
 /// the workspace denies `unsafe_code`, and this module is its one exception.

@@ -11,19 +11,12 @@
 //! chunk; every response of this app fits), so headers and body are ready
 //! together. A larger body falls back to set-then-stream, which cannot
 //! deadlock: nothing waits on a reader that has not been given the body yet.
-//!
-//! [`serve_then`] also lets a component do work after its response has been
-//! handed over: the host keeps the instance running until the handler
-//! returns, and the caller already has the complete response.
 
 use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{
     Headers, IncomingRequest, IntoResponse, OutgoingBody, OutgoingResponse, Response,
     ResponseOutparam,
 };
-
-/// Work to run after the response has left.
-pub type AfterResponse = Box<dyn FnOnce()>;
 
 /// Runs `handler` on the request and sends its response in one write.
 pub async fn serve<R, F>(incoming: IncomingRequest, out: ResponseOutparam, handler: F)
@@ -32,25 +25,11 @@ where
     R::Error: IntoResponse,
     F: FnOnce(R) -> Response,
 {
-    serve_then(incoming, out, |request| (handler(request), None)).await
-}
-
-/// As [`serve`], and then runs the handler's follow-up work, if any, once
-/// the response is complete for the caller.
-pub async fn serve_then<R, F>(incoming: IncomingRequest, out: ResponseOutparam, handler: F)
-where
-    R: TryFromIncomingRequest,
-    R::Error: IntoResponse,
-    F: FnOnce(R) -> (Response, Option<AfterResponse>),
-{
-    let (response, after) = match R::try_from_incoming_request(incoming).await {
+    let response = match R::try_from_incoming_request(incoming).await {
         Ok(request) => handler(request),
-        Err(unreadable) => (unreadable.into_response(), None),
+        Err(unreadable) => unreadable.into_response(),
     };
     send(out, response);
-    if let Some(work) = after {
-        work();
-    }
 }
 
 /// Sends `response`: body first when it fits, then the response.

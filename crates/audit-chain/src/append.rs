@@ -786,26 +786,26 @@ mod tests {
             Err(AppendError::Store("down"))
         );
         assert!(store.records.is_empty());
+        // A chain of one record whose head is then edited: no append.
+        let damaged_by = |edit: &dyn Fn(&mut Value)| {
+            let mut store = Chains::default();
+            appended(&mut store, 1);
+            let (mut doc, _) = store.head_of(&key()).unwrap();
+            edit(&mut doc);
+            store.set_head(&key(), doc);
+            append(&mut store, &request(2), &AppendPolicy::default())
+        };
         // An unreadable head.
-        let mut store = Chains::default();
-        appended(&mut store, 1);
-        let (mut doc, _) = store.head_of(&key()).unwrap();
-        doc["sequence"] = serde_json::json!("one");
-        store.set_head(&key(), doc);
         assert!(matches!(
-            append(&mut store, &request(2), &AppendPolicy::default()),
+            damaged_by(&|doc| doc["sequence"] = serde_json::json!("one")),
             Err(AppendError::Damaged(_))
         ));
         // A head of another chain stored under this one's id.
-        let mut store = Chains::default();
-        appended(&mut store, 1);
-        let other = store.head_of(&key()).unwrap().0;
-        let mut foreign = other.clone();
-        foreign["chainKey"] = serde_json::json!(patient_key(2).as_str());
-        foreign["id"] = serde_json::json!(head_document_id(&patient_key(2)));
-        store.set_head(&key(), foreign);
         assert!(matches!(
-            append(&mut store, &request(2), &AppendPolicy::default()),
+            damaged_by(&|doc| {
+                doc["chainKey"] = serde_json::json!(patient_key(2).as_str());
+                doc["id"] = serde_json::json!(head_document_id(&patient_key(2)));
+            }),
             Err(AppendError::Damaged(_))
         ));
         // A tail that is not a readable record, found after a loss.

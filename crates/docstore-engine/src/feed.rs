@@ -14,7 +14,7 @@
 
 use crate::config::ContainerDef;
 use crate::partition;
-use crate::query::{self, Condition, Query};
+use crate::query::{self, CompareOp, Condition, PathStep, Query};
 use crate::reply::{json_response, raw_json_response, Failure};
 use crate::sqlstore::text;
 use crate::{rid, Sql, SqlValue, StoreRequest, StoreResponse};
@@ -57,7 +57,7 @@ pub(crate) fn read_feed(
     request: &StoreRequest,
 ) -> Result<StoreResponse, Failure> {
     let all = Query {
-        conditions: Vec::new(),
+        alternatives: vec![Vec::new()],
         order_by: None,
     };
     run(sql, container, request, &all, &HashMap::new(), "read feed")
@@ -319,6 +319,57 @@ fn push_condition(
     Ok(())
 }
 
+/// An equality on `id` or on the partition key path also holds for the
+/// column the store keeps it in: saying so lets SQLite use the primary key
+/// instead of reading every document's body. It never changes what matches
+/// (the JSON condition stays), so a value the columns cannot hold is simply
+/// not hinted.
+fn push_key_column(
+    stmt: &mut Statement,
+    container: &ContainerDef,
+    condition: &Condition,
+    params: &HashMap<String, Value>,
+) {
+    let Condition::Compare {
+        path,
+        op: CompareOp::Eq,
+        param,
+    } = condition
+    else {
+        return;
+    };
+    let Some(value) = params.get(param) else {
+        return;
+    };
+    let is_path = |names: &[&str]| {
+        path.steps().len() == names.len()
+            && path
+                .steps()
+                .iter()
+                .zip(names)
+                .all(|(step, name)| matches!(step, PathStep::Key(k) if k == name))
+    };
+    if is_path(&["id"]) {
+        if let Value::String(id) = value {
+            stmt.push(" AND id = ?");
+            stmt.bind(SqlValue::Text(id.clone()));
+        }
+        return;
+    }
+    let segments: Vec<&str> = container
+        .partition_key
+        .segments()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    if is_path(&segments) {
+        if let Some(pk) = partition::PartitionKey::of_value(value) {
+            stmt.push(" AND pk = ?");
+            stmt.bind(SqlValue::Text(pk.canonical()));
+        }
+    }
+}
+
 fn fingerprint(container: &ContainerDef, source: &str, partition: Option<&str>) -> String {
     let mut hasher = Sha256::new();
     for part in [
@@ -377,15 +428,27 @@ fn run(
         }
         None => stmt.push("0 AS r, 0 AS v"),
     }
-    stmt.push(" FROM docstore_documents WHERE db = ? AND coll = ?");
-    stmt.bind(container.database.as_str().into());
-    stmt.bind(container.container.as_str().into());
-    if let Some(pk) = &partition {
-        stmt.push(" AND pk = ?");
-        stmt.bind(pk.as_str().into());
-    }
-    for condition in &parsed.conditions {
-        push_condition(&mut stmt, condition, params)?;
+    stmt.push(" FROM docstore_documents WHERE ");
+    // Each alternative names the container (and the key columns it can),
+    // so that SQLite looks each one up in the primary key index.
+    for (i, alternative) in parsed.alternatives.iter().enumerate() {
+        if i > 0 {
+            stmt.push(" OR ");
+        }
+        stmt.push("(db = ? AND coll = ?");
+        stmt.bind(container.database.as_str().into());
+        stmt.bind(container.container.as_str().into());
+        if let Some(pk) = &partition {
+            stmt.push(" AND pk = ?");
+            stmt.bind(pk.as_str().into());
+        }
+        for condition in alternative {
+            push_key_column(&mut stmt, container, condition, params);
+        }
+        for condition in alternative {
+            push_condition(&mut stmt, condition, params)?;
+        }
+        stmt.push(")");
     }
     stmt.push(")");
     let descending = order.is_some_and(|o| o.descending);
@@ -482,7 +545,7 @@ pub(crate) fn explain(
         text: String::new(),
         params: Vec::new(),
     };
-    for condition in &parsed.conditions {
+    for condition in parsed.conditions() {
         push_condition(&mut stmt, condition, params)?;
     }
     Ok((stmt.text, stmt.params))

@@ -34,6 +34,15 @@ impl PartitionKey {
         }
     }
 
+    /// The key a query's equality on the partition key path names, when the
+    /// value is one a partition key can be (a string, number or boolean).
+    pub(crate) fn of_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => Self::from_value(Some(value)),
+            _ => None,
+        }
+    }
+
     fn from_value(value: Option<&Value>) -> Option<Self> {
         Some(match value {
             None => PartitionKey::Undefined,

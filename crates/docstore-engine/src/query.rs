@@ -2,13 +2,20 @@
 //!
 //! ```text
 //! SELECT * FROM <container> [[AS] <alias>]
-//!   [WHERE <cond> [AND <cond>]*]
+//!   [WHERE <conj> [OR <conj>]*]
 //!   [ORDER BY <alias>.<path> [ASC|DESC]]
+//! <conj> := <term> [AND <term>]*
+//! <term> := <cond> | ( <conj> )
 //! <cond> := <alias>.<path> <op> @param | @param <op> <alias>.<path>
 //!         | STARTSWITH(<alias>.<path>, @param)
 //! <op>   := = | != | <> | < | <= | > | >=
 //! <path> := name (.name | ["name"] | [index])*  (also starting with ["name"])
 //! ```
+//!
+//! So a filter is alternatives of conditions that must all hold (AND binds
+//! tighter than OR, as in Cosmos DB SQL): the shape the Cosmos SDKs' ReadMany
+//! sends, `(c.id = @i0 AND c.pk = @p0) OR (c.id = @i1 AND c.pk = @p1)`.
+//! OR inside parentheses is refused.
 //!
 //! Keywords are case-insensitive. Values are only ever parameters: a literal
 //! in a query is refused, so no value can reach the SQL text.
@@ -17,8 +24,25 @@
 /// A query the store can run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    pub conditions: Vec<Condition>,
+    /// The filter in disjunctive normal form: a document matches when it
+    /// meets every condition of at least one alternative. A query without
+    /// WHERE has one alternative with no conditions: everything matches.
+    pub alternatives: Vec<Vec<Condition>>,
     pub order_by: Option<OrderBy>,
+}
+
+/// At most this many alternatives (`... OR ...`): one per document of a
+/// ReadMany of a page, with room to spare, and a bound on the SQL it makes.
+pub const MAX_ALTERNATIVES: usize = 100;
+
+/// Parentheses nest at most this deep (the parser recurses into them).
+const MAX_NESTING: usize = 8;
+
+impl Query {
+    /// Every condition of every alternative.
+    pub fn conditions(&self) -> impl Iterator<Item = &Condition> {
+        self.alternatives.iter().flatten()
+    }
 }
 
 /// One step of a property path from the document root.
@@ -443,6 +467,39 @@ impl Parser {
         }
     }
 
+    /// Conditions joined by AND, each a condition or a parenthesised
+    /// conjunction (flattened: `a AND (b AND c)` is `a AND b AND c`).
+    fn conjunction(&mut self, depth: usize) -> Result<Vec<Condition>, UnsupportedQuery> {
+        let mut conditions = Vec::new();
+        loop {
+            if self.eat_symbol("(") {
+                if depth == MAX_NESTING {
+                    return Err(unsupported(format!(
+                        "parentheses nested more than {MAX_NESTING} deep"
+                    )));
+                }
+                conditions.extend(self.conjunction(depth + 1)?);
+                if self.peek().is_some_and(|t| t.is_keyword("or")) {
+                    return Err(unsupported(
+                        "OR inside parentheses (write the filter as alternatives: (a AND b) OR (c AND d))",
+                    ));
+                }
+                if !self.eat_symbol(")") {
+                    return Err(unsupported(format!(
+                        "expected ')', found {}",
+                        self.describe_next()
+                    )));
+                }
+            } else {
+                conditions.push(self.condition()?);
+            }
+            match self.peek() {
+                Some(t) if t.is_keyword("and") => self.pos += 1,
+                _ => return Ok(conditions),
+            }
+        }
+    }
+
     fn condition(&mut self) -> Result<Condition, UnsupportedQuery> {
         match self.peek().cloned() {
             Some(Token::Param(_)) => {
@@ -492,7 +549,6 @@ impl Parser {
                 Err(unsupported(format!("the function {}", name.to_uppercase())))
             }
             Some(t) if t.is_keyword("not") => Err(unsupported("NOT")),
-            Some(Token::Symbol("(")) => Err(unsupported("parenthesised conditions")),
             // Not the alias, a literal, or the end: `property_path` names it.
             _ => Err(self
                 .property_path()
@@ -539,16 +595,21 @@ pub fn parse(text: &str) -> Result<Query, UnsupportedQuery> {
     if parser.peek().is_some_and(|t| t.is_keyword("join")) {
         return Err(unsupported("JOIN"));
     }
-    let mut conditions = Vec::new();
+    let mut alternatives = vec![Vec::new()];
     if parser.peek().is_some_and(|t| t.is_keyword("where")) {
         parser.pos += 1;
+        alternatives.clear();
         loop {
-            conditions.push(parser.condition()?);
-            match parser.peek() {
-                Some(t) if t.is_keyword("and") => parser.pos += 1,
-                Some(t) if t.is_keyword("or") => return Err(unsupported("OR")),
-                _ => break,
+            alternatives.push(parser.conjunction(0)?);
+            if !parser.peek().is_some_and(|t| t.is_keyword("or")) {
+                break;
             }
+            if alternatives.len() == MAX_ALTERNATIVES {
+                return Err(unsupported(format!(
+                    "more than {MAX_ALTERNATIVES} alternatives joined by OR"
+                )));
+            }
+            parser.pos += 1;
         }
     }
     let mut order_by = None;
@@ -574,7 +635,7 @@ pub fn parse(text: &str) -> Result<Query, UnsupportedQuery> {
     }
     match parser.peek() {
         None => Ok(Query {
-            conditions,
+            alternatives,
             order_by,
         }),
         Some(t) if t.is_keyword("group") => Err(unsupported("GROUP BY")),
@@ -600,7 +661,7 @@ mod tests {
         assert_eq!(
             parse("SELECT * FROM c").unwrap(),
             Query {
-                conditions: vec![],
+                alternatives: vec![vec![]],
                 order_by: None
             }
         );
@@ -609,8 +670,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            q.conditions,
-            vec![
+            q.alternatives,
+            vec![vec![
                 Condition::Compare {
                     path: PropertyPath(vec![key("a"), key("b")]),
                     op: CompareOp::Eq,
@@ -625,7 +686,7 @@ mod tests {
                     path: PropertyPath(vec![key("name")]),
                     param: "@p".into()
                 },
-            ]
+            ]]
         );
         assert_eq!(
             q.order_by,
@@ -636,7 +697,7 @@ mod tests {
         );
         let q = parse("SELECT * FROM docs AS d WHERE d.tags[2] <> @t ORDER BY d['x'] ASC").unwrap();
         assert_eq!(
-            q.conditions[0],
+            q.alternatives[0][0],
             Condition::Compare {
                 path: PropertyPath(vec![key("tags"), PathStep::Index(2)]),
                 op: CompareOp::Ne,
@@ -644,6 +705,38 @@ mod tests {
             }
         );
         assert!(!q.order_by.unwrap().descending);
+    }
+
+    #[test]
+    fn or_joins_alternatives_and_binds_looser_than_and() {
+        let eq = |name: &str, param: &str| Condition::Compare {
+            path: PropertyPath(vec![key(name)]),
+            op: CompareOp::Eq,
+            param: param.into(),
+        };
+        let q = parse(
+            "SELECT * FROM c WHERE (c.id = @i0 AND c.k = @k0) OR c.id = @i1 AND (c.k = @k1) or (c.x = @x AND (c.y = @y))",
+        )
+        .unwrap();
+        assert_eq!(
+            q.alternatives,
+            vec![
+                vec![eq("id", "@i0"), eq("k", "@k0")],
+                vec![eq("id", "@i1"), eq("k", "@k1")],
+                vec![eq("x", "@x"), eq("y", "@y")],
+            ]
+        );
+        assert_eq!(q.conditions().count(), 6);
+        let most = vec!["c.a = @a"; MAX_ALTERNATIVES].join(" OR ");
+        assert_eq!(
+            parse(&format!("SELECT * FROM c WHERE {most}"))
+                .unwrap()
+                .alternatives
+                .len(),
+            MAX_ALTERNATIVES
+        );
+        let err = parse(&format!("SELECT * FROM c WHERE {most} OR c.a = @a")).unwrap_err();
+        assert!(err.0.contains("more than 100 alternatives"), "{err}");
     }
 
     #[test]
@@ -656,7 +749,7 @@ mod tests {
         ] {
             let q = parse(&format!("SELECT * FROM c WHERE @v {text} c.n")).unwrap();
             assert!(
-                matches!(&q.conditions[0], Condition::Compare { op: o, .. } if *o == op),
+                matches!(&q.alternatives[0][0], Condition::Compare { op: o, .. } if *o == op),
                 "{text}"
             );
         }
@@ -665,7 +758,7 @@ mod tests {
     #[test]
     fn builds_quoted_sqlite_json_paths() {
         let q = parse("SELECT * FROM c WHERE c.a['b.c'][3].d = @x").unwrap();
-        let Condition::Compare { path, .. } = &q.conditions[0] else {
+        let Condition::Compare { path, .. } = &q.alternatives[0][0] else {
             panic!("not a comparison")
         };
         assert_eq!(path.sqlite_json_path(), "$.\"a\".\"b.c\"[3].\"d\"");
@@ -681,9 +774,18 @@ mod tests {
             ("SELECT * FROM c WHERE c.a = 'x'", "literal values"),
             ("SELECT * FROM c WHERE c.a = 5", "literal values"),
             ("SELECT * FROM c WHERE c.a = true", "literal values"),
-            ("SELECT * FROM c WHERE c.a = @a OR c.b = @b", "OR"),
+            (
+                "SELECT * FROM c WHERE c.a = @a AND (c.b = @b OR c.c = @c)",
+                "OR inside",
+            ),
+            ("SELECT * FROM c WHERE (c.a = @a OR c.b = @b)", "OR inside"),
+            ("SELECT * FROM c WHERE (c.a = @a", "expected ')'"),
+            ("SELECT * FROM c WHERE c.a = @a OR", "property path"),
+            (
+                "SELECT * FROM c WHERE ((((((((((c.a = @a))))))))))",
+                "nested",
+            ),
             ("SELECT * FROM c WHERE NOT c.a = @a", "NOT"),
-            ("SELECT * FROM c WHERE (c.a = @a)", "parenthesised"),
             ("SELECT * FROM c WHERE c.a IN (@a)", "IN"),
             ("SELECT * FROM c WHERE c.a LIKE @a", "LIKE"),
             ("SELECT * FROM c WHERE CONTAINS(c.a, @a)", "CONTAINS"),

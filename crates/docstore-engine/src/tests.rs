@@ -1146,7 +1146,7 @@ fn unsupported_and_malformed_queries_are_400() {
     for query in [
         "SELECT c.id FROM c",
         "SELECT * FROM c WHERE c.a = 'x'",
-        "SELECT * FROM c WHERE c.a = @a OR c.b = @a",
+        "SELECT * FROM c WHERE c.a = @a AND (c.b = @a OR c.c = @a)",
         "SELECT COUNT(1) FROM c",
         "UPDATE c SET x = 1",
     ] {
@@ -1627,4 +1627,113 @@ fn sql_errors_are_classified_from_their_text() {
         SqlError::from_message("disk I/O error"),
         SqlError::Other(_)
     ));
+}
+
+/// Records SQLite's plan for every query the store runs.
+struct Planning {
+    sql: RusqliteSql,
+    plans: std::cell::RefCell<Vec<String>>,
+}
+
+impl Sql for Planning {
+    fn execute(
+        &self,
+        statement: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, crate::SqlError> {
+        if statement.starts_with("SELECT pk, id, body") {
+            let plan = self
+                .sql
+                .execute(&format!("EXPLAIN QUERY PLAN {statement}"), params)?;
+            let details: Vec<String> = plan
+                .iter()
+                .filter_map(|row| match row.last() {
+                    Some(SqlValue::Text(t)) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect();
+            self.plans.borrow_mut().push(details.join("; "));
+        }
+        self.sql.execute(statement, params)
+    }
+}
+
+#[test]
+fn alternatives_joined_by_or_find_each_document_by_its_key() {
+    let s = store();
+    for (id, patient, kind) in [
+        ("a", "p1", "x"),
+        ("a", "p2", "x"),
+        ("b", "p2", "y"),
+        ("c", "p3", "x"),
+        ("d", "p3", "y"),
+        ("e", "p4", "x"),
+    ] {
+        assert_eq!(s.test_doc(id, patient, json!({"kind": kind})).status, 201);
+    }
+    // ReadMany's shape: one (id, partition key) pair per alternative, the
+    // same id in two partitions told apart, plus a looser alternative.
+    let query = "SELECT * FROM c WHERE (c.id = @i0 AND c.patientId = @p0) \
+        OR (c.patientId = @p1 AND c.id = @i1) OR (c.patientId = @p2 AND c.kind = @k)";
+    let params = json!([
+        {"name": "@i0", "value": "a"}, {"name": "@p0", "value": "p2"},
+        {"name": "@i1", "value": "b"}, {"name": "@p1", "value": "p2"},
+        {"name": "@p2", "value": "p3"}, {"name": "@k", "value": "y"},
+    ]);
+    let found = |pk: Option<Value>, page: i64| {
+        let (ids, _) = s.query_all(query, params.clone(), pk, page);
+        ids
+    };
+    assert_eq!(found(None, 100), ["a", "b", "d"]);
+    // Paged one at a time, nothing is lost or repeated across alternatives.
+    assert_eq!(found(None, 1), ["a", "b", "d"]);
+    // The partition key header still scopes every alternative.
+    assert_eq!(found(Some(json!("p3")), 100), ["d"]);
+    assert!(found(Some(json!("p1")), 100).is_empty());
+    // A key hint never changes what matches: a number is not the string.
+    let r = s.query(
+        "SELECT * FROM c WHERE c.id = @i OR c.patientId = @p",
+        json!([{"name": "@i", "value": 5}, {"name": "@p", "value": "p4"}]),
+        None,
+        None,
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let docs = body_json(&r)["Documents"].clone();
+    assert_eq!(docs.as_array().map(Vec::len), Some(1), "{docs}");
+    assert_eq!(docs[0]["id"], json!("e"));
+
+    // Each (id, partition key) alternative is one primary key lookup.
+    let planning = Planning {
+        sql: RusqliteSql::open(&s.path).unwrap(),
+        plans: Default::default(),
+    };
+    let body = json!({"query": query, "parameters": params}).to_string();
+    let mut headers = signed_headers(KEY, "POST", TESTS, &http_date(NOW));
+    headers.push(("content-type".into(), "application/query+json".into()));
+    headers.push(("x-ms-documentdb-isquery".into(), "True".into()));
+    let request = StoreRequest {
+        method: "POST".into(),
+        path: TESTS.into(),
+        headers,
+        body: body.into_bytes(),
+        base_url: BASE.into(),
+    };
+    let r = handle(
+        &planning,
+        &s.config,
+        &request,
+        NOW,
+        &mut ThreadLockWait::new(),
+    );
+    assert_eq!(r.status, 200);
+    let plans = planning.plans.borrow();
+    assert_eq!(plans.len(), 1);
+    assert!(plans[0].contains("MULTI-INDEX OR"), "{}", plans[0]);
+    assert!(
+        plans[0].contains("(db=? AND coll=? AND pk=? AND id=?)"),
+        "{}",
+        plans[0]
+    );
+    assert!(!plans[0].contains("SCAN"), "{}", plans[0]);
 }

@@ -323,7 +323,7 @@ fn query_parser_refuses_hostile_text_with_typed_errors() {
         |text| {
             match query::parse(&text) {
                 Ok(q) => {
-                    for c in &q.conditions {
+                    for c in q.conditions() {
                         let path = match c {
                             Condition::Compare { path, param, .. }
                             | Condition::StartsWith { path, param } => {
@@ -542,8 +542,9 @@ fn generated_queries_parse_to_what_was_generated() {
             }
             let q = query::parse(&g.text)
                 .map_err(|e| TestCaseError::fail(format!("{}: {e}", g.text)))?;
-            prop_assert_eq!(q.conditions.len(), g.conditions.len());
-            for (c, (steps, op, param)) in q.conditions.iter().zip(&g.conditions) {
+            prop_assert_eq!(q.alternatives.len(), 1);
+            prop_assert_eq!(q.alternatives[0].len(), g.conditions.len());
+            for (c, (steps, op, param)) in q.alternatives[0].iter().zip(&g.conditions) {
                 match (c, op) {
                     (
                         Condition::Compare {

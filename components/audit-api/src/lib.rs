@@ -26,10 +26,10 @@ use audit_chain::document::head_document_id;
 use audit_chain::params::{parse_records_query, parse_verify_query};
 use audit_chain::{
     append_order, append_records, chain_end_from_documents, chain_end_query, chain_records_query,
-    parse_audit_batch, parse_audit_input, record_from_document, record_to_json, verify_documents,
-    Actor, AppendError, AppendPolicy, AppendRequest, AppendStore, AuditInput, AuditInputError,
-    AuditQuery, AuditTime, ChainKey, Commit, CorrelationId, HeadDocument, StoredEnd, Violation,
-    CHAIN_END_ITEMS,
+    heads_from_documents, heads_query, parse_audit_batch, parse_audit_input, record_from_document,
+    record_to_json, verify_documents, Actor, AppendError, AppendPolicy, AppendRequest, AppendStore,
+    AuditInput, AuditInputError, AuditQuery, AuditTime, ChainKey, Commit, CorrelationId,
+    HeadDocument, StoredEnd, Violation, CHAIN_END_ITEMS, MAX_HEADS_PER_QUERY,
 };
 use component_kit::{
     continuation_token, correlation_id, json_response, method_name, misconfigured,
@@ -456,20 +456,12 @@ impl AuditStore {
             records: ContainerRef::new("audit", "records")?,
         })
     }
-}
 
-fn partition(key: &ChainKey) -> PartitionKey {
-    PartitionKey::string(key.as_str())
-}
-
-fn cosmos_query(query: &AuditQuery) -> Result<Query, cosmos::InputError> {
-    Query::with_parameters(query.text.clone(), query.parameters.clone())
-}
-
-impl AppendStore for AuditStore {
-    type Error = CosmosError;
-
-    fn read_heads(&mut self, keys: &[ChainKey]) -> Vec<Result<Option<HeadDocument>, CosmosError>> {
+    /// One point read per chain, sent together.
+    fn read_heads_by_id(
+        &self,
+        keys: &[ChainKey],
+    ) -> Vec<Result<Option<HeadDocument>, CosmosError>> {
         let targets: Vec<_> = keys
             .iter()
             .map(|key| Ok((partition(key), DocumentId::new(head_document_id(key))?)))
@@ -490,6 +482,58 @@ impl AppendStore for AuditStore {
             Err(e) => Err(e),
         })
         .collect()
+    }
+
+    /// The heads of up to [`MAX_HEADS_PER_QUERY`] chains, one query across
+    /// their partitions (every page of it, though one page holds them all).
+    fn query_heads(&self, keys: &[ChainKey]) -> Result<Vec<Option<HeadDocument>>, CosmosError> {
+        let query = cosmos_query(&heads_query(keys))?;
+        let mut documents = Vec::with_capacity(keys.len());
+        let mut continuation = None;
+        loop {
+            let page = self.client.query_documents(
+                &self.records,
+                &query,
+                QueryScope::CrossPartition,
+                PageRequest {
+                    max_item_count: Some(keys.len() as u32),
+                    continuation,
+                },
+            )?;
+            documents.extend(page.documents);
+            match page.continuation {
+                Some(token) => continuation = Some(token),
+                None => break,
+            }
+        }
+        heads_from_documents(keys, documents)
+            .map_err(|_| CosmosError::Protocol("a chain head came back without an etag".into()))
+    }
+}
+
+fn partition(key: &ChainKey) -> PartitionKey {
+    PartitionKey::string(key.as_str())
+}
+
+fn cosmos_query(query: &AuditQuery) -> Result<Query, cosmos::InputError> {
+    Query::with_parameters(query.text.clone(), query.parameters.clone())
+}
+
+impl AppendStore for AuditStore {
+    type Error = CosmosError;
+
+    fn read_heads(&mut self, keys: &[ChainKey]) -> Vec<Result<Option<HeadDocument>, CosmosError>> {
+        if keys.len() < 2 {
+            return self.read_heads_by_id(keys);
+        }
+        // Several chains (a page of disclosures): one query per hundred
+        // instead of a point read each.
+        keys.chunks(MAX_HEADS_PER_QUERY)
+            .flat_map(|chunk| match self.query_heads(chunk) {
+                Ok(heads) => heads.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
+            })
+            .collect()
     }
 
     fn read_ends(&mut self, keys: &[ChainKey]) -> Vec<Result<StoredEnd, CosmosError>> {

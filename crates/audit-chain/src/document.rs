@@ -20,7 +20,7 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::append::StoredEnd;
+use crate::append::{HeadDocument, StoredEnd};
 use crate::chain::{AuditRecord, ChainHead, ChainKey, Digest};
 use crate::error::{AuditInputError, DocumentError, Violation};
 use crate::input::{Actor, AuditResource, CorrelationId, SourceSystemName};
@@ -330,6 +330,51 @@ pub fn chain_end_from_documents(
     Ok(end)
 }
 
+/// At most this many chains' heads in one [`heads_query`] (the local
+/// store's bound on alternatives joined by OR).
+pub const MAX_HEADS_PER_QUERY: usize = 100;
+
+/// The heads of several chains in one cross-partition query: one
+/// `(id, chainKey)` alternative per chain, the shape the Cosmos SDKs'
+/// ReadMany sends. A page of disclosures reads its fifty heads with one store
+/// call instead of fifty. At most [`MAX_HEADS_PER_QUERY`] keys.
+pub fn heads_query(chain_keys: &[ChainKey]) -> AuditQuery {
+    let mut alternatives = Vec::with_capacity(chain_keys.len());
+    let mut parameters = Vec::with_capacity(2 * chain_keys.len());
+    for (i, key) in chain_keys.iter().enumerate() {
+        alternatives.push(format!("(c.id = @h{i} AND c.chainKey = @k{i})"));
+        parameters.push((format!("@h{i}"), Value::String(head_document_id(key))));
+        parameters.push((format!("@k{i}"), Value::String(key.as_str().to_owned())));
+    }
+    AuditQuery {
+        text: format!("SELECT * FROM c WHERE {}", alternatives.join(" OR ")),
+        parameters,
+    }
+}
+
+/// Each chain's head (with its etag) among the documents [`heads_query`]
+/// found, in the order of `chain_keys`; `None` for a chain without one.
+/// A head without an etag is a store that does not follow the protocol.
+pub fn heads_from_documents(
+    chain_keys: &[ChainKey],
+    documents: Vec<Value>,
+) -> Result<Vec<Option<HeadDocument>>, DocumentError> {
+    let mut found = std::collections::HashMap::new();
+    for doc in documents {
+        let Some(id) = doc.get("id").and_then(Value::as_str).map(str::to_owned) else {
+            continue;
+        };
+        let etag = document_etag(&doc)
+            .ok_or_else(|| invalid("_etag", Violation::Required))?
+            .to_owned();
+        found.insert(id, (doc, etag));
+    }
+    Ok(chain_keys
+        .iter()
+        .map(|key| found.get(&head_document_id(key)).cloned())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,5 +614,52 @@ mod tests {
             q.parameters[3],
             ("@to".to_owned(), json!("1970-01-01T00:00:01.000Z"))
         );
+    }
+
+    #[test]
+    fn heads_query_pairs_each_head_id_with_its_partition() {
+        let keys = [
+            ChainKey::parse("patient:a").unwrap(),
+            ChainKey::parse("test:b").unwrap(),
+        ];
+        let q = heads_query(&keys);
+        assert_eq!(
+            q.text,
+            "SELECT * FROM c WHERE (c.id = @h0 AND c.chainKey = @k0) OR (c.id = @h1 AND c.chainKey = @k1)"
+        );
+        assert_eq!(
+            q.parameters,
+            vec![
+                ("@h0".to_owned(), json!("patient:a:head")),
+                ("@k0".to_owned(), json!("patient:a")),
+                ("@h1".to_owned(), json!("test:b:head")),
+                ("@k1".to_owned(), json!("test:b")),
+            ]
+        );
+    }
+
+    #[test]
+    fn heads_come_back_in_the_order_asked_with_none_for_chains_without_one() {
+        let keys = [
+            ChainKey::parse("patient:a").unwrap(),
+            ChainKey::parse("patient:missing").unwrap(),
+            ChainKey::parse("test:b").unwrap(),
+            ChainKey::parse("patient:a").unwrap(),
+        ];
+        // The store's order is its own: here the reverse of the keys'.
+        let documents = vec![
+            json!({"id": "test:b:head", "chainKey": "test:b", "_etag": "\"2\""}),
+            json!({"id": "patient:a:head", "chainKey": "patient:a", "_etag": "\"1\""}),
+        ];
+        let heads = heads_from_documents(&keys, documents).unwrap();
+        let etags: Vec<Option<&str>> = heads
+            .iter()
+            .map(|h| h.as_ref().map(|(_, etag)| etag.as_str()))
+            .collect();
+        assert_eq!(etags, [Some("\"1\""), None, Some("\"2\""), Some("\"1\"")]);
+        assert_eq!(heads[2].as_ref().unwrap().0["chainKey"], json!("test:b"));
+
+        let without_etag = vec![json!({"id": "patient:a:head", "chainKey": "patient:a"})];
+        assert!(heads_from_documents(&keys, without_etag).is_err());
     }
 }

@@ -40,8 +40,8 @@ pub use chain::{
 };
 pub use document::{
     chain_end_from_documents, chain_end_query, chain_records_query, head_from_document,
-    head_to_document, record_from_document, record_to_document, record_to_json, AuditQuery,
-    CHAIN_END_ITEMS,
+    head_to_document, heads_from_documents, heads_query, record_from_document, record_to_document,
+    record_to_json, AuditQuery, CHAIN_END_ITEMS, MAX_HEADS_PER_QUERY,
 };
 pub use error::{AuditInputError, DocumentError, SealError, Violation};
 pub use input::{

@@ -110,3 +110,47 @@ fn each_operation_stays_within_its_commit_budget() {
         "{refused:?}"
     );
 }
+
+#[test]
+#[cfg_attr(e2e_external, ignore = "needs the in-process test host")]
+fn a_page_of_disclosures_reads_its_chain_heads_in_one_store_call() {
+    let app = TestApp::start();
+    let search_for = |last_name: &str, patients: usize| {
+        for i in 0..patients {
+            let patient = json!({"firstName": format!("Page{i}"), "lastName": last_name,
+                                 "gender": "other", "dateOfBirth": "1990-05-17", "postCode": "3000"});
+            assert_eq!(
+                app.call("admin", "POST", "/patient", Some(&patient)).status,
+                201
+            );
+        }
+        let mut found = 0;
+        let costs = cost_of(
+            &app,
+            || {
+                let reply = app.call(
+                    "admin",
+                    "POST",
+                    "/patient/search",
+                    Some(&json!({"lastName": last_name})),
+                );
+                found = reply.json().as_array().map_or(0, Vec::len);
+                reply.status
+            },
+            200,
+        );
+        assert_eq!(found, patients, "{last_name}");
+        costs
+    };
+    let one = search_for("Single", 1);
+    let five = search_for("Fivefold", 5);
+    // Each more patient on the page is one more store call (its record and
+    // its head, one batch); the heads are read together, by one query
+    // across their partitions, not one read each.
+    assert_eq!(five.instances - one.instances, 4, "{one:?}\n{five:?}");
+    assert_eq!(
+        five.sqlite_commits_on_path - one.sqlite_commits_on_path,
+        4,
+        "{one:?}\n{five:?}"
+    );
+}

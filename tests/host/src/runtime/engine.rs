@@ -44,6 +44,11 @@ pub(super) fn compile_cached(engine: &Engine, on_demand: bool, path: &Path) -> R
 fn engine(on_demand: bool) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // A developer's profiling aid, off by default: with it the host writes
+    // /tmp/perf-<pid>.map, so `perf report` names the components' functions.
+    if std::env::var_os("SPIN_TEST_HOST_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if !on_demand {
         // As Spin does: a pool of preallocated instance slots makes per-request
         // instantiation cheap.

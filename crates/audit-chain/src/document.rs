@@ -353,7 +353,8 @@ pub fn heads_query(chain_keys: &[ChainKey]) -> AuditQuery {
 }
 
 /// Each chain's head (with its etag) among the documents [`heads_query`]
-/// found, in the order of `chain_keys`; `None` for a chain without one.
+/// found, in the order of `chain_keys`; `None` for a chain without one (a
+/// document with a head's id but another chain's `chainKey` is not its head).
 /// A head without an etag is a store that does not follow the protocol.
 pub fn heads_from_documents(
     chain_keys: &[ChainKey],
@@ -369,9 +370,19 @@ pub fn heads_from_documents(
             .to_owned();
         found.insert(id, (doc, etag));
     }
+    // The query pairs each head id with its partition; checking the pair
+    // again here keeps a head stored in another chain's partition out even
+    // if a store answered loosely.
     Ok(chain_keys
         .iter()
-        .map(|key| found.get(&head_document_id(key)).cloned())
+        .map(|key| {
+            found
+                .get(&head_document_id(key))
+                .filter(|(doc, _)| {
+                    doc.get("chainKey").and_then(Value::as_str) == Some(key.as_str())
+                })
+                .cloned()
+        })
         .collect())
 }
 
@@ -658,6 +669,10 @@ mod tests {
             .collect();
         assert_eq!(etags, [Some("\"1\""), None, Some("\"2\""), Some("\"1\"")]);
         assert_eq!(heads[2].as_ref().unwrap().0["chainKey"], json!("test:b"));
+
+        let misplaced =
+            vec![json!({"id": "patient:a:head", "chainKey": "test:b", "_etag": "\"3\""})];
+        assert_eq!(heads_from_documents(&keys[..1], misplaced).unwrap(), [None]);
 
         let without_etag = vec![json!({"id": "patient:a:head", "chainKey": "patient:a"})];
         assert!(heads_from_documents(&keys, without_etag).is_err());

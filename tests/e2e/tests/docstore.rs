@@ -347,3 +347,53 @@ fn hostile_requests_get_4xx_with_a_cosmos_error_body_never_500() {
         );
     }
 }
+
+#[test]
+#[cfg_attr(e2e_external, ignore = "starts its own in-process test host")]
+fn the_heads_query_of_a_full_page_finds_each_head_in_its_own_partition() {
+    use audit_chain::{heads_from_documents, heads_query, ChainKey, MAX_HEADS_PER_QUERY};
+    let app = store();
+    let c = client(&app, &app.secrets.variables["cosmoskey"]);
+    let records = ContainerRef::new("audit", "records").unwrap();
+    let keys: Vec<ChainKey> = (0..MAX_HEADS_PER_QUERY)
+        .map(|i| ChainKey::parse(&format!("patient:0b7e1d9c-2222-4c3a-8f00-{i:012}")).unwrap())
+        .collect();
+    // Every chain but the last has a head and a record; a forged head of
+    // the last chain sits in another chain's partition and must not count.
+    for key in &keys[..keys.len() - 1] {
+        let pk = PartitionKey::string(key.as_str());
+        for id in [format!("{key}:head"), format!("{key}:00000000000000000001")] {
+            c.create_document(&records, &pk, &json!({"id": id, "chainKey": key.as_str()}))
+                .unwrap();
+        }
+    }
+    let last = keys.last().unwrap();
+    c.create_document(
+        &records,
+        &PartitionKey::string(keys[0].as_str()),
+        &json!({"id": format!("{last}:head"), "chainKey": keys[0].as_str()}),
+    )
+    .unwrap();
+
+    let query = heads_query(&keys);
+    let query = Query::with_parameters(query.text, query.parameters).unwrap();
+    let page = c
+        .query_documents(
+            &records,
+            &query,
+            QueryScope::CrossPartition,
+            PageRequest {
+                max_item_count: Some(keys.len() as u32),
+                continuation: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(page.continuation, None);
+    let heads = heads_from_documents(&keys, page.documents).unwrap();
+    for (key, head) in keys.iter().zip(&heads).take(keys.len() - 1) {
+        let (doc, etag) = head.as_ref().unwrap_or_else(|| panic!("{key} has a head"));
+        assert_eq!(doc["chainKey"], json!(key.as_str()));
+        assert_eq!(doc["_etag"], json!(etag));
+    }
+    assert!(heads.last().unwrap().is_none(), "{:?}", heads.last());
+}

@@ -28,8 +28,8 @@ use audit_chain::{
     append_order, append_records, chain_end_from_documents, chain_end_query, chain_records_query,
     heads_from_documents, heads_query, parse_audit_batch, parse_audit_input, record_from_document,
     record_to_json, verify_documents, Actor, AppendError, AppendPolicy, AppendRequest, AppendStore,
-    AuditInput, AuditInputError, AuditQuery, AuditTime, ChainKey, Commit, CorrelationId,
-    HeadDocument, StoredEnd, Violation, CHAIN_END_ITEMS, MAX_HEADS_PER_QUERY,
+    AuditInput, AuditInputError, AuditQuery, AuditTime, ChainKey, Commit, CommitOutcome,
+    CorrelationId, HeadDocument, StoredEnd, Violation, CHAIN_END_ITEMS, MAX_HEADS_PER_QUERY,
 };
 use component_kit::{
     continuation_token, correlation_id, json_response, method_name, misconfigured,
@@ -567,7 +567,7 @@ impl AppendStore for AuditStore {
         .collect()
     }
 
-    fn commit(&mut self, commits: &[Commit]) -> Vec<Result<bool, CosmosError>> {
+    fn commit(&mut self, commits: &[Commit]) -> Vec<Result<CommitOutcome, CosmosError>> {
         let targets: Vec<Result<_, CosmosError>> = commits
             .iter()
             .map(|commit| {
@@ -576,7 +576,9 @@ impl AppendStore for AuditStore {
                 Ok((partition(&commit.key), head_id, etag))
             })
             .collect();
-        // The record's create and the head's write, one atomic batch each.
+        // The head's write and the record's create, one atomic batch each.
+        // The head goes first: a batch stops at its first refused
+        // operation, so the refusal says which of the two moved.
         let batches: Vec<Result<_, CosmosError>> = targets
             .iter()
             .zip(commits)
@@ -593,10 +595,10 @@ impl AppendStore for AuditStore {
                 Ok((
                     pk,
                     [
+                        head,
                         BatchOperation::Create {
                             doc: &commit.record,
                         },
-                        head,
                     ],
                 ))
             })
@@ -612,14 +614,21 @@ impl AppendStore for AuditStore {
         )
         .into_iter()
         .map(|outcome| match outcome? {
-            BatchOutcome::Committed(_) | BatchOutcome::CommittedEarlier => Ok(true),
-            // The chain moved: the record's id is taken, the head's etag
-            // changed, or a head appeared (or went) since it was read.
+            BatchOutcome::Committed(_) | BatchOutcome::CommittedEarlier => {
+                Ok(CommitOutcome::Committed)
+            }
+            // The head's etag changed, or a head appeared (or went) since it
+            // was read.
             BatchOutcome::Refused {
+                index: 0,
                 error:
                     CosmosError::Conflict | CosmosError::PreconditionFailed | CosmosError::NotFound,
-                ..
-            } => Ok(false),
+            } => Ok(CommitOutcome::HeadMoved),
+            // The head was as read, but the record's id is taken.
+            BatchOutcome::Refused {
+                index: 1,
+                error: CosmosError::Conflict,
+            } => Ok(CommitOutcome::PositionTaken),
             BatchOutcome::Refused { error, .. } => Err(error),
         })
         .collect()

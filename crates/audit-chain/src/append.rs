@@ -10,17 +10,20 @@
 //!    sequence and the head's etag changes with every append, so of two
 //!    concurrent appends at one position exactly one commits; the other
 //!    writes nothing and learns it lost.
-//! 3. Lost: read where the chain really ends (its head and its record with
-//!    the highest id, one query) and seal again after it. From the second
-//!    loss on, wait a jittered, growing delay first so that a crowd of
-//!    appenders spreads out. Bounded: when attempts run out the caller
-//!    answers 503.
+//! 3. Lost: find where the chain really ends and seal again after it. The
+//!    commit checks the head before the record, so it says which moved:
+//!    the head (another append won: read the head again, which for many
+//!    chains is one query) or only the record's position (the records run
+//!    past the head: read the chain's end, its head and its record with the
+//!    highest id). From the second loss on, wait a jittered, growing delay
+//!    first so that a crowd of appenders spreads out. Bounded: when
+//!    attempts run out the caller answers 503.
 //!
 //! The head never lags: it moves in the same commit as the record it
 //! names. So the end is the head, except on a chain whose head was written
 //! by an older protocol that advanced it after the record (or not at all):
-//! there the tail is ahead, step 3 seals after it, and the head catches up
-//! with that commit. The end only ever moves forward from the head:
+//! there the tail is ahead, the commit finds the record's position taken,
+//! step 3 seals after the tail, and the head catches up with that commit. The end only ever moves forward from the head:
 //! starting from a tail behind it would let a removed last record be
 //! silently replaced.
 //!
@@ -57,16 +60,30 @@ pub trait AppendStore {
     /// Where each chain ends as stored: its head and its record document
     /// with the highest id ([`crate::chain_end_query`]).
     fn read_ends(&mut self, keys: &[ChainKey]) -> Vec<Result<StoredEnd, Self::Error>>;
-    /// Each record with its chain's new head, atomically: `Ok(true)` when
-    /// both were written, `Ok(false)` when neither was because the chain
-    /// moved (the record's id is taken, the head's etag is no longer the
-    /// one given, or a head exists where none was expected).
-    fn commit(&mut self, commits: &[Commit]) -> Vec<Result<bool, Self::Error>>;
+    /// Each record with its chain's new head, atomically: both written, or
+    /// neither because the chain moved. The head's condition is checked
+    /// before the record's position, so a loss says which one moved
+    /// ([`CommitOutcome`]).
+    fn commit(&mut self, commits: &[Commit]) -> Vec<Result<CommitOutcome, Self::Error>>;
     /// The current time, for `createdDate`.
     fn now(&mut self) -> AuditTime;
     fn sleep(&mut self, duration: Duration);
     /// Uniform in `[0, 1)`.
     fn jitter(&mut self) -> f64;
+}
+
+/// How one [`Commit`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The record and the head were both written.
+    Committed,
+    /// Neither: the head is not the one read (its etag changed, a head
+    /// exists where none was expected, or it went). Another append won.
+    HeadMoved,
+    /// Neither: the head was as read, but the record's position is taken:
+    /// the chain's records run past its head (a head an older protocol
+    /// left behind, or none at all).
+    PositionTaken,
 }
 
 /// A chain head's document as read, and its etag.
@@ -312,25 +329,30 @@ fn append_round<S: AppendStore>(
             })
             .collect();
         let committed = store.commit(&commits);
-        let mut lost = Vec::new();
+        let mut head_moved = Vec::new();
+        let mut position_taken = Vec::new();
         for ((attempt, record, _), committed) in sealed.into_iter().zip(committed) {
             let index = attempt.index;
             results[index] = match committed {
-                Ok(true) => Some(Ok(Appended {
+                Ok(CommitOutcome::Committed) => Some(Ok(Appended {
                     record,
                     attempts: attempt.number,
                 })),
-                Ok(false) if attempt.number >= max_attempts => Some(Err(AppendError::Contended {
+                Ok(_) if attempt.number >= max_attempts => Some(Err(AppendError::Contended {
                     attempts: max_attempts,
                 })),
-                Ok(false) => {
-                    lost.push(attempt);
+                Ok(CommitOutcome::HeadMoved) => {
+                    head_moved.push(attempt);
+                    None
+                }
+                Ok(CommitOutcome::PositionTaken) => {
+                    position_taken.push(attempt);
                     None
                 }
                 Err(error) => Some(Err(AppendError::Store(error))),
             };
         }
-        if lost.is_empty() {
+        if head_moved.is_empty() && position_taken.is_empty() {
             break;
         }
         // From the second loss on, a jittered, growing wait, so that a
@@ -340,9 +362,33 @@ fn append_round<S: AppendStore>(
         if !wait.is_zero() {
             store.sleep(wait);
         }
-        let keys: Vec<ChainKey> = lost.iter().map(|a| a.key.clone()).collect();
+        // The head moved: it moved in the winner's commit, so it is the
+        // end. A head that went is looked for with the records.
+        if !head_moved.is_empty() {
+            let keys: Vec<ChainKey> = head_moved.iter().map(|a| a.key.clone()).collect();
+            let heads = store.read_heads(&keys);
+            for (mut attempt, head) in head_moved.into_iter().zip(heads) {
+                let head = head
+                    .map_err(AppendError::Store)
+                    .and_then(|head| parse_head(&attempt.key, head));
+                match head {
+                    Ok(Some((head, etag))) => {
+                        attempt.end = Some(head);
+                        attempt.head_etag = Some(etag);
+                        attempt.number += 1;
+                        active.push(attempt);
+                    }
+                    Ok(None) => position_taken.push(attempt),
+                    Err(error) => results[attempt.index] = Some(Err(error)),
+                }
+            }
+        }
+        if position_taken.is_empty() {
+            continue;
+        }
+        let keys: Vec<ChainKey> = position_taken.iter().map(|a| a.key.clone()).collect();
         let ends = store.read_ends(&keys);
-        for (mut attempt, stored) in lost.into_iter().zip(ends) {
+        for (mut attempt, stored) in position_taken.into_iter().zip(ends) {
             let found = stored
                 .map_err(AppendError::Store)
                 .and_then(|stored| chain_end(&attempt.key, stored));
@@ -476,6 +522,8 @@ mod tests {
         tail_blind: bool,
         /// Before the next commit call, every head is rewritten as it is.
         touch_head: bool,
+        /// Before the next commit call, every head is removed.
+        drop_heads: bool,
     }
 
     impl Chains {
@@ -523,15 +571,19 @@ mod tests {
             }
         }
 
-        fn commit_one(&mut self, commit: &Commit) -> Result<bool, &'static str> {
+        fn commit_one(&mut self, commit: &Commit) -> Result<CommitOutcome, &'static str> {
             self.check(&commit.key)?;
+            // The head's condition first, as audit-api's batch orders it.
+            if self.etag(&commit.key) != commit.head_etag {
+                return Ok(CommitOutcome::HeadMoved);
+            }
             let id = commit.record["id"].as_str().unwrap().to_owned();
-            if self.records.contains_key(&id) || self.etag(&commit.key) != commit.head_etag {
-                return Ok(false);
+            if self.records.contains_key(&id) {
+                return Ok(CommitOutcome::PositionTaken);
             }
             self.records.insert(id, commit.record.clone());
             self.set_head(&commit.key, commit.head.clone());
-            Ok(true)
+            Ok(CommitOutcome::Committed)
         }
 
         fn calls(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
@@ -579,7 +631,7 @@ mod tests {
                 .collect()
         }
 
-        fn commit(&mut self, commits: &[Commit]) -> Vec<Result<bool, &'static str>> {
+        fn commit(&mut self, commits: &[Commit]) -> Vec<Result<CommitOutcome, &'static str>> {
             if self.rival_rounds > 0 {
                 // The rivals' own commits meet no rivals, and their calls
                 // are not this append's.
@@ -592,6 +644,9 @@ mod tests {
                 }
                 (self.head_reads, self.commits, self.end_reads) = counted;
                 self.rival_rounds = rounds_left;
+            }
+            if std::mem::take(&mut self.drop_heads) {
+                self.heads.clear();
             }
             if std::mem::take(&mut self.touch_head) {
                 for (key, (doc, _)) in self.heads.clone() {
@@ -671,7 +726,9 @@ mod tests {
         store.forget_calls();
         let out = appended(&mut store, 2);
         assert_eq!((out.record.sequence, out.attempts), (5, 4));
-        assert_eq!(store.calls(), (vec![1], vec![1; 4], vec![1; 3]));
+        // Each loss is to a head that moved: the head is read again, the
+        // chain's records are not queried.
+        assert_eq!(store.calls(), (vec![1; 4], vec![1; 4], vec![]));
         assert_eq!(store.head_sequence(&key()), Some(5));
         assert!(store.verify(&key()).intact);
         // No wait after the first loss, then growing jittered waits.
@@ -692,7 +749,7 @@ mod tests {
         store.forget_calls();
         let out = appended(&mut store, 2);
         assert_eq!((out.record.sequence, out.attempts), (2, 2));
-        assert_eq!(store.calls(), (vec![1], vec![1, 1], vec![1]));
+        assert_eq!(store.calls(), (vec![1, 1], vec![1, 1], vec![]));
         assert_eq!(store.records.len(), 2, "no record of the refused commit");
         assert!(store.verify(&key()).intact);
     }
@@ -714,9 +771,22 @@ mod tests {
         // A head left behind at 1 by the old advance-after-answer protocol.
         let first = record_from_document(store.chain_docs(&key())[0].clone()).unwrap();
         store.set_head(&key(), head_to_document(&ChainHead::of(&first)));
+        store.forget_calls();
         let out = appended(&mut store, 5);
         assert_eq!((out.record.sequence, out.attempts), (5, 2));
+        // The head was as read, the position was not: the records say where
+        // the chain ends.
+        assert_eq!(store.calls(), (vec![1], vec![1, 1], vec![1]));
         assert_eq!(store.head_sequence(&key()), Some(5), "and it catches up");
+        assert!(store.verify(&key()).intact);
+        // A head that goes between the read and the commit: it is not there
+        // to read again, so the records say where the chain ends.
+        store.drop_heads = true;
+        store.forget_calls();
+        let out = appended(&mut store, 6);
+        assert_eq!((out.record.sequence, out.attempts), (6, 2));
+        assert_eq!(store.calls(), (vec![1, 1], vec![1, 1], vec![1]));
+        assert_eq!(store.head_sequence(&key()), Some(6));
         assert!(store.verify(&key()).intact);
     }
 
@@ -877,9 +947,9 @@ mod tests {
             .map(|s| (s.attempts, s.record.sequence))
             .collect();
         assert_eq!(shape, vec![(1, 1), (2, 2), (1, 1), (2, 2), (2, 2), (1, 1)]);
-        // One call per step: the three losers found their ends together and
-        // committed together.
-        assert_eq!(store.calls(), (vec![6], vec![6, 3], vec![3]));
+        // One call per step: the three losers read their heads again
+        // together and committed together.
+        assert_eq!(store.calls(), (vec![6, 3], vec![6, 3], vec![]));
         for n in 0..6 {
             assert!(store.verify(&patient_key(n)).intact, "chain {n}");
             let expected = if [1, 3, 4].contains(&n) { 2 } else { 1 };

@@ -32,7 +32,7 @@ mod verify;
 
 pub use append::{
     append, append_order, append_records, AppendError, AppendPolicy, AppendRequest, AppendResult,
-    AppendStore, Appended, Commit, HeadDocument, StoredEnd,
+    AppendStore, Appended, Commit, CommitOutcome, HeadDocument, StoredEnd,
 };
 pub use chain::{
     canonical_bytes, record_hash, seal, AuditRecord, ChainHead, ChainKey, Digest, InvalidDigest,

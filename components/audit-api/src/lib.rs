@@ -404,25 +404,11 @@ fn verify(request: &Request, correlation: &str) -> Result<Response, ApiError> {
         .pop()
         .unwrap_or(Ok(None))?
         .map(|(doc, _)| doc);
-    let records_query = cosmos_query(&chain_records_query(&key, None, None))?;
-    let mut documents = Vec::new();
-    let mut continuation = None;
-    loop {
-        let page = store.client.query_documents(
-            &store.records,
-            &records_query,
-            QueryScope::Partition(partition(&key)),
-            PageRequest {
-                max_item_count: Some(VERIFY_PAGE),
-                continuation,
-            },
-        )?;
-        documents.extend(page.documents);
-        match page.continuation {
-            Some(token) => continuation = Some(token),
-            None => break,
-        }
-    }
+    let documents = store.query_all(
+        &cosmos_query(&chain_records_query(&key, None, None))?,
+        QueryScope::Partition(partition(&key)),
+        VERIFY_PAGE,
+    )?;
     let report = verify_documents(&key, &documents, head.as_ref());
     Ok(json_response(200, &report.to_json(), correlation))
 }
@@ -484,28 +470,41 @@ impl AuditStore {
         .collect()
     }
 
-    /// The heads of up to [`MAX_HEADS_PER_QUERY`] chains, one query across
-    /// their partitions (every page of it, though one page holds them all).
-    fn query_heads(&self, keys: &[ChainKey]) -> Result<Vec<Option<HeadDocument>>, CosmosError> {
-        let query = cosmos_query(&heads_query(keys))?;
-        let mut documents = Vec::with_capacity(keys.len());
+    /// Every document `query` finds, following its pages.
+    fn query_all(
+        &self,
+        query: &Query,
+        scope: QueryScope,
+        page_size: u32,
+    ) -> Result<Vec<Value>, CosmosError> {
+        let mut documents = Vec::new();
         let mut continuation = None;
         loop {
             let page = self.client.query_documents(
                 &self.records,
-                &query,
-                QueryScope::CrossPartition,
+                query,
+                scope.clone(),
                 PageRequest {
-                    max_item_count: Some(keys.len() as u32),
+                    max_item_count: Some(page_size),
                     continuation,
                 },
             )?;
             documents.extend(page.documents);
             match page.continuation {
                 Some(token) => continuation = Some(token),
-                None => break,
+                None => return Ok(documents),
             }
         }
+    }
+
+    /// The heads of up to [`MAX_HEADS_PER_QUERY`] chains, one query across
+    /// their partitions (every page of it, though one page holds them all).
+    fn query_heads(&self, keys: &[ChainKey]) -> Result<Vec<Option<HeadDocument>>, CosmosError> {
+        let documents = self.query_all(
+            &cosmos_query(&heads_query(keys))?,
+            QueryScope::CrossPartition,
+            keys.len() as u32,
+        )?;
         heads_from_documents(keys, documents)
             .map_err(|_| CosmosError::Protocol("a chain head came back without an etag".into()))
     }

@@ -23,15 +23,16 @@
 //! names. So the end is the head, except on a chain whose head was written
 //! by an older protocol that advanced it after the record (or not at all):
 //! there the tail is ahead, the commit finds the record's position taken,
-//! step 3 seals after the tail, and the head catches up with that commit. The end only ever moves forward from the head:
-//! starting from a tail behind it would let a removed last record be
-//! silently replaced.
+//! step 3 seals after the tail, and the head catches up with that commit.
+//! The end only ever moves forward from the head: starting from a tail
+//! behind it would let a removed last record be silently replaced.
 //!
 //! Many records at once ([`append_records`], a page of search disclosures):
 //! each step is one store call for every record still at it
-//! ([`AppendStore::read_heads`], `commit`, `read_ends`), which a store with
-//! concurrent I/O sends together, so a page costs two round trips without
-//! contention, however many records it holds.
+//! ([`AppendStore::read_heads`], `commit`, and after a loss `read_heads` or
+//! `read_ends`), which a store with concurrent I/O sends together, so a
+//! page costs two round trips without contention, however many records it
+//! holds.
 
 use std::time::Duration;
 

@@ -349,12 +349,12 @@ fn push_key_column(
                 .zip(names)
                 .all(|(step, name)| matches!(step, PathStep::Key(k) if k == name))
     };
+    // Both can apply: a container partitioned by `/id`.
     if is_path(&["id"]) {
         if let Value::String(id) = value {
             stmt.push(" AND id = ?");
             stmt.bind(SqlValue::Text(id.clone()));
         }
-        return;
     }
     let segments: Vec<&str> = container
         .partition_key

@@ -16,6 +16,7 @@ const KEY: &str = "dGVzdCBrZXkgZm9yIHRoZSBsb2NhbCBkb2N1bWVudCBzdG9yZSwgNjQgYnl0Z
 const SPEC: &str = "patients/patients=/id;patients/tests=/patientId;audit/records=/chainKey";
 const BASE: &str = "http://127.0.0.1:3000";
 const TESTS: &str = "/dbs/patients/colls/tests/docs";
+const PATIENTS: &str = "/dbs/patients/colls/patients/docs";
 
 struct Store {
     path: PathBuf,
@@ -1704,36 +1705,66 @@ fn alternatives_joined_by_or_find_each_document_by_its_key() {
     assert_eq!(docs[0]["id"], json!("e"));
 
     // Each (id, partition key) alternative is one primary key lookup.
-    let planning = Planning {
-        sql: RusqliteSql::open(&s.path).unwrap(),
-        plans: Default::default(),
-    };
-    let body = json!({"query": query, "parameters": params}).to_string();
-    let mut headers = signed_headers(KEY, "POST", TESTS, &http_date(NOW));
-    headers.push(("content-type".into(), "application/query+json".into()));
-    headers.push(("x-ms-documentdb-isquery".into(), "True".into()));
-    let request = StoreRequest {
-        method: "POST".into(),
-        path: TESTS.into(),
-        headers,
-        body: body.into_bytes(),
-        base_url: BASE.into(),
-    };
-    let r = handle(
-        &planning,
-        &s.config,
-        &request,
-        NOW,
-        &mut ThreadLockWait::new(),
-    );
-    assert_eq!(r.status, 200);
-    let plans = planning.plans.borrow();
-    assert_eq!(plans.len(), 1);
-    assert!(plans[0].contains("MULTI-INDEX OR"), "{}", plans[0]);
+    let plan = s.plan(TESTS, query, params);
+    assert!(plan.contains("MULTI-INDEX OR"), "{plan}");
     assert!(
-        plans[0].contains("(db=? AND coll=? AND pk=? AND id=?)"),
-        "{}",
-        plans[0]
+        plan.contains("(db=? AND coll=? AND pk=? AND id=?)"),
+        "{plan}"
     );
-    assert!(!plans[0].contains("SCAN"), "{}", plans[0]);
+    assert!(!plan.contains("SCAN"), "{plan}");
+}
+
+#[test]
+fn an_id_lookup_in_a_container_partitioned_by_id_uses_the_key() {
+    let s = store();
+    let id = "5f0c6a2e-8d2b-4a55-9a51-3b8f0d3b1c11";
+    let created = s.send(
+        "POST",
+        PATIENTS,
+        vec![pk_header(json!(id))],
+        json!({"id": id}).to_string().into_bytes(),
+    );
+    assert_eq!(created.status, 201);
+    // patient-api's search by id: across partitions, but `/id` is the key.
+    let plan = s.plan(
+        PATIENTS,
+        "SELECT * FROM c WHERE c.id = @id",
+        json!([{"name": "@id", "value": id}]),
+    );
+    assert!(
+        plan.contains("(db=? AND coll=? AND pk=? AND id=?)"),
+        "{plan}"
+    );
+}
+
+impl Store {
+    /// SQLite's plan for the one page query a cross-partition query runs.
+    fn plan(&self, docs_path: &str, query: &str, params: Value) -> String {
+        let planning = Planning {
+            sql: RusqliteSql::open(&self.path).unwrap(),
+            plans: Default::default(),
+        };
+        let body = json!({"query": query, "parameters": params}).to_string();
+        let mut headers = signed_headers(KEY, "POST", docs_path, &http_date(NOW));
+        headers.push(("content-type".into(), "application/query+json".into()));
+        headers.push(("x-ms-documentdb-isquery".into(), "True".into()));
+        let request = StoreRequest {
+            method: "POST".into(),
+            path: docs_path.into(),
+            headers,
+            body: body.into_bytes(),
+            base_url: BASE.into(),
+        };
+        let r = handle(
+            &planning,
+            &self.config,
+            &request,
+            NOW,
+            &mut ThreadLockWait::new(),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let mut plans = planning.plans.into_inner();
+        assert_eq!(plans.len(), 1);
+        plans.pop().unwrap()
+    }
 }

@@ -269,6 +269,20 @@ struct Attempt {
     number: u32,
 }
 
+impl Attempt {
+    /// The next commit, sealed after `end` and conditional on `head_etag`.
+    /// No end found (removed meanwhile) keeps the end it knew, so a removal
+    /// stays visible as a gap.
+    fn retry_after(mut self, end: Option<ChainHead>, head_etag: Option<String>) -> Self {
+        if end.is_some() {
+            self.end = end;
+        }
+        self.head_etag = head_etag;
+        self.number += 1;
+        self
+    }
+}
+
 /// Steps 1 to 3 for records on distinct chains (`round`, indexes into
 /// `requests`), each step shared by every record still at it.
 fn append_round<S: AppendStore>(
@@ -368,16 +382,13 @@ fn append_round<S: AppendStore>(
         if !head_moved.is_empty() {
             let keys: Vec<ChainKey> = head_moved.iter().map(|a| a.key.clone()).collect();
             let heads = store.read_heads(&keys);
-            for (mut attempt, head) in head_moved.into_iter().zip(heads) {
+            for (attempt, head) in head_moved.into_iter().zip(heads) {
                 let head = head
                     .map_err(AppendError::Store)
                     .and_then(|head| parse_head(&attempt.key, head));
                 match head {
                     Ok(Some((head, etag))) => {
-                        attempt.end = Some(head);
-                        attempt.head_etag = Some(etag);
-                        attempt.number += 1;
-                        active.push(attempt);
+                        active.push(attempt.retry_after(Some(head), Some(etag)))
                     }
                     Ok(None) => position_taken.push(attempt),
                     Err(error) => results[attempt.index] = Some(Err(error)),
@@ -389,21 +400,12 @@ fn append_round<S: AppendStore>(
         }
         let keys: Vec<ChainKey> = position_taken.iter().map(|a| a.key.clone()).collect();
         let ends = store.read_ends(&keys);
-        for (mut attempt, stored) in position_taken.into_iter().zip(ends) {
+        for (attempt, stored) in position_taken.into_iter().zip(ends) {
             let found = stored
                 .map_err(AppendError::Store)
                 .and_then(|stored| chain_end(&attempt.key, stored));
             match found {
-                Ok((end, head_etag)) => {
-                    // Nothing found (removed meanwhile): keep the end it
-                    // knew, so a removal stays visible as a gap.
-                    if end.is_some() {
-                        attempt.end = end;
-                    }
-                    attempt.head_etag = head_etag;
-                    attempt.number += 1;
-                    active.push(attempt);
-                }
+                Ok((end, head_etag)) => active.push(attempt.retry_after(end, head_etag)),
                 Err(error) => results[attempt.index] = Some(Err(error)),
             }
         }

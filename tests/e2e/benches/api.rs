@@ -4,8 +4,10 @@
 //! for create patient, load patient and search (gateway, patient-api,
 //! audit-api, and docstore for the chain head read, the batch of the audit
 //! record and its head, and the patient), seven for create test, and the
-//! plain line of four for reference. One client, sequential requests,
-//! on the wasmtime test host (pooling allocator, pre-instantiated components).
+//! plain line of four for reference. One client, sequential requests, the
+//! series taking turns (one request of each, round after round) so that a
+//! ratio compares requests made under the same machine conditions; on the
+//! wasmtime test host (pooling allocator, pre-instantiated components).
 //! Kept-alive and fresh-connection figures are reported separately (Spin does
 //! not set TCP_NODELAY; see docs/architecture.md).
 //!
@@ -15,8 +17,10 @@
 //! connections, statements and commits, variable reads, and the durable
 //! commits the client waits for. With `--clients 8,16` it also drives each
 //! operation and the no-op floor from that many concurrent clients and prints
-//! req/s side by side. Prints figures and writes them as JSON for
-//! docs/performance.md; asserts nothing about speed.
+//! req/s side by side, with the process's CPU time per request (against the
+//! floor's, it tells whether the cores bound the throughput). Prints figures
+//! and writes them as JSON for docs/performance.md; asserts nothing about
+//! speed.
 //!
 //!     cargo bench -p e2e --bench api [-- --requests 300 --storage tmpfs --kv memory --clients 8,16]
 
@@ -99,25 +103,47 @@ struct Figures {
     /// (a response leaving in two writes on a connection without
     /// TCP_NODELAY), far above anything else a request here costs.
     stalls: usize,
+    /// CPU time of the whole process (hosts and clients, every thread) per
+    /// request, measured for concurrent series: against the no-op's, it
+    /// says whether throughput is bound by the cores. (For one client it is
+    /// about the wall time: the path is compute, not waiting.)
+    cpu_ms_per_request: Option<f64>,
 }
 
-fn measure(operation: &str, connection: &str, n: usize, mut one: impl FnMut(usize)) -> Figures {
+/// CPU milliseconds per request over a series that started at `before`.
+fn cpu_per_request(before: Option<Duration>, requests: usize) -> Option<f64> {
+    let used = e2e::process_cpu_time()?.checked_sub(before?)?;
+    Some(used.as_secs_f64() * 1000.0 / requests.max(1) as f64)
+}
+
+/// One client's `n` requests to each of several series, taken in turns (one
+/// request of each, then the next round), so that every series sees the
+/// same machine. On a shared machine speed drifts by tens of percent within
+/// a minute; series measured one after another carried that drift into
+/// their ratios (2.0x to 4.0x for the same build within four runs).
+fn measure_interleaved(connection: &str, n: usize, series: &[Series<'_>]) -> Vec<Figures> {
     for i in 0..(n / 10).max(3) {
-        one(usize::MAX - i); // warm-up
+        for (_, one) in series {
+            one(usize::MAX - i); // warm-up
+        }
     }
-    let mut samples = Vec::with_capacity(n);
-    let started = Instant::now();
+    let mut samples = vec![Vec::with_capacity(n); series.len()];
+    let mut busy_seconds = vec![0.0; series.len()];
     for i in 0..n {
-        let t = Instant::now();
-        one(i);
-        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        for (k, (_, one)) in series.iter().enumerate() {
+            let t = Instant::now();
+            one(i);
+            let took = t.elapsed().as_secs_f64();
+            samples[k].push(took * 1000.0);
+            busy_seconds[k] += took;
+        }
     }
-    summarise(
-        operation,
-        connection,
-        samples,
-        started.elapsed().as_secs_f64(),
-    )
+    series
+        .iter()
+        .zip(samples)
+        .zip(busy_seconds)
+        .map(|(((name, _), samples), busy)| summarise(name, connection, samples, busy, None))
+        .collect()
 }
 
 /// `n` requests from `clients` concurrent clients, each on its own kept-alive
@@ -129,6 +155,7 @@ fn measure_concurrent(
     one: &(dyn Fn(&Client, usize) + Sync),
 ) -> Figures {
     let samples = Mutex::new(Vec::with_capacity(n));
+    let cpu_before = e2e::process_cpu_time();
     let started = Instant::now();
     std::thread::scope(|scope| {
         for c in 0..clients {
@@ -147,17 +174,22 @@ fn measure_concurrent(
         }
     });
     let total = started.elapsed().as_secs_f64();
+    let samples = samples.into_inner().unwrap();
+    // Includes each client's connect and warm-up request.
+    let cpu = cpu_per_request(cpu_before, samples.len());
     let connection = format!("{clients} clients");
-    summarise(operation, &connection, samples.into_inner().unwrap(), total)
+    summarise(operation, &connection, samples, total, cpu)
 }
 
 /// Percentiles, throughput and stalls of one series of request times (ms)
-/// that took `total_seconds` in all; printed and returned.
+/// that took `total_seconds` (and `cpu_ms_per_request`, where measured) in
+/// all; printed and returned.
 fn summarise(
     operation: &str,
     connection: &str,
     mut samples: Vec<f64>,
     total_seconds: f64,
+    cpu_ms_per_request: Option<f64>,
 ) -> Figures {
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
@@ -170,9 +202,10 @@ fn summarise(
         p99_ms: pick(0.99),
         throughput_per_s: samples.len() as f64 / total_seconds,
         stalls: samples.iter().filter(|ms| **ms >= 35.0).count(),
+        cpu_ms_per_request,
     };
     println!(
-        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s  stalls {}",
+        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s  stalls {}{}",
         figures.operation,
         figures.connection,
         figures.requests,
@@ -180,7 +213,10 @@ fn summarise(
         figures.p95_ms,
         figures.p99_ms,
         figures.throughput_per_s,
-        figures.stalls
+        figures.stalls,
+        figures
+            .cpu_ms_per_request
+            .map_or(String::new(), |ms| format!("  cpu {ms:.2} ms/req"))
     );
     figures
 }
@@ -208,6 +244,9 @@ type Operation<'a> = (
     &'static str,
     Box<dyn Fn(&Client, usize) + Sync + 'a>,
 );
+
+/// A series measured by one client: its name and one request of it.
+type Series<'a> = (&'static str, Box<dyn Fn(usize) + 'a>);
 
 /// No-op floors (see tests/fixtures/noop-chain/spin.toml).
 const NOOP_LINE: &str = "no-op, 4 in a line";
@@ -362,13 +401,6 @@ fn main() {
         counted.push((name.to_string(), host.app.costs() - before));
     }
 
-    for (connection, keep_alive) in [("kept-alive", true), ("fresh", false)] {
-        let client = Client::new(keep_alive);
-        for (name, _, one) in &operations {
-            all.push(measure(name, connection, requests, |i| one(&client, i)));
-        }
-    }
-
     // The floor: the same calls between the same four components, each a
     // probe that only passes the request on (tests/fixtures/noop-chain).
     const AUDIT: &str = "http://audit-api.spin.internal";
@@ -386,32 +418,52 @@ fn main() {
             format!("{STORE},{STORE}"),
         ),
     ];
-    let mut concurrent = Vec::new();
-    for (name, patient_next, audit_next) in floors {
-        let noop = TestApp::in_process(Start {
-            manifest: Some(repo_root().join("tests/fixtures/noop-chain/spin.toml")),
-            environment: [
-                ("SPIN_VARIABLE_PATIENTAPINEXT".to_string(), patient_next),
-                ("SPIN_VARIABLE_AUDITAPINEXT".to_string(), audit_next),
-            ]
-            .into(),
-            ..Start::default()
-        });
-        let one = |client: &Client, _: usize| {
-            let (s, body, _) = client.call("GET", &noop.url("/noop"), "none", None);
-            assert_eq!(s, 200, "{body}");
-        };
+    // All three run beside the app, so the one-client series can take turns.
+    let noops: Vec<(&'static str, TestApp)> = floors
+        .into_iter()
+        .map(|(name, patient_next, audit_next)| {
+            let noop = TestApp::in_process(Start {
+                manifest: Some(repo_root().join("tests/fixtures/noop-chain/spin.toml")),
+                environment: [
+                    ("SPIN_VARIABLE_PATIENTAPINEXT".to_string(), patient_next),
+                    ("SPIN_VARIABLE_AUDITAPINEXT".to_string(), audit_next),
+                ]
+                .into(),
+                ..Start::default()
+            });
+            (name, noop)
+        })
+        .collect();
+    let noop_call = |noop: &TestApp, client: &Client| {
+        let (s, body, _) = client.call("GET", &noop.url("/noop"), "none", None);
+        assert_eq!(s, 200, "{body}");
+    };
+    for (name, noop) in &noops {
         let noop_host = noop.host.as_ref().expect("in-process host");
         noop_host.settle();
         let before = noop_host.app.costs();
-        one(&setup, 0);
+        noop_call(noop, &setup);
         noop_host.settle();
         counted.push((name.to_string(), noop_host.app.costs() - before));
-        for (connection, keep_alive) in [("kept-alive", true), ("fresh", false)] {
-            let client = Client::new(keep_alive);
-            all.push(measure(name, connection, requests, |i| one(&client, i)));
+    }
+
+    for (connection, keep_alive) in [("kept-alive", true), ("fresh", false)] {
+        let client = Client::new(keep_alive);
+        let client = &client;
+        let mut series: Vec<Series<'_>> = Vec::new();
+        for (name, _, one) in &operations {
+            series.push((name, Box::new(move |i| one(client, i))));
         }
+        for (name, noop) in &noops {
+            series.push((name, Box::new(move |_| noop_call(noop, client))));
+        }
+        all.extend(measure_interleaved(connection, requests, &series));
+    }
+
+    let mut concurrent = Vec::new();
+    for (name, noop) in &noops {
         for &clients in &concurrency {
+            let one = |client: &Client, _: usize| noop_call(noop, client);
             concurrent.push(measure_concurrent(name, clients, requests, &one));
         }
     }
@@ -462,7 +514,7 @@ fn main() {
             .find(|(n, _, _)| *n == name)
             .map(|(_, f, _)| *f)
     };
-    println!("\nfull chain p50 / no-op p50 with the same hops:");
+    println!("\nfull chain p50 / no-op p50 with the same hops (measured in turns):");
     for connection in ["kept-alive", "fresh"] {
         let floor = |name: &str| {
             all.iter()
@@ -487,23 +539,30 @@ fn main() {
     if !concurrency.is_empty() {
         println!("\nthroughput, full chain req/s / no-op req/s with the same hops and clients:");
         for &clients in &concurrency {
-            let rate = |name: &str| {
+            let series = |name: &str| {
                 concurrent
                     .iter()
                     .find(|f: &&Figures| {
                         f.operation == name && f.connection == format!("{clients} clients")
                     })
                     .unwrap()
-                    .throughput_per_s
             };
+            let rate = |name: &str| series(name).throughput_per_s;
             for (name, floor, _) in &operations {
+                let cpu = series(name)
+                    .cpu_ms_per_request
+                    .zip(series(floor).cpu_ms_per_request)
+                    .map_or("-".to_string(), |(ours, floor)| {
+                        format!("{ours:.2} vs {floor:.2} ms/req")
+                    });
                 println!(
-                    "  {:<16} {:>2} clients {:>7.0} req/s vs {:>7.0}   {:.2}x",
+                    "  {:<16} {:>2} clients {:>7.0} req/s vs {:>7.0}   {:.2}x   cpu {}",
                     name,
                     clients,
                     rate(name),
                     rate(floor),
-                    rate(name) / rate(floor)
+                    rate(name) / rate(floor),
+                    cpu
                 );
             }
         }

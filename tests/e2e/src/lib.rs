@@ -363,6 +363,24 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// CPU time this process has used so far, all its threads and those that
+/// ended (user + system), from `/proc/self/stat`; `None` where there is no
+/// procfs. Counted in ticks of Linux's USER_HZ, which is 100 for userspace
+/// on every architecture, so measure a series of requests, not one. Less
+/// noisy than wall time on a shared machine: time the VM spends descheduled
+/// (steal) and time spent waiting are not in it.
+pub fn process_cpu_time() -> Option<Duration> {
+    const USER_HZ: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces;
+    // after it come state (field 3) ... utime (14), stime (15).
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 1000 / USER_HZ))
+}
+
 /// A benchmark's `--clients N[,N...]` value: the concurrency levels to run.
 pub fn client_counts(value: Option<String>) -> Vec<usize> {
     value

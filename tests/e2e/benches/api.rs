@@ -101,8 +101,9 @@ struct Figures {
     throughput_per_s: f64,
     /// Requests that took 35 ms or more: the mark of a delayed-ACK stall
     /// (a response leaving in two writes on a connection without
-    /// TCP_NODELAY), far above anything else a request here costs.
-    stalls: usize,
+    /// TCP_NODELAY), far above anything else a request here costs. Counted
+    /// for one client only: with many, waiting for a core takes as long.
+    stalls: Option<usize>,
     /// CPU time of the whole process (hosts and clients, every thread) per
     /// request, measured for concurrent series: against the no-op's, it
     /// says whether throughput is bound by the cores. (For one client it is
@@ -142,7 +143,9 @@ fn measure_interleaved(connection: &str, n: usize, series: &[Series<'_>]) -> Vec
         .iter()
         .zip(samples)
         .zip(busy_seconds)
-        .map(|(((name, _), samples), busy)| summarise(name, connection, samples, busy, None))
+        .map(|(((name, _), samples), busy)| {
+            summarise(name, connection, samples, busy, Clients::One)
+        })
         .collect()
 }
 
@@ -178,19 +181,37 @@ fn measure_concurrent(
     // Includes each client's connect and warm-up request.
     let cpu = cpu_per_request(cpu_before, samples.len());
     let connection = format!("{clients} clients");
-    summarise(operation, &connection, samples, total, cpu)
+    summarise(
+        operation,
+        &connection,
+        samples,
+        total,
+        Clients::Many {
+            cpu_ms_per_request: cpu,
+        },
+    )
 }
 
-/// Percentiles, throughput and stalls of one series of request times (ms)
-/// that took `total_seconds` (and `cpu_ms_per_request`, where measured) in
-/// all; printed and returned.
+/// How a series was driven, and what is measured only that way.
+enum Clients {
+    One,
+    Many { cpu_ms_per_request: Option<f64> },
+}
+
+/// Percentiles, throughput (and stalls or CPU per request) of one series of
+/// request times (ms) that took `total_seconds` in all; printed and
+/// returned.
 fn summarise(
     operation: &str,
     connection: &str,
     mut samples: Vec<f64>,
     total_seconds: f64,
-    cpu_ms_per_request: Option<f64>,
+    clients: Clients,
 ) -> Figures {
+    let (stalls, cpu_ms_per_request) = match clients {
+        Clients::One => (Some(samples.iter().filter(|ms| **ms >= 35.0).count()), None),
+        Clients::Many { cpu_ms_per_request } => (None, cpu_ms_per_request),
+    };
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     let figures = Figures {
@@ -201,11 +222,11 @@ fn summarise(
         p95_ms: pick(0.95),
         p99_ms: pick(0.99),
         throughput_per_s: samples.len() as f64 / total_seconds,
-        stalls: samples.iter().filter(|ms| **ms >= 35.0).count(),
+        stalls,
         cpu_ms_per_request,
     };
     println!(
-        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s  stalls {}{}",
+        "{:<24} {:<11} n={:<5} p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} req/s{}{}",
         figures.operation,
         figures.connection,
         figures.requests,
@@ -213,7 +234,9 @@ fn summarise(
         figures.p95_ms,
         figures.p99_ms,
         figures.throughput_per_s,
-        figures.stalls,
+        figures
+            .stalls
+            .map_or(String::new(), |n| format!("  stalls {n}")),
         figures
             .cpu_ms_per_request
             .map_or(String::new(), |ms| format!("  cpu {ms:.2} ms/req"))

@@ -7,6 +7,11 @@ Runs against any base URL with a subscription key:
 Every task checks the status it expects (an invalid patient expects 400, an
 unknown id 404), so "failures" counts only unexpected answers. Rate-limit
 answers (429) are failures too: give the subscription a limit above the load.
+
+Each user waits 0.05-0.2 s between requests, as the original mix did, so N
+users send at most N / (0.125 s + mean latency) requests per second: 160 for
+20 users even at zero latency. LOAD_THINK_TIME=0 drops the wait, so the
+figure is what the app serves to N clients back to back (its capacity).
 """
 
 import os
@@ -14,9 +19,12 @@ import random
 import string
 import uuid
 
-from locust import HttpUser, between, task
+from locust import HttpUser, between, constant, task
 
 KEY = os.environ.get("LOAD_SUBSCRIPTION_KEY", "")
+THINK_TIME = os.environ.get("LOAD_THINK_TIME", "original")
+if THINK_TIME not in ("original", "0"):
+    raise SystemExit(f"LOAD_THINK_TIME must be 'original' or '0', not {THINK_TIME!r}")
 
 
 def random_name(n=8):
@@ -55,7 +63,7 @@ def new_test():
 
 
 class ApiUser(HttpUser):
-    wait_time = between(0.05, 0.2)
+    wait_time = constant(0) if THINK_TIME == "0" else between(0.05, 0.2)
 
     def on_start(self):
         self.client.headers.update({"Ocp-Apim-Subscription-Key": KEY})

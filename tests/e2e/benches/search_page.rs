@@ -3,8 +3,9 @@
 //! clients search the same fifty patients at once (every search appends to
 //! the same fifty chains, the worst case for the append protocol), and what
 //! one such search costs in counts (instances, hops, SQLite statements and
-//! commits) that carry over to Spin and to Azure. In-process test host;
-//! prints figures, asserts nothing about speed.
+//! commits) that carry over to Spin and to Azure, alone and per search at
+//! each concurrency (what lost races add). In-process test host; prints
+//! figures, asserts nothing about speed.
 //!
 //! `cargo bench -p e2e --bench search_page [-- --searches 24 --clients 4,8]`
 
@@ -83,11 +84,25 @@ fn main() {
     );
 
     println!(
-        "\n{:<12} {:>8} {:>5} {:>5} {:>9} {:>9} {:>9} {:>10}",
-        "clients", "searches", "200", "503", "p50 ms", "p99 ms", "max ms", "searches/s"
+        "\n{:<12} {:>8} {:>5} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}",
+        "clients",
+        "searches",
+        "200",
+        "503",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "searches/s",
+        "instances",
+        "statements"
     );
+    // Instances and statements are per search, over every search at that
+    // concurrency: above the one-search count is what lost races cost
+    // (each lost append is another batch, each round another heads query).
     for n in std::iter::once(1).chain(clients) {
         let results = Mutex::new(Vec::new());
+        host.settle();
+        let before = host.app.costs();
         let started = Instant::now();
         std::thread::scope(|s| {
             for _ in 0..n {
@@ -101,12 +116,14 @@ fn main() {
         });
         let elapsed = started.elapsed().as_secs_f64();
         host.settle();
+        let spent = host.app.costs() - before;
         let results = results.into_inner().unwrap();
+        let per_search = |total: u64| total as f64 / results.len() as f64;
         let mut ms: Vec<f64> = results.iter().map(|(_, d)| *d).collect();
         ms.sort_by(f64::total_cmp);
         let count = |code| results.iter().filter(|(s, _)| *s == code).count();
         println!(
-            "{:<12} {:>8} {:>5} {:>5} {:>9.0} {:>9.0} {:>9.0} {:>10.1}",
+            "{:<12} {:>8} {:>5} {:>5} {:>9.0} {:>9.0} {:>9.0} {:>10.1} {:>10.1} {:>10.1}",
             format!("{n} at once"),
             results.len(),
             count(200),
@@ -114,7 +131,9 @@ fn main() {
             percentile(&ms, 0.5),
             percentile(&ms, 0.99),
             ms[ms.len() - 1],
-            results.len() as f64 / elapsed
+            results.len() as f64 / elapsed,
+            per_search(spent.instances),
+            per_search(spent.sqlite_statements)
         );
     }
 }

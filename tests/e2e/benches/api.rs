@@ -485,8 +485,8 @@ fn main() {
 
     let mut concurrent = Vec::new();
     for (name, noop) in &noops {
+        let one = |client: &Client, _: usize| noop_call(noop, client);
         for &clients in &concurrency {
-            let one = |client: &Client, _: usize| noop_call(noop, client);
             concurrent.push(measure_concurrent(name, clients, requests, &one));
         }
     }

@@ -366,9 +366,10 @@ fn agent() -> ureq::Agent {
 /// CPU time this process has used so far, all its threads and those that
 /// ended (user + system), from `/proc/self/stat`; `None` where there is no
 /// procfs. Counted in ticks of Linux's USER_HZ, which is 100 for userspace
-/// on every architecture, so measure a series of requests, not one. Less
-/// noisy than wall time on a shared machine: time the VM spends descheduled
-/// (steal) and time spent waiting are not in it.
+/// on every architecture, so measure a series of requests, not one. Time
+/// spent waiting is not in it, so against the series' wall time it tells
+/// whether the cores bound a concurrent run. (It is no steadier than wall
+/// time here: a neighbour's load slows both alike.)
 pub fn process_cpu_time() -> Option<Duration> {
     const USER_HZ: u64 = 100;
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
